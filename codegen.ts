@@ -1,0 +1,29 @@
+// Schema-first types: `npm run codegen` writes src/generated/graphql.ts from schema/*.graphql.
+// Mappers make every resolver receive the upstream record (snake_case) it resolves from.
+import type { CodegenConfig } from '@graphql-codegen/cli';
+
+const records = '../upstream/records.js';
+
+const config: CodegenConfig = {
+  schema: 'schema/*.graphql',
+  generates: {
+    'src/generated/graphql.ts': {
+      plugins: ['typescript', 'typescript-resolvers'],
+      config: {
+        useTypeImports: true,
+        useIndexSignature: true,
+        enumsAsTypes: true,
+        strictScalars: true,
+        scalars: { DateTime: 'string' },
+        contextType: '../context.js#GatewayContext',
+        mappers: {
+          FineTuneJob: `${records}#FineTuneJobRecord`,
+          FineTuneJobConfig: `${records}#FineTuneJobConfigRecord`,
+          FineTuneDataset: `${records}#FineTuneDatasetRecord`,
+        },
+      },
+    },
+  },
+};
+
+export default config;

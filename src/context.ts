@@ -1,0 +1,63 @@
+// The per-request context every resolver receives: who is calling (the API key to use), a
+// request id and logger, and the loaders, built fresh for each request.
+import type { KyInstance } from 'ky';
+import type { Logger } from 'pino';
+import { ErrorCode, gatewayError } from './errors.js';
+import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
+import { FineTuneApiClient } from './upstream/client.js';
+
+export interface GatewayContext {
+  requestId: string;
+  logger: Logger;
+  /**
+   * The loaders for this request. Reading it without an API key throws UNAUTHENTICATED, so a
+   * resolver that needs the upstream fails before any call, while introspection still works.
+   */
+  readonly loaders: FineTuneJobLoaders;
+}
+
+export interface ContextDependencies {
+  http: KyInstance;
+  /** The gateway's own key, used when the client sends none. */
+  serverApiKey: string | undefined;
+  logger: Logger;
+}
+
+export interface IncomingRequest {
+  authorization: string | undefined;
+  requestId: string;
+}
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The API key for this request: the client's bearer token, else the server's key. */
+function resolveApiKey(authorization: string | undefined, serverApiKey: string | undefined) {
+  const header = authorization?.trim();
+  if (!header) {
+    return serverApiKey === undefined
+      ? { error: 'No API key: send `Authorization: Bearer <your Archetype AI API key>`.' }
+      : { apiKey: serverApiKey };
+  }
+  const match = BEARER.exec(header);
+  if (!match) return { error: 'The Authorization header must be `Bearer <your Archetype AI API key>`.' };
+  return { apiKey: match[1]! };
+}
+
+export function createContext(deps: ContextDependencies, incoming: IncomingRequest): GatewayContext {
+  const { requestId } = incoming;
+  const logger = deps.logger.child({ requestId });
+  const credential = resolveApiKey(incoming.authorization, deps.serverApiKey);
+  let loaders: FineTuneJobLoaders | undefined;
+
+  return {
+    requestId,
+    logger,
+    get loaders() {
+      if (credential.apiKey === undefined) {
+        throw gatewayError(ErrorCode.UNAUTHENTICATED, credential.error);
+      }
+      loaders ??= createFineTuneJobLoaders(new FineTuneApiClient(deps.http, credential.apiKey));
+      return loaders;
+    },
+  };
+}

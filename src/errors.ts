@@ -1,0 +1,128 @@
+// The gateway's error vocabulary and the one translation from upstream failures to GraphQL
+// errors. Every error a client sees carries one of these codes in `extensions.code`.
+import { unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { redactSecrets } from './secrets.js';
+import { UpstreamError } from './upstream/errors.js';
+
+export const ErrorCode = {
+  /** No API key, or the upstream rejected it (401). */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The key is valid but not allowed to do this (403). */
+  FORBIDDEN: 'FORBIDDEN',
+  /** Invalid arguments, caught by the gateway or by the upstream (400, 413, 422). */
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  /** The upstream has no such job (404) where null is not the answer. */
+  NOT_FOUND: 'NOT_FOUND',
+  /** The request conflicts with the job's current state (409). */
+  CONFLICT: 'CONFLICT',
+  /** The upstream is rate limiting this key (429); `extensions.retryAfter` in seconds when known. */
+  UPSTREAM_RATE_LIMITED: 'UPSTREAM_RATE_LIMITED',
+  /** The upstream failed (5xx) or could not be reached. */
+  UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
+  /** The upstream did not answer within the configured timeout. */
+  UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
+  /** The upstream answered with something outside its contract. */
+  UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
+  /** A bug in the gateway; the details are in its log, not in the response. */
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error the gateway raises itself (argument checks, missing credentials). */
+export function gatewayError(
+  code: ErrorCode,
+  message: string,
+  extensions: Record<string, unknown> = {},
+): GraphQLError {
+  return new GraphQLError(message, { extensions: { ...extensions, code } });
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 400 || status === 413 || status === 422) return ErrorCode.BAD_USER_INPUT;
+  if (status === 401) return ErrorCode.UNAUTHENTICATED;
+  if (status === 403) return ErrorCode.FORBIDDEN;
+  if (status === 404) return ErrorCode.NOT_FOUND;
+  if (status === 409) return ErrorCode.CONFLICT;
+  if (status === 429) return ErrorCode.UPSTREAM_RATE_LIMITED;
+  if (status >= 500) return ErrorCode.UPSTREAM_UNAVAILABLE;
+  // Any other status is outside the documented contract.
+  return ErrorCode.UPSTREAM_BAD_RESPONSE;
+}
+
+/** The code and client-facing extensions for one upstream failure. */
+export function describeUpstreamError(error: UpstreamError): {
+  message: string;
+  extensions: Record<string, unknown> & { code: ErrorCode };
+} {
+  const { operation, status, errors = [], retryAfterSeconds } = error.details;
+  switch (error.kind) {
+    case 'timeout':
+      return {
+        message: `The fine-tune API did not answer in time (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_TIMEOUT, upstream: { operation } },
+      };
+    case 'network':
+      return {
+        message: `The fine-tune API could not be reached (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation } },
+      };
+    case 'bad-response':
+      return {
+        message: `The fine-tune API sent a response the gateway cannot read (${operation}): ${error.message}.`,
+        extensions: { code: ErrorCode.UPSTREAM_BAD_RESPONSE, upstream: { operation } },
+      };
+    case 'http': {
+      const first = errors[0];
+      const code = codeForStatus(status ?? 0);
+      return {
+        message: `The fine-tune API answered ${status} (${operation}): ${error.message}`,
+        extensions: {
+          code,
+          ...(retryAfterSeconds !== undefined && { retryAfter: retryAfterSeconds }),
+          upstream: {
+            operation,
+            status,
+            ...(first?.code !== undefined && { code: first.code }),
+            ...(first?.errorUid !== undefined && { errorUid: first.errorUid }),
+            ...(first?.suggestion !== undefined && { suggestion: first.suggestion }),
+            ...(errors.length > 1 && { errors }),
+          },
+        },
+      };
+    }
+  }
+}
+
+/** The code a client will see for this error (what `formatError` gives it). */
+export function errorCodeOf(error: GraphQLError): string {
+  const original = unwrapResolverError(error);
+  if (original instanceof UpstreamError) return describeUpstreamError(original).extensions.code;
+  if (original instanceof GraphQLError && typeof original.extensions.code === 'string') {
+    return original.extensions.code;
+  }
+  return ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
+/**
+ * Apollo Server's `formatError`: upstream failures get their code, anything unexpected is
+ * masked (its details go to the log), and no message ever carries a bearer token.
+ */
+export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+  const original = unwrapResolverError(error);
+  if (original instanceof UpstreamError) {
+    const { message, extensions } = describeUpstreamError(original);
+    return { ...formatted, message: redactSecrets(message), extensions };
+  }
+  if (original instanceof GraphQLError) {
+    // Ours, graphql-js's (validation, coercion) or Apollo's: already well-formed and coded.
+    const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
+    return { ...formatted, message: redactSecrets(formatted.message), extensions };
+  }
+  return {
+    message: 'Internal server error.',
+    ...(formatted.locations && { locations: formatted.locations }),
+    ...(formatted.path && { path: formatted.path }),
+    extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+  };
+}

@@ -1,0 +1,55 @@
+// Entry point: read the configuration, start the upstream (the built-in simulator when no real
+// API is configured) and the gateway, and stop both cleanly on SIGTERM or SIGINT.
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logging.js';
+import { startGateway } from './server.js';
+import { DEMO_API_KEY } from './simulator/seed.js';
+import { startSimulator, type RunningSimulator } from './simulator/server.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`fine-tune-gateway: ${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+
+  let simulator: RunningSimulator | undefined;
+  let upstreamBaseUrl: string;
+  let serverApiKey: string | undefined;
+  let upstreamDescription: string;
+  if (config.upstream.kind === 'simulator') {
+    simulator = await startSimulator({ paceMs: config.upstream.paceMs });
+    upstreamBaseUrl = simulator.url;
+    serverApiKey = DEMO_API_KEY;
+    upstreamDescription = `built-in simulator: demo data (${simulator.url}); clients without a key use the demo key`;
+  } else {
+    upstreamBaseUrl = config.upstream.baseUrl;
+    serverApiKey = config.upstream.serverApiKey;
+    upstreamDescription = `${upstreamBaseUrl}; clients without a key ${serverApiKey ? "use the gateway's ATAI_API_KEY" : 'are refused'}`;
+  }
+
+  const gateway = await startGateway({ config, upstreamBaseUrl, serverApiKey, logger });
+  console.log(`Fine-tune jobs GraphQL gateway ready at ${gateway.url}`);
+  console.log(`Upstream: ${upstreamDescription}`);
+  if (config.sandbox) console.log(`Open ${gateway.url} in a browser to explore it in Apollo Sandbox.`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    await gateway.stop();
+    await simulator?.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+await main();

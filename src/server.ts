@@ -1,0 +1,210 @@
+// Builds the gateway: Apollo Server behind a plain node:http listener. Importing this module
+// starts nothing; `startGateway` listens and returns how to reach and stop it.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from '@apollo/server';
+import {
+  ApolloServerPluginCacheControlDisabled,
+  ApolloServerPluginLandingPageDisabled,
+} from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import cors from 'cors';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createContext, type GatewayContext } from './context.js';
+import { formatError } from './errors.js';
+import { operationLogPlugin } from './logging.js';
+import { resolvers } from './resolvers/index.js';
+import { loadTypeDefs } from './schema.js';
+import { createUpstreamHttp } from './upstream/client.js';
+
+export interface GatewayOptions {
+  config: Config;
+  /** Where the fine-tune API is: the real one, or a simulator. */
+  upstreamBaseUrl: string;
+  /** The gateway's own key, used for clients that send none. */
+  serverApiKey: string | undefined;
+  logger: Logger;
+}
+
+export interface RunningGateway {
+  /** The GraphQL endpoint, e.g. `http://localhost:4000/graphql`. */
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+const GRAPHQL_PATH = '/graphql';
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const STOP_GRACE_MS = 10_000;
+
+class RequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.end(JSON.stringify(body));
+}
+
+function sendRequestError(res: ServerResponse, status: number, message: string): void {
+  sendJson(res, status, { errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
+}
+
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > maxBytes) throw new RequestError(413, `Request body is larger than ${maxBytes} bytes.`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) throw new RequestError(413, `Request body is larger than ${maxBytes} bytes.`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseBody(text: string, contentType: string | undefined): unknown {
+  if (text === '') return undefined;
+  if (!contentType?.toLowerCase().includes('json')) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RequestError(400, 'Request body is not valid JSON.');
+  }
+}
+
+function toHeaderMap(req: IncomingMessage): HeaderMap {
+  const headers = new HeaderMap();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return headers;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const { config, logger } = options;
+
+  const apollo = new ApolloServer<GatewayContext>({
+    typeDefs: loadTypeDefs(),
+    resolvers,
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: false,
+    formatError,
+    logger,
+    plugins: [
+      config.sandbox
+        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
+        : ApolloServerPluginLandingPageDisabled(),
+      // No cache hints are used; the plugin would otherwise wrap every field resolver.
+      ApolloServerPluginCacheControlDisabled(),
+      operationLogPlugin(),
+    ],
+  });
+  await apollo.start();
+
+  const contextDependencies = {
+    http: createUpstreamHttp({ baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings }),
+    serverApiKey: options.serverApiKey,
+    logger,
+  };
+  const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
+
+  async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
+    // A caller's request id is kept so logs can be joined across services; otherwise we make one.
+    const incomingId = req.headers['x-request-id'];
+    const requestId =
+      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const body = parseBody(await readBody(req, config.maxRequestBytes), req.headers['content-type']);
+    const httpGraphQLRequest: HTTPGraphQLRequest = {
+      method: req.method?.toUpperCase() ?? 'GET',
+      headers: toHeaderMap(req),
+      search,
+      body,
+    };
+    const response = await apollo.executeHTTPGraphQLRequest({
+      httpGraphQLRequest,
+      context: async () =>
+        createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
+    });
+
+    res.statusCode = response.status ?? 200;
+    for (const [name, value] of response.headers) res.setHeader(name, value);
+    if (response.body.kind === 'complete') {
+      res.end(response.body.string);
+      return;
+    }
+    for await (const chunk of response.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    if (url.pathname === '/') {
+      res.writeHead(302, { location: GRAPHQL_PATH }).end();
+      return;
+    }
+    if (url.pathname !== GRAPHQL_PATH) {
+      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}.` }] });
+      return;
+    }
+    if (req.method === 'OPTIONS') {
+      corsMiddleware(req, res, () => res.writeHead(204).end());
+      return;
+    }
+    await new Promise<void>((resolve, reject) =>
+      corsMiddleware(req, res, (error?: unknown) => (error ? reject(error) : resolve())),
+    );
+    await handleGraphQL(req, res, url.search);
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (error instanceof RequestError) {
+        if (!res.headersSent) sendRequestError(res, error.status, error.message);
+        else res.destroy();
+        return;
+      }
+      logger.error({ err: error }, 'request failed outside GraphQL execution');
+      if (!res.headersSent) {
+        sendJson(res, 500, {
+          errors: [{ message: 'Internal server error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+        });
+      } else {
+        res.destroy();
+      }
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const shownHost = ['0.0.0.0', '::', ''].includes(config.host) ? 'localhost' : config.host;
+
+  return {
+    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}${GRAPHQL_PATH}`,
+    port,
+    async stop() {
+      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
+      await closed;
+      clearTimeout(grace);
+      await apollo.stop();
+    },
+  };
+}

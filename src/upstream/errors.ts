@@ -1,0 +1,86 @@
+// What went wrong on a call to the upstream API, in the upstream's own terms. The translation
+// to GraphQL error codes lives in src/errors.ts; this module only reads what the upstream said.
+
+export type UpstreamFailureKind =
+  | 'http' // the upstream answered with an error status
+  | 'timeout' // no answer within the configured time
+  | 'network' // connection refused, reset or dropped
+  | 'bad-response'; // a success status with a body that is not JSON or not the documented shape
+
+/** One error as the upstream reported it, whatever envelope it came in. */
+export interface UpstreamErrorDetail {
+  code?: string;
+  message?: string;
+  suggestion?: string;
+  errorUid?: string;
+}
+
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+
+  constructor(
+    readonly kind: UpstreamFailureKind,
+    message: string,
+    readonly details: {
+      /** `GET /fine-tune/jobs/…`: which call failed. */
+      operation: string;
+      status?: number;
+      errors?: UpstreamErrorDetail[];
+      /** Seconds from the upstream's `Retry-After`, when it sent one. */
+      retryAfterSeconds?: number;
+      /** The body, scrubbed of credentials, kept for the log only. */
+      rawBody?: string;
+    },
+  ) {
+    super(message);
+  }
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Reads an error body in any of the provider's envelopes: current (`errors` array), legacy
+ * (`detail`), older (`error` object). Returns an empty list for anything else, including a
+ * body that is not JSON: the caller keeps the raw text for the log.
+ */
+export function parseErrorBody(text: string): UpstreamErrorDetail[] {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (typeof body !== 'object' || body === null) return [];
+  const record = body as Record<string, unknown>;
+
+  if (Array.isArray(record.errors)) {
+    return record.errors
+      .filter((e): e is Record<string, unknown> => typeof e === 'object' && e !== null)
+      .map((e) => ({
+        code: asString(e.code),
+        message: asString(e.message),
+        suggestion: asString(e.suggestion),
+        errorUid: asString(e.error_uid),
+      }));
+  }
+  if (typeof record.detail === 'string') {
+    return [{ message: record.detail }];
+  }
+  if (typeof record.error === 'object' && record.error !== null) {
+    const e = record.error as Record<string, unknown>;
+    return [{ code: asString(e.code), message: asString(e.message) }];
+  }
+  return [];
+}
+
+/** `Retry-After` is either delay-seconds or an HTTP date. */
+export function parseRetryAfter(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
+  const date = Date.parse(header);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - now) / 1000));
+}

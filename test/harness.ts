@@ -1,0 +1,99 @@
+// Starts the real parts for a test: the simulator (the upstream) and the gateway, each an HTTP
+// server on loopback, and a GraphQL client that talks to the gateway over the wire.
+import { ClientError, GraphQLClient } from 'graphql-request';
+import { expect } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logging.js';
+import { startGateway, type RunningGateway } from '../src/server.js';
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../src/simulator/server.js';
+
+export const ACME_KEY = 'sim-acme-key';
+export const GLOBEX_KEY = 'sim-globex-key';
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
+  headers: Headers;
+}
+
+export interface Stack {
+  simulator: RunningSimulator;
+  gateway: RunningGateway;
+  /** Every line the gateway logged, as JSON strings. */
+  logLines: string[];
+  /** Sends an operation with `Authorization: Bearer <apiKey>` (none when apiKey is null). */
+  query<T = Record<string, unknown>>(
+    document: string,
+    variables?: Record<string, unknown>,
+    options?: { apiKey?: string | null; headers?: Record<string, string> },
+  ): Promise<GraphQLResponse<T>>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  simulator?: SimulatorOptions;
+  /** The gateway's own key; by default none, so tests state which key they use. */
+  serverApiKey?: string;
+  /** Extra environment for the gateway's configuration. */
+  env?: Record<string, string>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const simulator = await startSimulator({ jobsPerOrganization: 12, ...options.simulator });
+  const logLines: string[] = [];
+  const logger = createLogger('debug', { write: (line: string) => void logLines.push(line) });
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ATAI_API_URL: simulator.url,
+    UPSTREAM_BACKOFF_LIMIT_MS: '50',
+    ...options.env,
+  });
+  const gateway = await startGateway({
+    config,
+    upstreamBaseUrl: simulator.url,
+    serverApiKey: options.serverApiKey,
+    logger,
+  });
+
+  return {
+    simulator,
+    gateway,
+    logLines,
+    async query(document, variables, { apiKey = ACME_KEY, headers = {} } = {}) {
+      const client = new GraphQLClient(gateway.url, {
+        errorPolicy: 'all',
+        headers: { ...(apiKey !== null && { authorization: `Bearer ${apiKey}` }), ...headers },
+      });
+      try {
+        const response = await client.rawRequest(document, variables);
+        return response as unknown as GraphQLResponse<never>;
+      } catch (error) {
+        // Non-2xx answers (validation errors, bad requests) come back as ClientError.
+        if (error instanceof ClientError) return error.response as unknown as GraphQLResponse<never>;
+        throw error;
+      }
+    },
+    async stop() {
+      await gateway.stop();
+      await simulator.stop();
+    },
+  };
+}
+
+/** Asserts a response has data and no errors, printing the whole response when it does not. */
+export function expectData<T>(response: GraphQLResponse<T>): T {
+  expect(response.errors, JSON.stringify(response, null, 2)).toBeUndefined();
+  expect(response.data, JSON.stringify(response, null, 2)).toBeTruthy();
+  return response.data as T;
+}
+
+/** Asserts a response carries exactly one error with this code, and returns that error. */
+export function expectErrorCode(response: GraphQLResponse, code: string) {
+  const shown = JSON.stringify(response, null, 2);
+  expect(response.errors?.length, shown).toBe(1);
+  const error = response.errors![0]!;
+  expect(error.extensions?.code, shown).toBe(code);
+  return error;
+}
