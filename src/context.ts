@@ -31,7 +31,10 @@ export interface IncomingRequest {
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /** The API key for this request: the client's bearer token, else the server's key. */
-function resolveApiKey(authorization: string | undefined, serverApiKey: string | undefined) {
+function resolveApiKey(
+  authorization: string | undefined,
+  serverApiKey: string | undefined,
+): { apiKey: string } | { error: string } {
   const header = authorization?.trim();
   if (!header) {
     return serverApiKey === undefined
@@ -43,21 +46,35 @@ function resolveApiKey(authorization: string | undefined, serverApiKey: string |
   return { apiKey: match[1]! };
 }
 
-export function createContext(deps: ContextDependencies, incoming: IncomingRequest): GatewayContext {
-  const { requestId } = incoming;
-  const logger = deps.logger.child({ requestId });
-  const credential = resolveApiKey(incoming.authorization, deps.serverApiKey);
-  let loaders: FineTuneJobLoaders | undefined;
+/**
+ * A class, not an object literal: Apollo Server copies the context's own properties per
+ * operation, which would run an own getter eagerly; a getter on the prototype stays lazy.
+ */
+class RequestContext implements GatewayContext {
+  // Plain fields (not #private): Apollo's copy of the context must carry them.
+  private loadersOfRequest: FineTuneJobLoaders | undefined;
 
-  return {
-    requestId,
-    logger,
-    get loaders() {
-      if (credential.apiKey === undefined) {
-        throw gatewayError(ErrorCode.UNAUTHENTICATED, credential.error);
-      }
-      loaders ??= createFineTuneJobLoaders(new FineTuneApiClient(deps.http, credential.apiKey));
-      return loaders;
-    },
-  };
+  constructor(
+    readonly requestId: string,
+    readonly logger: Logger,
+    private readonly credential: { apiKey: string } | { error: string },
+    private readonly http: KyInstance,
+  ) {}
+
+  get loaders(): FineTuneJobLoaders {
+    if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
+    this.loadersOfRequest ??= createFineTuneJobLoaders(
+      new FineTuneApiClient(this.http, this.credential.apiKey),
+    );
+    return this.loadersOfRequest;
+  }
+}
+
+export function createContext(deps: ContextDependencies, incoming: IncomingRequest): GatewayContext {
+  return new RequestContext(
+    incoming.requestId,
+    deps.logger.child({ requestId: incoming.requestId }),
+    resolveApiKey(incoming.authorization, deps.serverApiKey),
+    deps.http,
+  );
 }

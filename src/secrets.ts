@@ -1,6 +1,7 @@
 // Keeps API keys out of anything a person can read: logs, error messages, responses.
 
-const BEARER = /Bearer\s+[^\s"',;]+/gi;
+// Token characters of RFC 6750; short words (as in `Bearer <API key>`) are not tokens.
+const BEARER = /Bearer\s+[\w.~+/=-]{6,}/gi;
 
 /** Replaces every occurrence of the given secrets, and any bearer token, with `[REDACTED]`. */
 export function redactSecrets(text: string, secrets: readonly string[] = []): string {

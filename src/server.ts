@@ -97,6 +97,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     resolvers,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
+    // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
+    stopOnTerminationSignals: false,
     formatError,
     logger,
     plugins: [

@@ -1,0 +1,101 @@
+// The real entry point, as `npm start` runs it: a newcomer's first experience, and the
+// operator's refusal messages for a bad configuration.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const children: ChildProcessWithoutNullStreams[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+});
+
+/** The environment of a fresh machine: none of the gateway's variables set. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...extra };
+  return env;
+}
+
+function startMain(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['dist/main.js'], { env: cleanEnv(env) });
+  children.push(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+async function waitFor(read: () => string, pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const match = read().match(pattern);
+    if (match) return match;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${pattern} in:\n${read()}`);
+}
+
+describe('npm start with nothing configured', () => {
+  it('serves demo data from the built-in simulator, shows Sandbox, and stops cleanly on SIGTERM', async () => {
+    const main = startMain({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+    const [, url] = await waitFor(() => main.output().stdout, /ready at (http:\/\/\S+\/graphql)/);
+    expect(main.output().stdout).toContain('built-in simulator: demo data');
+
+    // A client without a key gets the demo organization's jobs.
+    const response = await fetch(url!, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ fineTuneJobs(limit: 2) { id orgUuid } }' }),
+    });
+    const body = (await response.json()) as { data: { fineTuneJobs: { orgUuid: string }[] } };
+    expect(body.data.fineTuneJobs).toHaveLength(2);
+    expect(body.data.fineTuneJobs[0]!.orgUuid).toBe('0a1b2c3d-4e5f-6789-abcd-ef0123456789');
+
+    // A browser gets the Sandbox landing page.
+    const page = await fetch(url!, { headers: { accept: 'text/html' } });
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('embeddable-sandbox');
+
+    // The hosted Sandbox may call a local gateway (CORS).
+    const preflight = await fetch(url!, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://studio.apollographql.com',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://studio.apollographql.com');
+
+    main.child.kill('SIGTERM');
+    const [code] = await main.exited;
+    expect(code).toBe(0);
+  });
+});
+
+describe('a configuration the gateway refuses', () => {
+  it.each([
+    [{ NODE_ENV: 'production' }, /NODE_ENV=production needs ATAI_API_URL and\/or ATAI_API_KEY/],
+    [{ PORT: 'eighty' }, /Invalid PORT \(got "eighty"\)/],
+    [{ ATAI_API_URL: 'ftp://example.com' }, /Invalid ATAI_API_URL/],
+    [{ UPSTREAM_TIMEOUT_MS: '-5' }, /Invalid UPSTREAM_TIMEOUT_MS/],
+  ])('%o stops the start with one clear line', async (env, message) => {
+    const main = startMain(env);
+    const [code] = await main.exited;
+    const { stderr, stdout } = main.output();
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(message);
+  });
+
+  it('never prints the key it was given, even when refusing it', async () => {
+    const main = startMain({ ATAI_API_KEY: 'secret-key-123', PORT: '99999' });
+    const [code] = await main.exited;
+    expect(code).toBe(1);
+    expect(main.output().stderr).toMatch(/Invalid PORT/);
+    expect(main.output().stderr).not.toContain('secret-key-123');
+  });
+});
