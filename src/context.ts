@@ -3,8 +3,13 @@
 import type { KyInstance } from 'ky';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
-import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
+import {
+  createFineTuneJobLoaders,
+  type FineTuneJobLoaders,
+  type LoaderSettings,
+} from './loaders/fine-tune-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
+import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
   requestId: string;
@@ -14,6 +19,8 @@ export interface GatewayContext {
    * resolver that needs the upstream fails before any call, while introspection still works.
    */
   readonly loaders: FineTuneJobLoaders;
+  /** Create, stop and cancel, with the never-duplicate, never-lose retries; same key check. */
+  readonly jobWrites: FineTuneJobWrites;
 }
 
 export interface ContextDependencies {
@@ -21,6 +28,8 @@ export interface ContextDependencies {
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
+  loaderSettings: LoaderSettings;
+  jobWriteSettings: JobWriteSettings;
 }
 
 export interface IncomingRequest {
@@ -47,17 +56,28 @@ export function createContext(deps: ContextDependencies, incoming: IncomingReque
   const { requestId } = incoming;
   const logger = deps.logger.child({ requestId });
   const credential = resolveApiKey(incoming.authorization, deps.serverApiKey);
+  let api: FineTuneApiClient | undefined;
   let loaders: FineTuneJobLoaders | undefined;
+  let jobWrites: FineTuneJobWrites | undefined;
+
+  function client(): FineTuneApiClient {
+    if (credential.apiKey === undefined) {
+      throw gatewayError(ErrorCode.UNAUTHENTICATED, credential.error);
+    }
+    api ??= new FineTuneApiClient(deps.http, credential.apiKey);
+    return api;
+  }
 
   return {
     requestId,
     logger,
     get loaders() {
-      if (credential.apiKey === undefined) {
-        throw gatewayError(ErrorCode.UNAUTHENTICATED, credential.error);
-      }
-      loaders ??= createFineTuneJobLoaders(new FineTuneApiClient(deps.http, credential.apiKey));
+      loaders ??= createFineTuneJobLoaders(client(), deps.loaderSettings);
       return loaders;
+    },
+    get jobWrites() {
+      jobWrites ??= new FineTuneJobWrites(client(), deps.jobWriteSettings, logger);
+      return jobWrites;
     },
   };
 }
