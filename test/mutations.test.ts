@@ -238,6 +238,16 @@ describe('createFineTuneJob never duplicates, never loses', () => {
     expect(stack.simulator.requestsTo('createJob')).toHaveLength(2);
   });
 
+  it('reads back a job whose create answered 200 with a body cut in half', async () => {
+    stack.simulator.faults.set('createJob', { malformedJson: true, times: 1 });
+    const job = expectData(
+      await stack.query<{ createFineTuneJob: Job }>(CREATE, { input: input({ name: 'cut-answer' }) }),
+    ).createFineTuneJob;
+    expect(storedJobsNamed('cut-answer').map((j) => j.id)).toEqual([job.id]);
+    expect(stack.simulator.requestsTo('createJob')).toHaveLength(1);
+    expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
+  });
+
   it('does not take another job with the same id for its own after a lost answer', async () => {
     const other = putJob({ name: 'someone-else' });
     stack.simulator.faults.set('createJob', { drop: 'before', times: 1 });
@@ -290,6 +300,23 @@ describe('stopFineTuneJob', () => {
     // The read-back showed the stop took effect: no second PUT.
     expect(stack.simulator.requestsTo('stopJob')).toHaveLength(1);
     expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
+  });
+
+  it('retries a stop whose connection dropped before it was handled, once the read-back shows so', async () => {
+    const job = putJob({ status: 'STARTING' });
+    stack.simulator.faults.set('stopJob', { drop: 'before', times: 1 });
+    const data = expectData(await stack.query<{ stopFineTuneJob: Job }>(STOP, { id: job.id }));
+    expect(data.stopFineTuneJob.status).toBe('STOPPING');
+    expect(stack.simulator.requestsTo('stopJob')).toHaveLength(2);
+    expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
+  });
+
+  it('reads back a stop that answered 200 with an unreadable body', async () => {
+    const job = putJob({ status: 'RUNNING' });
+    stack.simulator.faults.set('stopJob', { malformedJson: true, times: 1 });
+    const data = expectData(await stack.query<{ stopFineTuneJob: Job }>(STOP, { id: job.id }));
+    expect(data.stopFineTuneJob.status).toBe('STOPPING');
+    expect(stack.simulator.requestsTo('stopJob')).toHaveLength(1);
   });
 
   it('rejects a bad id with no upstream call', async () => {

@@ -283,6 +283,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       peaks.clear();
       return send(res, 204, '');
     }
+    if (path === '/in-flight-peaks' && req.method === 'GET') {
+      return send(res, 200, JSON.stringify(Object.fromEntries(peaks)));
+    }
     if (path === '/faults' && req.method === 'DELETE') {
       faults.clear();
       return send(res, 204, '');

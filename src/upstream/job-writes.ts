@@ -93,8 +93,14 @@ export class FineTuneJobWrites {
         }
         mayHaveLanded = true;
         this.logger.warn(
-          { jobId: request.id, attempt, failure: error.kind, status: error.details.status },
-          'create: the answer was lost; retrying with the same id',
+          {
+            jobId: request.id,
+            attempt,
+            of: this.settings.attempts,
+            failure: error.kind,
+            status: error.details.status,
+          },
+          'create: the answer was lost; the job may exist (retried with the same id, then read back)',
         );
       }
     }
@@ -131,8 +137,15 @@ export class FineTuneJobWrites {
         if (!lost) throw error;
         mayHaveLanded = true;
         this.logger.warn(
-          { jobId: id, action, attempt, failure: error.kind, readBackStatus: job?.status ?? null },
-          `${action.toLowerCase()}: the answer was lost and the job does not show it; retrying`,
+          {
+            jobId: id,
+            action,
+            attempt,
+            of: this.settings.attempts,
+            failure: error.kind,
+            readBackStatus: job?.status ?? null,
+          },
+          `${action.toLowerCase()}: the answer was lost and the job does not show the change`,
         );
       }
     }
