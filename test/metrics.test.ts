@@ -207,6 +207,16 @@ describe('metrics drift', () => {
     expect(response.data).toEqual({ fineTuneJob: null });
   });
 
+  it('in a list, a failed page makes data null: metrics and the list items are non-null', async () => {
+    stack.simulator.faults.set('getJobMetrics', { status: 500, times: 1 });
+    const response = await stack.query(
+      'query { fineTuneJobs(limit: 3) { id metrics { entries { step } } } }',
+    );
+    const error = expectErrorCode(response, 'UPSTREAM_UNAVAILABLE');
+    expect(error.path).toEqual(['fineTuneJobs', expect.any(Number), 'metrics']);
+    expect(response.data).toBeNull();
+  });
+
   it('fails only the failing job’s metrics page with UPSTREAM_UNAVAILABLE', async () => {
     stack.simulator.faults.set('getJobMetrics', { status: 500, times: 1 });
     const response = await stack.query<{ a: unknown; b: { metrics: Metrics } }>(`query {
