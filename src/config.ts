@@ -18,6 +18,7 @@ const environment = z.object({
   UPSTREAM_RETRIES: int(0, 10).default(2),
   UPSTREAM_MAX_RETRY_AFTER_MS: int(0, 120_000).default(5_000),
   UPSTREAM_BACKOFF_LIMIT_MS: int(0, 60_000).default(2_000),
+  METRICS_CONCURRENCY: int(1, 64).default(4),
   GRAPHQL_INTROSPECTION: flag.optional(),
   GRAPHQL_SANDBOX: flag.optional(),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
@@ -36,6 +37,8 @@ export interface Config {
   host: string;
   upstream: UpstreamTarget;
   upstreamSettings: Omit<UpstreamSettings, 'baseUrl'>;
+  /** The most metrics calls one GraphQL request has in flight at once. */
+  metricsConcurrency: number;
   introspection: boolean;
   sandbox: boolean;
   corsOrigins: string[];
@@ -87,6 +90,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxRetryAfterMs: e.UPSTREAM_MAX_RETRY_AFTER_MS,
       backoffLimitMs: e.UPSTREAM_BACKOFF_LIMIT_MS,
     },
+    metricsConcurrency: e.METRICS_CONCURRENCY,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
     sandbox: e.GRAPHQL_SANDBOX ?? !production,
     corsOrigins: e.CORS_ORIGINS.split(',')

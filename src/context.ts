@@ -3,8 +3,13 @@
 import type { KyInstance } from 'ky';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
-import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
+import {
+  createFineTuneJobLoaders,
+  type FineTuneJobLoaders,
+  type LoaderSettings,
+} from './loaders/fine-tune-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
+import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
   requestId: string;
@@ -14,6 +19,8 @@ export interface GatewayContext {
    * resolver that needs the upstream fails before any call, while introspection still works.
    */
   readonly loaders: FineTuneJobLoaders;
+  /** Create, stop and cancel, with the never-duplicate, never-lose retries; same key check. */
+  readonly jobWrites: FineTuneJobWrites;
 }
 
 export interface ContextDependencies {
@@ -21,6 +28,8 @@ export interface ContextDependencies {
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
+  loaderSettings: LoaderSettings;
+  jobWriteSettings: JobWriteSettings;
 }
 
 export interface IncomingRequest {
@@ -48,25 +57,35 @@ function resolveApiKey(
 
 /**
  * A class, not an object literal: Apollo Server copies the context's own properties per
- * operation, which would run an own getter eagerly; a getter on the prototype stays lazy.
+ * operation, which would run an own getter eagerly; getters on the prototype stay lazy.
  */
 class RequestContext implements GatewayContext {
   // Plain fields (not #private): Apollo's copy of the context must carry them.
+  private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
+  private jobWritesOfRequest: FineTuneJobWrites | undefined;
 
   constructor(
     readonly requestId: string,
     readonly logger: Logger,
     private readonly credential: { apiKey: string } | { error: string },
-    private readonly http: KyInstance,
+    private readonly deps: ContextDependencies,
   ) {}
 
-  get loaders(): FineTuneJobLoaders {
+  private client(): FineTuneApiClient {
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
-    this.loadersOfRequest ??= createFineTuneJobLoaders(
-      new FineTuneApiClient(this.http, this.credential.apiKey),
-    );
+    this.api ??= new FineTuneApiClient(this.deps.http, this.credential.apiKey);
+    return this.api;
+  }
+
+  get loaders(): FineTuneJobLoaders {
+    this.loadersOfRequest ??= createFineTuneJobLoaders(this.client(), this.deps.loaderSettings);
     return this.loadersOfRequest;
+  }
+
+  get jobWrites(): FineTuneJobWrites {
+    this.jobWritesOfRequest ??= new FineTuneJobWrites(this.client(), this.deps.jobWriteSettings, this.logger);
+    return this.jobWritesOfRequest;
   }
 }
 
@@ -75,6 +94,6 @@ export function createContext(deps: ContextDependencies, incoming: IncomingReque
     incoming.requestId,
     deps.logger.child({ requestId: incoming.requestId }),
     resolveApiKey(incoming.authorization, deps.serverApiKey),
-    deps.http,
+    deps,
   );
 }

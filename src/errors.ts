@@ -50,11 +50,20 @@ function codeForStatus(status: number): ErrorCode {
   return ErrorCode.UPSTREAM_BAD_RESPONSE;
 }
 
-/** The code and client-facing extensions for one upstream failure. */
-export function describeUpstreamError(error: UpstreamError): {
+interface DescribedError {
   message: string;
   extensions: Record<string, unknown> & { code: ErrorCode };
-} {
+}
+
+/** The code and client-facing extensions for one upstream failure. */
+export function describeUpstreamError(error: UpstreamError): DescribedError {
+  const described = describeFailure(error);
+  const { jobId } = error.details;
+  if (jobId !== undefined) described.extensions = { ...described.extensions, jobId };
+  return described;
+}
+
+function describeFailure(error: UpstreamError): DescribedError {
   const { operation, status, errors = [], retryAfterSeconds } = error.details;
   switch (error.kind) {
     case 'timeout':

@@ -116,6 +116,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     http: createUpstreamHttp({ baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings }),
     serverApiKey: options.serverApiKey,
     logger,
+    loaderSettings: { metricsConcurrency: config.metricsConcurrency },
+    jobWriteSettings: {
+      // Same budget as a GET's retries; only writes whose answer was lost are retried.
+      attempts: 1 + config.upstreamSettings.retryLimit,
+      backoffLimitMs: config.upstreamSettings.backoffLimitMs,
+    },
   };
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 

@@ -1,5 +1,5 @@
 import type { GraphQLResolveInfo, GraphQLScalarType, GraphQLScalarTypeConfig } from 'graphql';
-import type { FineTuneJobRecord, FineTuneJobConfigRecord, FineTuneDatasetRecord } from '../upstream/records.js';
+import type { FineTuneJobRecord, FineTuneJobConfigRecord, FineTuneDatasetRecord, FineTuneJobMetricsRecord, FineTuneMetricEntryRecord } from '../upstream/records.js';
 import type { GatewayContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
@@ -17,6 +17,23 @@ export type Scalars = {
    * never `.421Z`).
    */
   DateTime: { input: string; output: string; }
+  /** A JSON object with any keys, passed through as the upstream wrote it. */
+  JSONObject: { input: Record<string, unknown>; output: Record<string, unknown>; }
+};
+
+/** A new fine-tune job. Hyperparameters are chosen by the service from the data set size. */
+export type CreateFineTuneJobInput = {
+  /** The data sets to train and evaluate on; at least one. */
+  datasets: Array<FineTuneDatasetInput>;
+  /**
+   * The job's id, 1 to 64 characters; a create with an id already in use is a `CONFLICT`.
+   * Omit it and the gateway generates one (`ftj-<slug of the name>-<8 hex>`).
+   */
+  id?: InputMaybe<Scalars['ID']['input']>;
+  /** The base model to fine-tune, e.g. `Newton::c2_4_7b_251215a172f6d7`; must not be empty. */
+  model: Scalars['String']['input'];
+  /** Human-readable name; must not be empty. */
+  name: Scalars['String']['input'];
 };
 
 /** A named data set given to a fine-tune job. */
@@ -30,9 +47,25 @@ export type FineTuneDataset = {
   split: Scalars['String']['output'];
 };
 
+/** A named data set of uploaded files, used for training or for evaluation. */
+export type FineTuneDatasetInput = {
+  /** The uploaded files that make up the data set; at least one, none empty. */
+  fileIds: Array<Scalars['String']['input']>;
+  /** The data set's name; must not be empty. */
+  name: Scalars['String']['input'];
+  /** What the data set is for: `train` or `eval`. */
+  split: Scalars['String']['input'];
+};
+
 /** A fine-tune job: one training run of a Newton model on the organization's data. */
 export type FineTuneJob = {
   __typename?: 'FineTuneJob';
+  /**
+   * What the job accepts now, from the documented state machine: STOP from REGISTERED, STARTING
+   * or RUNNING; CANCEL from any status still in progress (REGISTERED, STARTING, RUNNING,
+   * FINALIZING, STOPPING). Empty for a terminal job, and for a status the gateway does not know.
+   */
+  allowedActions: Array<FineTuneJobAction>;
   /** The model and data sets the job trains on. */
   config: FineTuneJobConfig;
   /** When the job was created, with the upstream's full precision. */
@@ -43,6 +76,11 @@ export type FineTuneJob = {
   inferenceConfigPath?: Maybe<Scalars['String']['output']>;
   /** True once the job can no longer change: COMPLETED, STOPPED, CANCELLED or FAILED. */
   isTerminal: Scalars['Boolean']['output'];
+  /**
+   * The job's training metrics, fetched only when asked for. Paging happens upstream. Within one
+   * operation each distinct (job, page) is fetched once, with a bounded number of calls at a time.
+   */
+  metrics: FineTuneJobMetrics;
   /** Human-readable name given at creation. */
   name: Scalars['String']['output'];
   /** The organization that owns the job (a UUID, or the `org_…` form). */
@@ -57,6 +95,20 @@ export type FineTuneJob = {
   uuid: Scalars['String']['output'];
 };
 
+
+/** A fine-tune job: one training run of a Newton model on the organization's data. */
+export type FineTuneJobMetricsArgs = {
+  limit?: InputMaybe<Scalars['Int']['input']>;
+  offset?: InputMaybe<Scalars['Int']['input']>;
+};
+
+/** Something a client can ask a job to do after creating it; see `FineTuneJob.allowedActions`. */
+export type FineTuneJobAction =
+  /** Immediate cancel (`cancelFineTuneJob`), without finalizing; CANCELLED. */
+  | 'CANCEL'
+  /** Graceful stop (`stopFineTuneJob`): keeps the latest checkpoint; STOPPING, then STOPPED. */
+  | 'STOP';
+
 /** What a fine-tune job trains: a base model and the data sets to train and evaluate on. */
 export type FineTuneJobConfig = {
   __typename?: 'FineTuneJobConfig';
@@ -64,6 +116,15 @@ export type FineTuneJobConfig = {
   datasets: Array<FineTuneDataset>;
   /** The base model, e.g. `Newton::c2_4_7b_251215a172f6d7`. */
   model: Scalars['String']['output'];
+};
+
+/** Training metrics of a job, one entry per checkpoint the training runner wrote, oldest first. */
+export type FineTuneJobMetrics = {
+  __typename?: 'FineTuneJobMetrics';
+  /** The requested page of metric entries. */
+  entries: Array<FineTuneMetricEntry>;
+  /** The step of the latest checkpoint; null when the job has none yet (or the upstream omits it). */
+  lastCheckpointStep?: Maybe<Scalars['Int']['output']>;
 };
 
 /**
@@ -92,6 +153,87 @@ export type FineTuneJobStatus =
   | 'STOPPING'
   /** The upstream reported a status this gateway does not know; see `FineTuneJob.upstreamStatus`. */
   | 'UNKNOWN';
+
+/**
+ * One checkpoint's metrics. The runner writes a free-form object: the usual keys are offered as
+ * typed fields (null when missing, or when the value is not of the field's type), and `raw` keeps
+ * the whole object, so keys the runner adds later are never lost.
+ */
+export type FineTuneMetricEntry = {
+  __typename?: 'FineTuneMetricEntry';
+  /** Loss on the evaluation data set (`eval_loss`). */
+  evalLoss?: Maybe<Scalars['Float']['output']>;
+  /** Learning rate at this step (`learning_rate`). */
+  learningRate?: Maybe<Scalars['Float']['output']>;
+  /** Training loss (`loss`). */
+  loss?: Maybe<Scalars['Float']['output']>;
+  /** The whole entry exactly as the upstream sent it, snake_case keys included. */
+  raw: Scalars['JSONObject']['output'];
+  /** Training step of the checkpoint (`step`). */
+  step?: Maybe<Scalars['Int']['output']>;
+  /** Seconds of training up to this checkpoint (`wall_time_sec`). */
+  wallTimeSec?: Maybe<Scalars['Float']['output']>;
+};
+
+/**
+ * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
+ * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
+ * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
+ * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ */
+export type Mutation = {
+  __typename?: 'Mutation';
+  /**
+   * Immediate cancel, without finalizing: the job goes CANCELLED. Allowed from any status still in
+   * progress; `CONFLICT` for a job already finished, `NOT_FOUND` for an unknown job.
+   */
+  cancelFineTuneJob: FineTuneJob;
+  /**
+   * Registers a new fine-tune job; it starts as REGISTERED. The gateway gives the job its id
+   * before sending it (the `id` given, else a generated `ftj-<name>-<8 hex>`), so a create whose
+   * answer is lost is retried safely and never makes two jobs. If a create still fails, the error
+   * carries `extensions.jobId`: retrying with that id is safe.
+   */
+  createFineTuneJob: FineTuneJob;
+  /**
+   * Graceful stop: the job keeps its latest checkpoint and goes STOPPING, then STOPPED. Allowed
+   * from REGISTERED, STARTING and RUNNING; `CONFLICT` otherwise, `NOT_FOUND` for an unknown job.
+   */
+  stopFineTuneJob: FineTuneJob;
+};
+
+
+/**
+ * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
+ * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
+ * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
+ * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ */
+export type MutationCancelFineTuneJobArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
+ * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
+ * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
+ * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ */
+export type MutationCreateFineTuneJobArgs = {
+  input: CreateFineTuneJobInput;
+};
+
+
+/**
+ * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
+ * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
+ * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
+ * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ */
+export type MutationStopFineTuneJobArgs = {
+  id: Scalars['ID']['input'];
+};
 
 /**
  * Read access to the Archetype AI fine-tune jobs of the organization that owns the
@@ -203,13 +345,21 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
   Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  CreateFineTuneJobInput: CreateFineTuneJobInput;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FineTuneDataset: ResolverTypeWrapper<FineTuneDatasetRecord>;
+  FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: ResolverTypeWrapper<FineTuneJobRecord>;
+  FineTuneJobAction: FineTuneJobAction;
   FineTuneJobConfig: ResolverTypeWrapper<FineTuneJobConfigRecord>;
+  FineTuneJobMetrics: ResolverTypeWrapper<FineTuneJobMetricsRecord>;
   FineTuneJobStatus: FineTuneJobStatus;
+  FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
+  Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
+  JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
+  Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
 }>;
@@ -217,12 +367,19 @@ export type ResolversTypes = ResolversObject<{
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
   Boolean: Scalars['Boolean']['output'];
+  CreateFineTuneJobInput: CreateFineTuneJobInput;
   DateTime: Scalars['DateTime']['output'];
   FineTuneDataset: FineTuneDatasetRecord;
+  FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: FineTuneJobRecord;
   FineTuneJobConfig: FineTuneJobConfigRecord;
+  FineTuneJobMetrics: FineTuneJobMetricsRecord;
+  FineTuneMetricEntry: FineTuneMetricEntryRecord;
+  Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
   Int: Scalars['Int']['output'];
+  JSONObject: Scalars['JSONObject']['output'];
+  Mutation: Record<PropertyKey, never>;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
 }>;
@@ -238,11 +395,13 @@ export type FineTuneDatasetResolvers<ContextType = GatewayContext, ParentType ex
 }>;
 
 export type FineTuneJobResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJob'] = ResolversParentTypes['FineTuneJob']> = ResolversObject<{
+  allowedActions?: Resolver<Array<ResolversTypes['FineTuneJobAction']>, ParentType, ContextType>;
   config?: Resolver<ResolversTypes['FineTuneJobConfig'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
   id?: Resolver<ResolversTypes['ID'], ParentType, ContextType>;
   inferenceConfigPath?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
   isTerminal?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  metrics?: Resolver<ResolversTypes['FineTuneJobMetrics'], ParentType, ContextType, RequireFields<FineTuneJobMetricsArgs, 'limit' | 'offset'>>;
   name?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   orgUuid?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
   status?: Resolver<ResolversTypes['FineTuneJobStatus'], ParentType, ContextType>;
@@ -256,6 +415,30 @@ export type FineTuneJobConfigResolvers<ContextType = GatewayContext, ParentType 
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type FineTuneJobMetricsResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobMetrics'] = ResolversParentTypes['FineTuneJobMetrics']> = ResolversObject<{
+  entries?: Resolver<Array<ResolversTypes['FineTuneMetricEntry']>, ParentType, ContextType>;
+  lastCheckpointStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+}>;
+
+export type FineTuneMetricEntryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneMetricEntry'] = ResolversParentTypes['FineTuneMetricEntry']> = ResolversObject<{
+  evalLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  learningRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  loss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  raw?: Resolver<ResolversTypes['JSONObject'], ParentType, ContextType>;
+  step?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  wallTimeSec?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+}>;
+
+export interface JsonObjectScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSONObject'], any> {
+  name: 'JSONObject';
+}
+
+export type MutationResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Mutation'] = ResolversParentTypes['Mutation']> = ResolversObject<{
+  cancelFineTuneJob?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType, RequireFields<MutationCancelFineTuneJobArgs, 'id'>>;
+  createFineTuneJob?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType, RequireFields<MutationCreateFineTuneJobArgs, 'input'>>;
+  stopFineTuneJob?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType, RequireFields<MutationStopFineTuneJobArgs, 'id'>>;
+}>;
+
 export type QueryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   fineTuneJob?: Resolver<Maybe<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobArgs, 'id'>>;
   fineTuneJobs?: Resolver<Array<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobsArgs, 'limit' | 'offset'>>;
@@ -266,6 +449,10 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   FineTuneDataset?: FineTuneDatasetResolvers<ContextType>;
   FineTuneJob?: FineTuneJobResolvers<ContextType>;
   FineTuneJobConfig?: FineTuneJobConfigResolvers<ContextType>;
+  FineTuneJobMetrics?: FineTuneJobMetricsResolvers<ContextType>;
+  FineTuneMetricEntry?: FineTuneMetricEntryResolvers<ContextType>;
+  JSONObject?: GraphQLScalarType;
+  Mutation?: MutationResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
 }>;
 

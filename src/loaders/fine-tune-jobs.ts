@@ -4,12 +4,25 @@
 import DataLoader from 'dataloader';
 import type { FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
+import { createJobMetricsLoader, type JobMetricsLoader } from './fine-tune-job-metrics.js';
 
 export interface FineTuneJobLoaders {
   /** Job by id; null when the organization has no such job. */
   jobByIdLoader: DataLoader<string, FineTuneJobRecord | null>;
   /** One page of the job list, keyed by its normalized query. */
   jobListLoader: DataLoader<ListJobsQuery, FineTuneJobRecord[], string>;
+  /** One page of one job's metrics. */
+  jobMetricsLoader: JobMetricsLoader;
+  /**
+   * After a create, stop or cancel: this request sees the job as the upstream returned it, and
+   * lists and that job's metrics are fetched again if asked for.
+   */
+  jobWritten(job: FineTuneJobRecord): void;
+}
+
+export interface LoaderSettings {
+  /** The most metrics calls one request has in flight at once. */
+  metricsConcurrency: number;
 }
 
 /** Settles every call, so one failed key fails only its own field, not its batch-mates. */
@@ -21,7 +34,10 @@ function settleEach<K, V>(keys: readonly K[], load: (key: K) => Promise<V>): Pro
   );
 }
 
-export function createFineTuneJobLoaders(api: FineTuneApiClient): FineTuneJobLoaders {
+export function createFineTuneJobLoaders(
+  api: FineTuneApiClient,
+  settings: LoaderSettings,
+): FineTuneJobLoaders {
   // Lists still in flight in this request: a job they return need not be fetched by id.
   const listsInFlight = new Set<Promise<unknown>>();
   const seenInLists = new Map<string, FineTuneJobRecord>();
@@ -55,5 +71,17 @@ export function createFineTuneJobLoaders(api: FineTuneApiClient): FineTuneJobLoa
     { cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]) },
   );
 
-  return { jobByIdLoader, jobListLoader };
+  const metrics = createJobMetricsLoader(api, settings.metricsConcurrency);
+
+  return {
+    jobByIdLoader,
+    jobListLoader,
+    jobMetricsLoader: metrics.loader,
+    jobWritten(job) {
+      seenInLists.set(job.id, job);
+      jobByIdLoader.clear(job.id).prime(job.id, job);
+      jobListLoader.clearAll();
+      metrics.forgetJob(job.id);
+    },
+  };
 }

@@ -1,11 +1,13 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
+import { ErrorCode, gatewayError } from '../errors.js';
+import { allowedActions, isTerminal } from '../fine-tune-job-lifecycle.js';
 import type {
   FineTuneDatasetResolvers,
   FineTuneJobResolvers,
   FineTuneJobStatus,
 } from '../generated/graphql.js';
-import { KNOWN_JOB_STATUSES, TERMINAL_JOB_STATUSES } from '../upstream/records.js';
+import { KNOWN_JOB_STATUSES } from '../upstream/records.js';
 
 const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
 // Unknown statuses are logged once per process, not once per job per request.
@@ -25,10 +27,24 @@ export const FineTuneJob: FineTuneJobResolvers = {
     return 'UNKNOWN';
   },
   upstreamStatus: (job) => job.status,
-  isTerminal: (job) => TERMINAL_JOB_STATUSES.has(job.status),
+  isTerminal: (job) => isTerminal(job.status),
+  allowedActions: (job) => allowedActions(job.status),
   createdAt: (job) => job.created_at,
   updatedAt: (job) => job.updated_at,
   inferenceConfigPath: (job) => job.inference_config_path ?? null,
+  metrics(job, args, { loaders }) {
+    const limit = args.limit ?? -1;
+    const offset = args.offset ?? 0;
+    if (limit < -1) {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'limit must be -1 (all) or a count of 0 or more', {
+        argument: 'limit',
+      });
+    }
+    if (offset < 0) {
+      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'offset must be 0 or more', { argument: 'offset' });
+    }
+    return loaders.jobMetricsLoader.load({ jobId: job.id, limit, offset });
+  },
 };
 
 export const FineTuneDataset: FineTuneDatasetResolvers = {

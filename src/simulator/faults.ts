@@ -22,8 +22,13 @@ export interface Fault {
   code?: string;
   /** Sent as `Retry-After` (seconds, or an HTTP date). */
   retryAfter?: number | string;
-  /** Wait this long before answering (or before dropping). */
+  /** Wait this long before handling the request (and so before answering or dropping). */
   delayMs?: number;
+  /**
+   * Handle the request (a create commits the job), then wait this long before answering: past
+   * the gateway's timeout, this is an answer lost after the write happened.
+   */
+  answerDelayMs?: number;
   /**
    * Destroy the connection without an answer. `before` does not handle the request;
    * `after` handles it (a create commits the job) and then drops the response.

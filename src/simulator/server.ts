@@ -42,6 +42,9 @@ export interface RunningSimulator {
   requests: RecordedRequest[];
   /** The requests that reached a given route. */
   requestsTo(route: SimulatorRoute): RecordedRequest[];
+  /** The most requests to a route that were being handled at the same time (since the reset). */
+  peakInFlight(route: SimulatorRoute): number;
+  /** Forgets the request log and the in-flight peaks. */
   resetRequests(): void;
   /** Moves every job in progress `steps` steps along its life cycle. */
   advance(steps?: number): void;
@@ -261,13 +264,27 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   });
   const faults = new FaultTable();
   const requests: RecordedRequest[] = [];
+  const inFlight = new Map<SimulatorRoute, number>();
+  const peaks = new Map<SimulatorRoute, number>();
+
+  /** Counts a request as in flight until its connection answers or closes. */
+  function trackInFlight(route: SimulatorRoute, res: ServerResponse): void {
+    const now = (inFlight.get(route) ?? 0) + 1;
+    inFlight.set(route, now);
+    peaks.set(route, Math.max(peaks.get(route) ?? 0, now));
+    res.once('close', () => inFlight.set(route, (inFlight.get(route) ?? 1) - 1));
+  }
 
   async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname.slice('/__simulator'.length);
     if (path === '/requests' && req.method === 'GET') return send(res, 200, JSON.stringify(requests));
     if (path === '/requests' && req.method === 'DELETE') {
       requests.length = 0;
+      peaks.clear();
       return send(res, 204, '');
+    }
+    if (path === '/in-flight-peaks' && req.method === 'GET') {
+      return send(res, 200, JSON.stringify(Object.fromEntries(peaks)));
     }
     if (path === '/faults' && req.method === 'DELETE') {
       faults.clear();
@@ -309,6 +326,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
 
     if (matched === null) return send(res, 404, JSON.stringify({ detail: 'Not Found' }));
     if (matched === 'method') return send(res, 405, JSON.stringify({ detail: 'Method Not Allowed' }));
+    trackInFlight(matched.route, res);
 
     const fault = faults.take(matched.route);
     if (fault?.delayMs) await sleep(fault.delayMs);
@@ -335,6 +353,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     }
 
     const reply = handleApi(store, org, matched.route, matched.jobId, url.searchParams, rawBody);
+    if (fault?.answerDelayMs) await sleep(fault.answerDelayMs);
     if (fault?.drop === 'after') return void req.socket.destroy();
     const ok = reply.status < 300;
     send(res, reply.status, fault && ok ? distort(reply.body, fault) : JSON.stringify(reply.body));
@@ -361,7 +380,11 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     faults,
     requests,
     requestsTo: (route) => requests.filter((r) => r.route === route),
-    resetRequests: () => void (requests.length = 0),
+    peakInFlight: (route) => peaks.get(route) ?? 0,
+    resetRequests() {
+      requests.length = 0;
+      peaks.clear();
+    },
     advance(steps = 1) {
       for (let i = 0; i < steps; i++) store.advance();
     },

@@ -1,6 +1,7 @@
 // The simulator's state: organizations, their jobs and metrics, and the job life cycle.
 // Jobs of one organization are never visible through another organization's key.
 import { randomUUID } from 'node:crypto';
+import { STATUS_AFTER, accepts, type FineTuneJobAction } from '../fine-tune-job-lifecycle.js';
 import type { FineTuneJobRecord } from '../upstream/records.js';
 
 export interface SimulatedOrganization {
@@ -119,25 +120,22 @@ export class SimulatorStore {
 
   /** Graceful stop: STOPPING now, STOPPED on the next tick. */
   stop(org: SimulatedOrganization, id: string): TransitionResult {
-    return this.transition(org, id, ['REGISTERED', 'STARTING', 'RUNNING'], 'STOPPING');
+    return this.apply(org, id, 'STOP');
   }
 
   /** Immediate cancel. */
   cancel(org: SimulatedOrganization, id: string): TransitionResult {
-    return this.transition(
-      org,
-      id,
-      ['REGISTERED', 'STARTING', 'RUNNING', 'FINALIZING', 'STOPPING'],
-      'CANCELLED',
-    );
+    return this.apply(org, id, 'CANCEL');
   }
 
-  private transition(org: SimulatedOrganization, id: string, from: string[], to: string): TransitionResult {
+  // The rules are the gateway's own state machine, so `allowedActions` and the API never disagree.
+  private apply(org: SimulatedOrganization, id: string, action: FineTuneJobAction): TransitionResult {
     const job = this.jobs(org).get(id);
     if (!job) return { ok: false, reason: 'not-found' };
-    if (!from.includes(job.record.status))
+    if (!accepts(job.record.status, action)) {
       return { ok: false, reason: 'conflict', status: job.record.status };
-    this.setStatus(job, to);
+    }
+    this.setStatus(job, STATUS_AFTER[action]);
     return { ok: true, record: structuredClone(job.record) };
   }
 

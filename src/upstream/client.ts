@@ -5,7 +5,16 @@ import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
 import type { z } from 'zod';
 import { redactSecrets } from '../secrets.js';
 import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
-import { fineTuneJobList, fineTuneJobRecord, type FineTuneJobRecord, type ListJobsQuery } from './records.js';
+import {
+  fineTuneJobList,
+  fineTuneJobMetricsRecord,
+  fineTuneJobRecord,
+  type CreateJobRequest,
+  type FineTuneJobMetricsRecord,
+  type FineTuneJobRecord,
+  type ListJobsQuery,
+  type MetricsPage,
+} from './records.js';
 
 export interface UpstreamSettings {
   /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
@@ -79,6 +88,50 @@ export class FineTuneApiClient {
       if (error instanceof UpstreamError && error.details.status === 404) return null;
       throw error;
     }
+  }
+
+  /**
+   * `POST /fine-tune/jobs`, one attempt. Never retried here: whether a lost answer may be
+   * retried is decided in job-writes.ts, which knows the id makes it safe.
+   */
+  createJob(request: CreateJobRequest): Promise<FineTuneJobRecord> {
+    return this.call('POST /fine-tune/jobs', 'fine-tune/jobs', fineTuneJobRecord, {
+      method: 'post',
+      json: request,
+    });
+  }
+
+  /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see job-writes.ts). */
+  stopJob(id: string): Promise<FineTuneJobRecord> {
+    return this.call(
+      'PUT /fine-tune/jobs/{job_id}/stop',
+      `fine-tune/jobs/${encodeURIComponent(id)}/stop`,
+      fineTuneJobRecord,
+      { method: 'put' },
+    );
+  }
+
+  /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see job-writes.ts). */
+  cancelJob(id: string): Promise<FineTuneJobRecord> {
+    return this.call(
+      'PUT /fine-tune/jobs/{job_id}/cancel',
+      `fine-tune/jobs/${encodeURIComponent(id)}/cancel`,
+      fineTuneJobRecord,
+      { method: 'put' },
+    );
+  }
+
+  /** `GET /fine-tune/jobs/{job_id}/metrics`, with the page pushed down to the query string. */
+  getJobMetrics(id: string, page: MetricsPage): Promise<FineTuneJobMetricsRecord> {
+    const searchParams = new URLSearchParams();
+    searchParams.set('limit', String(page.limit));
+    searchParams.set('offset', String(page.offset));
+    return this.call(
+      'GET /fine-tune/jobs/{job_id}/metrics',
+      `fine-tune/jobs/${encodeURIComponent(id)}/metrics`,
+      fineTuneJobMetricsRecord,
+      { method: 'get', searchParams },
+    );
   }
 
   private async call<S extends z.ZodType>(

@@ -30,6 +30,11 @@ export class UpstreamError extends Error {
       retryAfterSeconds?: number;
       /** The body, scrubbed of credentials, kept for the log only. */
       rawBody?: string;
+      /**
+       * For a failed create: the id the gateway gave the job. Retrying with it is safe (a job
+       * that did land is found, not duplicated), so the client is told it.
+       */
+      jobId?: string;
     },
   ) {
     super(message);

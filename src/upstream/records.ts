@@ -18,13 +18,6 @@ export const KNOWN_JOB_STATUSES = [
 ] as const;
 export type KnownJobStatus = (typeof KNOWN_JOB_STATUSES)[number];
 
-export const TERMINAL_JOB_STATUSES: ReadonlySet<string> = new Set([
-  'COMPLETED',
-  'STOPPED',
-  'CANCELLED',
-  'FAILED',
-]);
-
 // RFC 3339 with any number of fractional digits: the gateway keeps the upstream's string as is.
 const timestamp = z.iso.datetime({ offset: true });
 
@@ -64,4 +57,56 @@ export interface ListJobsQuery {
   statuses: readonly string[] | null;
   limit: number;
   offset: number;
+}
+
+/** Body of `POST /fine-tune/jobs`. The gateway always sends an id (see job-writes.ts). */
+export interface CreateJobRequest {
+  id: string;
+  name: string;
+  config: FineTuneJobConfigRecord;
+}
+
+/** Page of `GET /fine-tune/jobs/{job_id}/metrics`. */
+export interface MetricsPage {
+  limit: number;
+  offset: number;
+}
+
+// GraphQL's Int is 32-bit: a larger step is out of range, so it reads as null rather than failing.
+const graphQLInt = z
+  .number()
+  .int()
+  .min(-(2 ** 31))
+  .max(2 ** 31 - 1);
+
+/** A metric entry is free-form: the runner may write any keys, and all of them are kept. */
+export const fineTuneMetricEntryRecord = z.record(z.string(), z.unknown());
+
+export const fineTuneJobMetricsRecord = z.looseObject({
+  // Optional and advisory: a value of the wrong type reads as missing instead of failing the page.
+  last_checkpoint_step: graphQLInt.nullish().catch(undefined),
+  metrics: z.array(fineTuneMetricEntryRecord),
+});
+
+export type FineTuneMetricEntryRecord = z.infer<typeof fineTuneMetricEntryRecord>;
+export type FineTuneJobMetricsRecord = z.infer<typeof fineTuneJobMetricsRecord>;
+
+/**
+ * The typical keys of a metric entry and the type each must have to be shown as a typed field.
+ * Each is read on its own: a value of another type is null for that field, never a failed page.
+ */
+export const TYPICAL_METRIC_KEYS = {
+  step: graphQLInt,
+  loss: z.number(),
+  eval_loss: z.number(),
+  learning_rate: z.number(),
+  wall_time_sec: z.number(),
+} as const;
+
+export function readTypicalMetric<K extends keyof typeof TYPICAL_METRIC_KEYS>(
+  entry: FineTuneMetricEntryRecord,
+  key: K,
+): z.infer<(typeof TYPICAL_METRIC_KEYS)[K]> | null {
+  const parsed = TYPICAL_METRIC_KEYS[key].safeParse(entry[key]);
+  return parsed.success ? parsed.data : null;
 }

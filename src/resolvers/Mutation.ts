@@ -1,0 +1,28 @@
+// The three writes. Input is checked before any upstream call; the retry and read-back logic
+// lives in upstream/job-writes.ts; afterwards this request's loaders see the job as returned.
+import { createJobRequest } from '../fine-tune-job-input.js';
+import type { MutationResolvers } from '../generated/graphql.js';
+import { checkJobId } from './Query.js';
+
+export const Mutation: MutationResolvers = {
+  async createFineTuneJob(_parent, { input }, { loaders, jobWrites }) {
+    const request = createJobRequest(input);
+    const job = await jobWrites.create(request);
+    loaders.jobWritten(job);
+    return job;
+  },
+
+  async stopFineTuneJob(_parent, { id }, { loaders, jobWrites }) {
+    checkJobId(id);
+    const job = await jobWrites.stop(id);
+    loaders.jobWritten(job);
+    return job;
+  },
+
+  async cancelFineTuneJob(_parent, { id }, { loaders, jobWrites }) {
+    checkJobId(id);
+    const job = await jobWrites.cancel(id);
+    loaders.jobWritten(job);
+    return job;
+  },
+};
