@@ -1,6 +1,6 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
-import { ErrorCode, gatewayError } from '../errors.js';
+import { checkPage } from './arguments.js';
 import { allowedActions, isTerminal } from '../fine-tune-job-lifecycle.js';
 import type {
   FineTuneDatasetResolvers,
@@ -33,16 +33,7 @@ export const FineTuneJob: FineTuneJobResolvers = {
   updatedAt: (job) => job.updated_at,
   inferenceConfigPath: (job) => job.inference_config_path ?? null,
   metrics(job, args, { loaders }) {
-    const limit = args.limit ?? -1;
-    const offset = args.offset ?? 0;
-    if (limit < -1) {
-      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'limit must be -1 (all) or a count of 0 or more', {
-        argument: 'limit',
-      });
-    }
-    if (offset < 0) {
-      throw gatewayError(ErrorCode.BAD_USER_INPUT, 'offset must be 0 or more', { argument: 'offset' });
-    }
+    const { limit, offset } = checkPage(args);
     return loaders.jobMetricsLoader.load({ jobId: job.id, limit, offset });
   },
 };

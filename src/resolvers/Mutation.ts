@@ -2,7 +2,7 @@
 // lives in upstream/job-writes.ts; afterwards this request's loaders see the job as returned.
 import { createJobRequest } from '../fine-tune-job-input.js';
 import type { MutationResolvers } from '../generated/graphql.js';
-import { checkJobId } from './Query.js';
+import { checkJobId } from './arguments.js';
 
 export const Mutation: MutationResolvers = {
   async createFineTuneJob(_parent, { input }, { loaders, jobWrites }) {
