@@ -28,12 +28,16 @@ function reject(limit: QueryLimitName) {
     context?.reportError(limitExceeded(limit, error.message.replace(/^Syntax Error: /, '')));
 }
 
-/** Lists whose size a client chooses with `limit` (-1: all of them). */
+/**
+ * Fields whose size a client chooses with `limit` (-1: all of them): the job list, and a job's
+ * metrics (a page of entries, and one upstream call per job it is asked for).
+ */
 const SIZED_LISTS: Record<string, ReadonlySet<string>> = {
   Query: new Set(['fineTuneJobs']),
+  FineTuneJob: new Set(['metrics']),
 };
 
-/** A sized list costs its own field plus its selection once per item it may return. */
+/** A sized field costs 1 plus its selection once per item it may return. */
 function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
     if (!SIZED_LISTS[type.name]?.has(field.name)) return undefined;

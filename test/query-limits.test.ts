@@ -90,4 +90,26 @@ describe('query limits', () => {
     );
     expectData(await stack.query(`query { a: fineTuneJobs(limit: 130) { ${selection} } }`));
   });
+
+  it("multiplies a job's metrics by their limit, and by the jobs they are asked for", async () => {
+    // Its own gateway: these documents are deeper than the depth limit above.
+    const deep = await startStack({ env: { QUERY_MAX_COST: '1000', QUERY_UNBOUNDED_LIST_SIZE: '100' } });
+    try {
+      // metrics: 1 + 100 entries × (entries 1 + 2 fields) = 301; five jobs: 1 + 5 × 301 = 1506.
+      const rejected = await deep.query(
+        'query { fineTuneJobs(limit: 5) { metrics { entries { loss step } } } }',
+      );
+      expect(expectErrorCode(rejected, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({
+        limit: 'cost',
+        cost: 1506,
+      });
+      expect(deep.simulator.requests).toEqual([]);
+      // metrics(limit: 10): 1 + 10 × 3 = 31; five jobs: 156.
+      expectData(
+        await deep.query('query { fineTuneJobs(limit: 5) { metrics(limit: 10) { entries { loss step } } } }'),
+      );
+    } finally {
+      await deep.stop();
+    }
+  });
 });
