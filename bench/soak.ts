@@ -5,7 +5,7 @@
 //
 //   npm run soak -- [--connections 200] [--duration 30] [--fault-rate 0.1] [--max-rss-mb 400]
 //                   [--max-operation-s 10 (a bucket of the gateway's duration histogram)] [--max-error-share 0.15]
-//                   [--max-timeout-share 0.001]
+//                   [--max-timeout-share 0.01]
 //   SOAK_<SETTING>=value passes a setting to the gateway, e.g. SOAK_UPSTREAM_MAX_CONCURRENCY=128.
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,7 +23,7 @@ const { values: args } = parseArgs({
     'max-rss-mb': { type: 'string', default: '400' },
     'max-operation-s': { type: 'string', default: '10' },
     'max-error-share': { type: 'string', default: '0.15' },
-    'max-timeout-share': { type: 'string', default: '0.001' },
+    'max-timeout-share': { type: 'string', default: '0.01' },
   },
 });
 const CONNECTIONS = Number(args.connections);
@@ -267,8 +267,16 @@ async function main(): Promise<number> {
   await setFaults();
   const rotation = setInterval(() => void setFaults(), 1_000);
   let peakRss = 0;
+  let oldestInFlight = 0;
   const sampling = setInterval(() => {
     void rssBytes(gateway.child.pid!, metricsUrl).then((rss) => (peakRss = Math.max(peakRss, rss)));
+    void fetch(metricsUrl)
+      .then((r) => r.text())
+      .then((text) => {
+        const age = Number(/^gateway_http_oldest_in_flight_seconds ([\d.e+-]+)/m.exec(text)?.[1] ?? 0);
+        oldestInFlight = Math.max(oldestInFlight, age);
+      })
+      .catch(() => undefined);
   }, 1_000);
 
   console.log(
@@ -329,6 +337,7 @@ async function main(): Promise<number> {
         'gm',
       ),
     );
+  const aborted = sumOf(/^gateway_http_requests_aborted_total\{path="\/graphql"\} (\d+)/gm);
   const slowerThan = (le: string) =>
     operationCount -
     sumOf(
@@ -385,6 +394,10 @@ async function main(): Promise<number> {
         httpSlowerThan(args['max-operation-s']!) === 0 &&
         slowerThan(args['max-operation-s']!) === 0,
     ],
+    [
+      `oldest request in flight, sampled each second, ≤ ${args['max-operation-s']} s`,
+      oldestInFlight <= Number(args['max-operation-s']),
+    ],
     [`peak RSS ≤ ${args['max-rss-mb']} MB`, peakRss <= Number(args['max-rss-mb']) * 1024 * 1024],
     [
       `healthy within 30 s after the faults stop (/healthz ${healthz}, /readyz ${readyz}, a query ${afterOk ? 'ok' : 'failed'})`,
@@ -407,7 +420,7 @@ cross-tenant jobs      ${tally.crossTenant}
 connection errors      ${result.errors} (timeouts ${result.timeouts})
 latency ms             p50 ${result.latency.p50}, p90 ${result.latency.p90}, p99 ${result.latency.p99}, max ${result.latency.max}
 upstream requests      ${upstreamRequests} (circuit opened ${circuitOpened} times)
-slow in the gateway    ${slowerThan('5')} operations over 5 s, ${slowerThan('10')} over 10 s (HTTP request to response: ${httpSlowerThan('5')} over 5 s, ${httpSlowerThan('10')} over 10 s of ${httpCount})
+slow in the gateway    ${slowerThan('5')} operations over 5 s, ${slowerThan('10')} over 10 s (HTTP request to response: ${httpSlowerThan('5')} over 5 s, ${httpSlowerThan('10')} over 10 s of ${httpCount}; ${aborted} closed by the client unanswered; oldest in flight, sampled each second: ${oldestInFlight.toFixed(1)} s)
 upstream call (mean)   ${((upstreamSeconds / Math.max(upstreamCount, 1)) * 1000).toFixed(1)} ms; operation inside the gateway (mean) ${((operationSeconds / Math.max(operationCount, 1)) * 1000).toFixed(1)} ms
 gateway CPU            ${cpuSeconds.toFixed(1)} s (${((cpuSeconds * 1000) / Math.max(operationCount, 1)).toFixed(2)} ms per operation); event loop lag max ${(loopLagMax * 1000).toFixed(0)} ms
 healthy again after    ${recoveryMs} ms

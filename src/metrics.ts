@@ -33,6 +33,24 @@ export class GatewayMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  private readonly httpAborted = new Counter({
+    name: 'gateway_http_requests_aborted_total',
+    help: 'Requests whose connection closed before their response finished (client gone, or cut at shutdown), by path.',
+    labelNames: ['path'],
+    registers: [this.registry],
+  });
+  /** Arrival times of the requests being handled, for the age of the oldest. */
+  private readonly inFlight = new Set<{ arrived: number }>();
+  private readonly oldestInFlight = new Gauge({
+    name: 'gateway_http_oldest_in_flight_seconds',
+    help: 'Age of the oldest request the gateway is still handling (0 when none).',
+    registers: [this.registry],
+    collect: () => {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const r of this.inFlight) oldest = Math.min(oldest, r.arrived);
+      this.oldestInFlight.set(oldest === Number.POSITIVE_INFINITY ? 0 : (performance.now() - oldest) / 1000);
+    },
+  });
   private readonly upstreamRequests = new Counter({
     name: 'gateway_upstream_requests_total',
     help: 'HTTP requests sent to the fine-tune API, by endpoint and status (or timeout / network).',
@@ -93,6 +111,17 @@ export class GatewayMetrics {
 
   httpRequest(path: string, seconds: number): void {
     this.httpDuration.observe({ path }, seconds);
+  }
+
+  /** Tracks a request from arrival; call the returned function when its connection closes. */
+  httpRequestArrived(): () => void {
+    const entry = { arrived: performance.now() };
+    this.inFlight.add(entry);
+    return () => void this.inFlight.delete(entry);
+  }
+
+  httpRequestAborted(path: string): void {
+    this.httpAborted.inc({ path });
   }
 
   upstreamRequest(endpoint: string, status: string, seconds: number): void {

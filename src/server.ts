@@ -212,9 +212,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz', '/metrics']);
   const server = createServer((req, res) => {
     const arrived = performance.now();
-    res.once('finish', () => {
-      const path = req.url?.split('?')[0] ?? '';
-      metrics.httpRequest(KNOWN_PATHS.has(path) ? path : 'other', (performance.now() - arrived) / 1000);
+    const path = req.url?.split('?')[0] ?? '';
+    const label = KNOWN_PATHS.has(path) ? path : 'other';
+    const done = metrics.httpRequestArrived();
+    res.once('close', () => {
+      done();
+      if (res.writableFinished) metrics.httpRequest(label, (performance.now() - arrived) / 1000);
+      else metrics.httpRequestAborted(label);
     });
     handle(req, res).catch((error: unknown) => {
       if (error instanceof RequestError) {

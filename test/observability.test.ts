@@ -170,6 +170,11 @@ describe('GET /metrics', () => {
   it('reports the circuit state and process figures', async () => {
     const text = await metricsText();
     expect(text).toMatch(/^gateway_upstream_circuit_state 0$/m);
+    // Earlier requests of this file were timed from arrival to response; only this one is in flight.
+    expect(
+      metricValue(text, 'gateway_http_request_duration_seconds_count', { path: '/graphql' }),
+    ).toBeGreaterThan(5);
+    expect(text).toMatch(/^gateway_http_oldest_in_flight_seconds 0\.\d+$/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
   });
 });
