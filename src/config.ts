@@ -8,7 +8,8 @@ export const DEFAULT_API_URL = 'https://api.u1.archetypeai.app/v0.5';
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const environment = z.object({
+/** Every environment variable the gateway reads, with its default (the README table mirrors it). */
+export const environment = z.object({
   NODE_ENV: z.string().default('development'),
   PORT: int(0, 65535).default(4000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -19,17 +20,43 @@ const environment = z.object({
   UPSTREAM_MAX_RETRY_AFTER_MS: int(0, 120_000).default(5_000),
   UPSTREAM_BACKOFF_LIMIT_MS: int(0, 60_000).default(2_000),
   METRICS_CONCURRENCY: int(1, 64).default(4),
+  UPSTREAM_MAX_CONCURRENCY: int(1, 10_000).default(64),
+  UPSTREAM_MAX_QUEUE: int(0, 100_000).default(1_000),
+  UPSTREAM_BREAKER_FAILURE_RATE: z.coerce.number().gt(0).lt(1).default(0.5),
+  UPSTREAM_BREAKER_WINDOW_MS: int(100, 600_000).default(10_000),
+  UPSTREAM_BREAKER_MIN_CALLS: int(1, 100_000).default(20),
+  UPSTREAM_BREAKER_HALF_OPEN_MS: int(10, 30_000).default(10_000),
   GRAPHQL_INTROSPECTION: flag.optional(),
   GRAPHQL_SANDBOX: flag.optional(),
+  GRAPHQL_FIELD_SUGGESTIONS: flag.optional(),
+  QUERY_MAX_DEPTH: int(1, 100).default(8),
+  QUERY_MAX_ALIASES: int(0, 1_000).default(15),
+  QUERY_MAX_DIRECTIVES: int(0, 1_000).default(20),
+  QUERY_MAX_TOKENS: int(10, 100_000).default(1_000),
+  QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
+  QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
   SIMULATOR_PACE_MS: int(0, 3_600_000).default(5_000),
 });
 
 export type UpstreamTarget =
   | { kind: 'simulator'; paceMs: number }
   | { kind: 'remote'; baseUrl: string; serverApiKey: string | undefined };
+
+/** What a query may ask for before it is rejected, unexecuted (see src/query-limits.ts). */
+export interface QueryLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxDirectives: number;
+  maxTokens: number;
+  maxCost: number;
+  /** The list size a cost estimate assumes for `limit: -1` (every job). */
+  unboundedListSize: number;
+}
 
 export interface Config {
   production: boolean;
@@ -41,9 +68,16 @@ export interface Config {
   metricsConcurrency: number;
   introspection: boolean;
   sandbox: boolean;
+  /** "Did you mean …?" hints in validation errors, which reveal the schema bit by bit. */
+  fieldSuggestions: boolean;
+  queryLimits: QueryLimits;
   corsOrigins: string[];
   maxRequestBytes: number;
   logLevel: string;
+  /** Human-readable logs; JSON (one object a line) otherwise. */
+  logPretty: boolean;
+  /** How long a stopping gateway lets in-flight operations finish before cutting them. */
+  shutdownGraceMs: number;
 }
 
 /** A configuration the gateway refuses to start with; the message is one line for the operator. */
@@ -89,14 +123,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryLimit: e.UPSTREAM_RETRIES,
       maxRetryAfterMs: e.UPSTREAM_MAX_RETRY_AFTER_MS,
       backoffLimitMs: e.UPSTREAM_BACKOFF_LIMIT_MS,
+      maxConcurrency: e.UPSTREAM_MAX_CONCURRENCY,
+      maxQueue: e.UPSTREAM_MAX_QUEUE,
+      breakerFailureRate: e.UPSTREAM_BREAKER_FAILURE_RATE,
+      breakerWindowMs: e.UPSTREAM_BREAKER_WINDOW_MS,
+      breakerMinCalls: e.UPSTREAM_BREAKER_MIN_CALLS,
+      breakerHalfOpenMs: e.UPSTREAM_BREAKER_HALF_OPEN_MS,
     },
     metricsConcurrency: e.METRICS_CONCURRENCY,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
     sandbox: e.GRAPHQL_SANDBOX ?? !production,
+    fieldSuggestions: e.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
+    queryLimits: {
+      maxDepth: e.QUERY_MAX_DEPTH,
+      maxAliases: e.QUERY_MAX_ALIASES,
+      maxDirectives: e.QUERY_MAX_DIRECTIVES,
+      maxTokens: e.QUERY_MAX_TOKENS,
+      maxCost: e.QUERY_MAX_COST,
+      unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
+    },
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     logLevel: e.LOG_LEVEL,
+    // Pretty only where a person watches a terminal: pino-pretty is never loaded in production.
+    logPretty:
+      e.LOG_FORMAT === undefined ? !production && process.stdout.isTTY === true : e.LOG_FORMAT === 'pretty',
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
   };
 }

@@ -1,6 +1,5 @@
 // The per-request context every resolver receives: who is calling (the API key to use), a
 // request id and logger, and the loaders, built fresh for each request.
-import type { KyInstance } from 'ky';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
 import {
@@ -8,12 +7,15 @@ import {
   type FineTuneJobLoaders,
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
-import { FineTuneApiClient } from './upstream/client.js';
+import type { GatewayMetrics } from './metrics.js';
+import { FineTuneApiClient, type UpstreamHttp } from './upstream/client.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
   requestId: string;
   logger: Logger;
+  /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
+  readonly upstreamCalls: { count: number };
   /**
    * The loaders for this request. Reading it without an API key throws UNAUTHENTICATED, so a
    * resolver that needs the upstream fails before any call, while introspection still works.
@@ -24,7 +26,8 @@ export interface GatewayContext {
 }
 
 export interface ContextDependencies {
-  http: KyInstance;
+  http: UpstreamHttp;
+  metrics: GatewayMetrics;
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
@@ -61,6 +64,7 @@ function resolveApiKey(
  */
 class RequestContext implements GatewayContext {
   // Plain fields (not #private): Apollo's copy of the context must carry them.
+  readonly upstreamCalls = { count: 0 };
   private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
@@ -74,12 +78,20 @@ class RequestContext implements GatewayContext {
 
   private client(): FineTuneApiClient {
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
-    this.api ??= new FineTuneApiClient(this.deps.http, this.credential.apiKey);
+    this.api ??= new FineTuneApiClient(this.deps.http, {
+      apiKey: this.credential.apiKey,
+      requestId: this.requestId,
+      calls: this.upstreamCalls,
+    });
     return this.api;
   }
 
   get loaders(): FineTuneJobLoaders {
-    this.loadersOfRequest ??= createFineTuneJobLoaders(this.client(), this.deps.loaderSettings);
+    this.loadersOfRequest ??= createFineTuneJobLoaders(
+      this.client(),
+      this.deps.loaderSettings,
+      this.deps.metrics,
+    );
     return this.loadersOfRequest;
   }
 

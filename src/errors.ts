@@ -24,6 +24,8 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   /** The upstream answered with something outside its contract. */
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
+  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, cost); see `extensions.limit`. Nothing was executed. */
+  QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
   /** A bug in the gateway; the details are in its log, not in the response. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -50,6 +52,9 @@ function codeForStatus(status: number): ErrorCode {
   return ErrorCode.UPSTREAM_BAD_RESPONSE;
 }
 
+// graphql 16 writes "more that", later versions "more than".
+const TOO_MANY_TOKENS = /^Syntax Error: Document contains more tha[nt] (\d+) tokens/;
+
 interface DescribedError {
   message: string;
   extensions: Record<string, unknown> & { code: ErrorCode };
@@ -75,6 +80,16 @@ function describeFailure(error: UpstreamError): DescribedError {
       return {
         message: `The fine-tune API could not be reached (${operation}).`,
         extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation } },
+      };
+    case 'circuit-open':
+      return {
+        message: `The fine-tune API is failing; the gateway is not calling it for a few seconds (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, circuit: 'open' } },
+      };
+    case 'overloaded':
+      return {
+        message: `The gateway has too many calls to the fine-tune API waiting; try again shortly (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, overloaded: true } },
       };
     case 'bad-response':
       return {
@@ -103,12 +118,35 @@ function describeFailure(error: UpstreamError): DescribedError {
   }
 }
 
+/**
+ * A query limit's code and message, where Apollo reported it otherwise: it recodes validation
+ * errors GRAPHQL_VALIDATION_FAILED, and graphql-js's token limit is a syntax error.
+ */
+function queryLimitError(
+  message: string,
+  extensions: Record<string, unknown> | undefined,
+): { message: string; extensions: Record<string, unknown> } | undefined {
+  if (typeof extensions?.limit === 'string') {
+    return { message, extensions: { ...extensions, code: ErrorCode.QUERY_LIMIT_EXCEEDED } };
+  }
+  const tokens = TOO_MANY_TOKENS.exec(message);
+  if (tokens) {
+    return {
+      message: `Query token limit of ${tokens[1]} exceeded.`,
+      extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit: 'tokens' },
+    };
+  }
+  return undefined;
+}
+
 /** The code a client will see for this error (what `formatError` gives it). */
 export function errorCodeOf(error: GraphQLError): string {
   const original = unwrapResolverError(error);
   if (original instanceof UpstreamError) return describeUpstreamError(original).extensions.code;
-  if (original instanceof GraphQLError && typeof original.extensions.code === 'string') {
-    return original.extensions.code;
+  if (original instanceof GraphQLError) {
+    const limit = queryLimitError(error.message, error.extensions);
+    if (limit) return ErrorCode.QUERY_LIMIT_EXCEEDED;
+    if (typeof original.extensions.code === 'string') return original.extensions.code;
   }
   return ErrorCode.INTERNAL_SERVER_ERROR;
 }
@@ -126,6 +164,8 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
   if (original instanceof GraphQLError) {
     // Ours, graphql-js's (validation, coercion) or Apollo's: already well-formed and coded.
     const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
+    const limit = queryLimitError(formatted.message, extensions);
+    if (limit) return { ...formatted, ...limit };
     return { ...formatted, message: redactSecrets(formatted.message), extensions };
   }
   return {

@@ -6,23 +6,42 @@ import { GraphQLError } from 'graphql';
 import { pino, type Logger } from 'pino';
 import type { GatewayContext } from './context.js';
 import { describeUpstreamError, errorCodeOf } from './errors.js';
+import type { GatewayMetrics } from './metrics.js';
 import { UpstreamError } from './upstream/errors.js';
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level,
-      redact: {
-        paths: ['authorization', '*.authorization', '*.headers.authorization', 'apiKey', '*.apiKey'],
-        censor: '[REDACTED]',
-      },
-    },
-    destination,
-  );
+export interface LoggerOptions {
+  /** Human-readable lines (pino-pretty, loaded only then); JSON lines otherwise. */
+  pretty?: boolean;
+  /** Where lines go instead of stdout (tests collect them). */
+  destination?: pino.DestinationStream;
 }
 
-/** Logs each operation once when its response is sent, and each failure with its details. */
-export function operationLogPlugin(): ApolloServerPlugin<GatewayContext> {
+export function createLogger(level: string, options: LoggerOptions = {}): Logger {
+  const settings: pino.LoggerOptions = {
+    level,
+    redact: {
+      paths: [
+        'authorization',
+        '*.authorization',
+        'headers.authorization',
+        '*.headers.authorization',
+        'apiKey',
+        '*.apiKey',
+      ],
+      censor: '[REDACTED]',
+    },
+  };
+  if (options.pretty && !options.destination) {
+    return pino({ ...settings, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  }
+  return pino(settings, options.destination);
+}
+
+/**
+ * Logs each operation once when its response is sent (name, duration, upstream calls, outcome)
+ * and counts it in the metrics; logs each failure with its details.
+ */
+export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart({ contextValue }) {
       const started = performance.now();
@@ -45,15 +64,19 @@ export function operationLogPlugin(): ApolloServerPlugin<GatewayContext> {
           }
         },
         async willSendResponse({ operationName, errors }) {
+          const durationMs = performance.now() - started;
+          const errorCodes = errors?.map(errorCodeOf);
           contextValue.logger.info(
             {
               operationName: operationName ?? null,
-              durationMs: Math.round(performance.now() - started),
-              outcome: errors?.length ? 'error' : 'ok',
-              ...(errors?.length && { errorCodes: errors.map(errorCodeOf) }),
+              durationMs: Math.round(durationMs),
+              upstreamCalls: contextValue.upstreamCalls.count,
+              outcome: errorCodes?.length ? 'error' : 'ok',
+              ...(errorCodes?.length && { errorCodes }),
             },
             'graphql operation',
           );
+          metrics.operation(operationName ?? null, errorCodes?.[0] ?? 'ok', durationMs / 1000);
         },
       };
     },

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, { pretty: config.logPretty });
 
   let simulator: RunningSimulator | undefined;
   let upstreamBaseUrl: string;

@@ -15,9 +15,11 @@ import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
 import { formatError } from './errors.js';
 import { operationLogPlugin } from './logging.js';
+import { GatewayMetrics } from './metrics.js';
+import { queryLimitProtection } from './query-limits.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
-import { createUpstreamHttp } from './upstream/client.js';
+import { UpstreamHttp } from './upstream/client.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -37,7 +39,6 @@ export interface RunningGateway {
 
 const GRAPHQL_PATH = '/graphql';
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const STOP_GRACE_MS = 10_000;
 
 class RequestError extends Error {
   constructor(
@@ -91,6 +92,8 @@ function toHeaderMap(req: IncomingMessage): HeaderMap {
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { config, logger } = options;
+  const metrics = new GatewayMetrics();
+  const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
 
   const apollo = new ApolloServer<GatewayContext>({
     typeDefs: loadTypeDefs(),
@@ -99,21 +102,30 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
     stopOnTerminationSignals: false,
+    // csrfPrevention is on by default in Apollo Server 5: GETs and simple POSTs need a preflight header.
     formatError,
     logger,
+    validationRules: limits.validationRules,
+    parseOptions: limits.parseOptions,
     plugins: [
       config.sandbox
         ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
         : ApolloServerPluginLandingPageDisabled(),
       // No cache hints are used; the plugin would otherwise wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
-      operationLogPlugin(),
+      ...limits.plugins,
+      operationLogPlugin(metrics),
     ],
   });
   await apollo.start();
 
+  const upstream = new UpstreamHttp(
+    { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
+    metrics,
+  );
   const contextDependencies = {
-    http: createUpstreamHttp({ baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings }),
+    http: upstream,
+    metrics,
     serverApiKey: options.serverApiKey,
     logger,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
@@ -123,6 +135,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       backoffLimitMs: config.upstreamSettings.backoffLimitMs,
     },
   };
+  let stopping = false;
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -160,6 +173,28 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       res.writeHead(302, { location: GRAPHQL_PATH }).end();
       return;
     }
+    // Probes and metrics, for the platform that runs the gateway (not behind CORS).
+    if (url.pathname === '/healthz') {
+      sendJson(res, 200, { status: 'ok' });
+      return;
+    }
+    if (url.pathname === '/readyz') {
+      if (stopping) {
+        sendJson(res, 503, { status: 'stopping' });
+        return;
+      }
+      const readiness = await upstream.readiness();
+      sendJson(res, readiness.ready ? 200 : 503, {
+        status: readiness.ready ? 'ready' : 'not ready',
+        upstream: readiness.upstream,
+      });
+      return;
+    }
+    if (url.pathname === '/metrics') {
+      res.setHeader('content-type', metrics.registry.contentType);
+      res.end(await metrics.registry.metrics());
+      return;
+    }
     if (url.pathname !== GRAPHQL_PATH) {
       sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}.` }] });
       return;
@@ -174,7 +209,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await handleGraphQL(req, res, url.search);
   }
 
+  const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz', '/metrics']);
   const server = createServer((req, res) => {
+    const arrived = performance.now();
+    const path = req.url?.split('?')[0] ?? '';
+    const label = KNOWN_PATHS.has(path) ? path : 'other';
+    const done = metrics.httpRequestArrived();
+    res.once('close', () => {
+      done();
+      if (res.writableFinished) metrics.httpRequest(label, (performance.now() - arrived) / 1000);
+      else metrics.httpRequestAborted(label);
+    });
     handle(req, res).catch((error: unknown) => {
       if (error instanceof RequestError) {
         if (!res.headersSent) sendRequestError(res, error.status, error.message);
@@ -207,10 +252,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     port,
     async stop() {
       // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
+      stopping = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       server.closeIdleConnections();
-      const grace = setTimeout(() => server.closeAllConnections(), STOP_GRACE_MS);
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
       await closed;
+      clearInterval(idle);
       clearTimeout(grace);
       await apollo.stop();
     },

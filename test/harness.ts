@@ -42,12 +42,17 @@ export interface StackOptions {
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const simulator = await startSimulator({ jobsPerOrganization: 12, ...options.simulator });
   const logLines: string[] = [];
-  const logger = createLogger('debug', { write: (line: string) => void logLines.push(line) });
+  const logger = createLogger('debug', {
+    destination: { write: (line: string) => void logLines.push(line) },
+  });
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
     ATAI_API_URL: simulator.url,
     UPSTREAM_BACKOFF_LIMIT_MS: '50',
+    // Tests inject failures on purpose, many in a row; the circuit breaker would carry them over
+    // into the next test. test/upstream-protection.test.ts turns it on with its own settings.
+    UPSTREAM_BREAKER_MIN_CALLS: '100000',
     ...options.env,
   });
   const gateway = await startGateway({

@@ -23,7 +23,12 @@ const EXAMPLE_JOB = 'ftj-my-finetune-run-3de60a5c';
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ simulator: { jobsPerOrganization: 12 } });
+  stack = await startStack({
+    simulator: { jobsPerOrganization: 12 },
+    // Metrics of every job, each of every entry, is over the default cost limit (by design: it is
+    // one upstream call per job); these tests are about loading, so they allow it.
+    env: { QUERY_MAX_COST: '100000' },
+  });
 });
 afterAll(() => stack.stop());
 beforeEach(() => {

@@ -2,6 +2,7 @@
 // make one upstream call, a job is fetched by id at most once, and jobs seen in a list are not
 // fetched again by id. Built per request, so nothing here outlives one operation.
 import DataLoader from 'dataloader';
+import type { GatewayMetrics } from '../metrics.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
 import { createJobMetricsLoader, type JobMetricsLoader } from './fine-tune-job-metrics.js';
@@ -34,22 +35,58 @@ function settleEach<K, V>(keys: readonly K[], load: (key: K) => Promise<V>): Pro
   );
 }
 
+/** A DataLoader cache that counts the loads it answers (for /metrics). */
+class CountingCache<K, V> extends Map<K, V> {
+  private counting = true;
+
+  constructor(private readonly onHit: () => void) {
+    super();
+  }
+
+  override get(key: K): V | undefined {
+    const value = super.get(key);
+    if (value !== undefined && this.counting) this.onHit();
+    return value;
+  }
+
+  /** Runs `prime`, whose own lookup is not a load answered from the cache. */
+  priming(prime: () => void): void {
+    this.counting = false;
+    try {
+      prime();
+    } finally {
+      this.counting = true;
+    }
+  }
+}
+
 export function createFineTuneJobLoaders(
   api: FineTuneApiClient,
   settings: LoaderSettings,
+  gatewayMetrics: GatewayMetrics,
 ): FineTuneJobLoaders {
   // Lists still in flight in this request: a job they return need not be fetched by id.
   const listsInFlight = new Set<Promise<unknown>>();
   const seenInLists = new Map<string, FineTuneJobRecord>();
 
+  const jobByIdCache = new CountingCache<string, Promise<FineTuneJobRecord | null>>(() =>
+    gatewayMetrics.loaderHit('jobById', 'cache'),
+  );
   // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
   const jobByIdLoader = new DataLoader<string, FineTuneJobRecord | null>(
     async (ids) => {
       if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
-      return settleEach(ids, async (id) => seenInLists.get(id) ?? api.getJob(id));
+      return settleEach(ids, async (id) => {
+        const seen = seenInLists.get(id);
+        if (seen) gatewayMetrics.loaderHit('jobById', 'list');
+        return seen ?? api.getJob(id);
+      });
     },
-    // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
-    { batchScheduleFn: (dispatch) => setImmediate(dispatch) },
+    {
+      // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
+      batchScheduleFn: (dispatch) => setImmediate(dispatch),
+      cacheMap: jobByIdCache,
+    },
   );
 
   const jobListLoader = new DataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
@@ -61,14 +98,17 @@ export function createFineTuneJobLoaders(
           const jobs = await pending;
           for (const job of jobs) {
             seenInLists.set(job.id, job);
-            jobByIdLoader.prime(job.id, job);
+            jobByIdCache.priming(() => jobByIdLoader.prime(job.id, job));
           }
           return jobs;
         } finally {
           listsInFlight.delete(pending);
         }
       }),
-    { cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]) },
+    {
+      cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
+      cacheMap: new CountingCache(() => gatewayMetrics.loaderHit('jobList', 'cache')),
+    },
   );
 
   const metrics = createJobMetricsLoader(api, settings.metricsConcurrency);
@@ -79,7 +119,7 @@ export function createFineTuneJobLoaders(
     jobMetricsLoader: metrics.loader,
     jobWritten(job) {
       seenInLists.set(job.id, job);
-      jobByIdLoader.clear(job.id).prime(job.id, job);
+      jobByIdCache.priming(() => jobByIdLoader.clear(job.id).prime(job.id, job));
       jobListLoader.clearAll();
       metrics.forgetJob(job.id);
     },

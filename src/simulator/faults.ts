@@ -42,6 +42,10 @@ export interface Fault {
   unknownStatus?: string;
   /** Put the caller's bearer token into the error message, as a careless upstream might. */
   echoKey?: boolean;
+  /** Answer with exactly this body (status `status`, default 200), for payloads outside the contract. */
+  body?: string;
+  /** Apply to this share of requests (0 to 1, default 1), chosen at random: for load-and-fault runs. */
+  probability?: number;
   /** Apply to this many requests, then clear (default: until cleared). */
   times?: number;
 }
@@ -62,6 +66,7 @@ export class FaultTable {
   take(route: SimulatorRoute): Fault | undefined {
     const fault = this.faults.get(route);
     if (!fault) return undefined;
+    if (fault.probability !== undefined && Math.random() >= fault.probability) return undefined;
     fault.remaining -= 1;
     if (fault.remaining <= 0) this.faults.delete(route);
     return fault;

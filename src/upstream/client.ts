@@ -1,8 +1,22 @@
-// The fine-tune jobs REST API, one method per endpoint. Calls go through one shared ky
-// instance (timeouts, retries); each client carries one caller's API key. Responses are
-// validated against the documented shapes and returned as the upstream's records.
+// The fine-tune jobs REST API, one method per endpoint. Every call goes through one shared
+// UpstreamHttp (timeouts, retries, a bound on concurrent requests, a circuit breaker); each client
+// carries one caller's API key and request id. Responses are validated against the documented
+// shapes and returned as the upstream's records.
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  CircuitState,
+  SamplingBreaker,
+  bulkhead,
+  circuitBreaker,
+  handleWhen,
+  wrap,
+  type CircuitBreakerPolicy,
+  type IPolicy,
+} from 'cockatiel';
 import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
 import type { z } from 'zod';
+import type { GatewayMetrics } from '../metrics.js';
 import { redactSecrets } from '../secrets.js';
 import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
 import {
@@ -27,40 +41,177 @@ export interface UpstreamSettings {
   maxRetryAfterMs: number;
   /** Upper bound of the exponential backoff between retries. */
   backoffLimitMs: number;
+  /** Calls to the upstream in flight at once, across all clients of the gateway. */
+  maxConcurrency: number;
+  /** Calls waiting for a free slot; past this, a call fails at once. */
+  maxQueue: number;
+  /** The share of failed calls (5xx, timeout, unreachable) in the window that opens the circuit. */
+  breakerFailureRate: number;
+  /** The sliding window over which calls are counted. */
+  breakerWindowMs: number;
+  /** The fewest calls in the window for the circuit to open: a quiet gateway never trips on one failure. */
+  breakerMinCalls: number;
+  /** How long the circuit stays open before one call probes the upstream again. */
+  breakerHalfOpenMs: number;
 }
 
-const RETRY_STATUSES = [429, 502, 503, 504];
+/** Whose call this is: the key it carries, the request id sent along, and a tally for the log. */
+export interface Caller {
+  apiKey: string;
+  requestId: string;
+  /** Counts the HTTP requests (retries included) this operation sent upstream. */
+  calls: { count: number };
+}
 
-/** The HTTP layer shared by every request's client: one place for timeouts and retries. */
-export function createUpstreamHttp(settings: UpstreamSettings): KyInstance {
-  return ky.create({
-    prefixUrl: settings.baseUrl,
-    timeout: settings.timeoutMs,
-    retry: {
-      limit: settings.retryLimit,
-      // Only reads are retried blindly; writes have their own read-back logic.
-      methods: ['get'],
-      statusCodes: RETRY_STATUSES,
-      afterStatusCodes: [429, 503],
-      maxRetryAfter: settings.maxRetryAfterMs,
-      backoffLimit: settings.backoffLimitMs,
-      jitter: (delay) => delay * (0.5 + Math.random() / 2),
-      shouldRetry: ({ error }) => {
-        // A Retry-After past the cap is not worth waiting for: report it to the client now.
-        if (error instanceof HTTPError) {
-          const after = parseRetryAfter(error.response.headers.get('retry-after'));
-          if (after !== undefined && after * 1000 > settings.maxRetryAfterMs) return false;
-        }
-        return undefined;
+export type Readiness = { ready: true; upstream: 'reachable' } | { ready: false; upstream: string };
+
+const RETRY_STATUSES = [429, 502, 503, 504];
+const READINESS_PROBE_MS = 2_000;
+
+/**
+ * A failure that says the upstream is unwell. A 4xx is the caller's problem (bad input, unknown
+ * job, rate limit for one key) and never opens the circuit.
+ */
+function isUpstreamFailure(error: unknown): boolean {
+  if (error instanceof HTTPError) return error.response.status >= 500;
+  return !(error instanceof BulkheadRejectedError || error instanceof BrokenCircuitError);
+}
+
+/** The HTTP layer shared by every request's client: the one place for timeouts, retries and protection. */
+export class UpstreamHttp {
+  private readonly ky: KyInstance;
+  private readonly breaker: CircuitBreakerPolicy;
+  private readonly policy: IPolicy;
+
+  constructor(
+    private readonly settings: UpstreamSettings,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.ky = ky.create({
+      prefixUrl: settings.baseUrl,
+      timeout: settings.timeoutMs,
+      retry: {
+        limit: settings.retryLimit,
+        // Only reads are retried blindly; writes have their own read-back logic.
+        methods: ['get'],
+        statusCodes: RETRY_STATUSES,
+        afterStatusCodes: [429, 503],
+        maxRetryAfter: settings.maxRetryAfterMs,
+        backoffLimit: settings.backoffLimitMs,
+        jitter: (delay) => delay * (0.5 + Math.random() / 2),
+        shouldRetry: ({ error }) => {
+          // A Retry-After past the cap is not worth waiting for: report it to the client now.
+          if (error instanceof HTTPError) {
+            const after = parseRetryAfter(error.response.headers.get('retry-after'));
+            if (after !== undefined && after * 1000 > settings.maxRetryAfterMs) return false;
+          }
+          return undefined;
+        },
       },
-    },
-  });
+    });
+    this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
+      halfOpenAfter: settings.breakerHalfOpenMs,
+      // A failure rate rather than a run of failures: under concurrency, timeouts of requests sent
+      // together arrive together, and a run of them says little about the upstream's health.
+      breaker: new SamplingBreaker({
+        threshold: settings.breakerFailureRate,
+        duration: settings.breakerWindowMs,
+        minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
+      }),
+    });
+    this.breaker.onStateChange((state) =>
+      metrics.circuit(
+        state === CircuitState.Open || state === CircuitState.Isolated
+          ? 'open'
+          : state === CircuitState.HalfOpen
+            ? 'half-open'
+            : 'closed',
+      ),
+    );
+    // The breaker first: while it is open, a call neither waits in the queue nor reaches the upstream.
+    this.policy = wrap(this.breaker, bulkhead(settings.maxConcurrency, settings.maxQueue));
+  }
+
+  get circuitOpen(): boolean {
+    return this.breaker.state === CircuitState.Open || this.breaker.state === CircuitState.Isolated;
+  }
+
+  /** Sends one call (retries included) and returns its body; throws what ky or the policies threw. */
+  async send(endpoint: string, path: string, options: Options, caller: Caller): Promise<string> {
+    const { metrics } = this;
+    let started = 0;
+    // Each attempt is measured here and in beforeRetry, not in an afterResponse hook: ky tees the
+    // body of every response it hands to one, and an aborted tee can reject where nobody listens.
+    const attemptEnded = (outcome: unknown) => {
+      const status =
+        outcome instanceof Response
+          ? String(outcome.status)
+          : outcome instanceof HTTPError
+            ? String(outcome.response.status)
+            : outcome instanceof TimeoutError
+              ? 'timeout'
+              : 'network';
+      metrics.upstreamRequest(endpoint, status, (performance.now() - started) / 1000);
+    };
+    try {
+      return await this.policy.execute(async () => {
+        const response = await this.ky(path, {
+          ...options,
+          headers: {
+            authorization: `Bearer ${caller.apiKey}`,
+            accept: 'application/json',
+            'x-request-id': caller.requestId,
+          },
+          hooks: {
+            beforeRequest: [
+              () => {
+                caller.calls.count += 1;
+                started = performance.now();
+              },
+            ],
+            beforeRetry: [
+              ({ error }) => {
+                attemptEnded(error);
+                metrics.upstreamRetry(endpoint);
+              },
+            ],
+          },
+        });
+        attemptEnded(response);
+        return response.text();
+      });
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) metrics.upstreamRejected('circuit_open');
+      else if (error instanceof BulkheadRejectedError) metrics.upstreamRejected('concurrency');
+      else if (started > 0) attemptEnded(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Whether the upstream answers at all: any HTTP answer below 500 to its base URL counts (it
+   * needs no key). Never goes through the breaker, so it can see a recovery first.
+   */
+  async readiness(): Promise<Readiness> {
+    if (this.circuitOpen) return { ready: false, upstream: 'circuit open' };
+    try {
+      const response = await fetch(`${this.settings.baseUrl}/`, {
+        signal: AbortSignal.timeout(Math.min(this.settings.timeoutMs, READINESS_PROBE_MS)),
+      });
+      await response.body?.cancel();
+      if (response.status >= 500) return { ready: false, upstream: `unavailable (${response.status})` };
+      return { ready: true, upstream: 'reachable' };
+    } catch (error) {
+      const timedOut = error instanceof Error && error.name === 'TimeoutError';
+      return { ready: false, upstream: timedOut ? 'unreachable (timeout)' : 'unreachable' };
+    }
+  }
 }
 
 export class FineTuneApiClient {
   constructor(
-    private readonly http: KyInstance,
-    private readonly apiKey: string,
+    private readonly http: UpstreamHttp,
+    private readonly caller: Caller,
   ) {}
 
   /** `GET /fine-tune/jobs`, with filter and page pushed down to the query string. */
@@ -142,11 +293,7 @@ export class FineTuneApiClient {
   ): Promise<z.infer<S>> {
     let text: string;
     try {
-      const response = await this.http(path, {
-        ...options,
-        headers: { authorization: `Bearer ${this.apiKey}`, accept: 'application/json' },
-      });
-      text = await response.text();
+      text = await this.http.send(operation, path, options, this.caller);
     } catch (error) {
       throw await this.failure(operation, error);
     }
@@ -194,6 +341,12 @@ export class FineTuneApiClient {
     if (error instanceof TimeoutError) {
       return new UpstreamError('timeout', 'the upstream did not answer in time', { operation });
     }
+    if (error instanceof BrokenCircuitError) {
+      return new UpstreamError('circuit-open', 'the upstream is failing; calls are paused', { operation });
+    }
+    if (error instanceof BulkheadRejectedError) {
+      return new UpstreamError('overloaded', 'too many calls to the upstream are waiting', { operation });
+    }
     // fetch rejects with a TypeError whose cause names the socket error (ECONNREFUSED, …).
     const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
     const reason = typeof cause === 'string' ? cause : error instanceof Error ? error.message : 'unknown';
@@ -201,6 +354,6 @@ export class FineTuneApiClient {
   }
 
   private redact(text: string): string {
-    return redactSecrets(text, [this.apiKey]);
+    return redactSecrets(text, [this.caller.apiKey]);
   }
 }

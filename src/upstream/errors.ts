@@ -5,7 +5,9 @@ export type UpstreamFailureKind =
   | 'http' // the upstream answered with an error status
   | 'timeout' // no answer within the configured time
   | 'network' // connection refused, reset or dropped
-  | 'bad-response'; // a success status with a body that is not JSON or not the documented shape
+  | 'bad-response' // a success status with a body that is not JSON or not the documented shape
+  | 'circuit-open' // not sent: the circuit breaker is open after repeated upstream failures
+  | 'overloaded'; // not sent: too many calls already in flight and waiting
 
 /** One error as the upstream reported it, whatever envelope it came in. */
 export interface UpstreamErrorDetail {

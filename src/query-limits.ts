@@ -1,0 +1,101 @@
+// What a query may ask for, checked before anything runs: a query over a limit is rejected with
+// QUERY_LIMIT_EXCEEDED and costs the upstream nothing.
+//
+// - depth, aliases and directives: graphql-armor's validation rules;
+// - tokens: graphql-js's own `maxTokens` parse option (armor's token plugin throws from a hook
+//   Apollo Server answers with a 500);
+// - cost: graphql-query-complexity, because armor's cost limit cannot see arguments, and here the
+//   arguments are what matters: `fineTuneJobs(limit: -1)` asks the upstream for every job, so
+//   its selection costs as many times as the jobs it may return.
+import type { ApolloServerPlugin } from '@apollo/server';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { GraphQLError, type ValidationContext, type ValidationRule } from 'graphql';
+import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { QueryLimits } from './config.js';
+import { ErrorCode } from './errors.js';
+
+export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost';
+
+function limitExceeded(limit: QueryLimitName, message: string, extra: Record<string, unknown> = {}) {
+  return new GraphQLError(message, {
+    extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit, ...extra, http: { status: 400 } },
+  });
+}
+
+/** Reports armor's rejection as ours: a clear message and `extensions.limit`. */
+function reject(limit: QueryLimitName) {
+  return (context: ValidationContext | null, error: GraphQLError) =>
+    context?.reportError(limitExceeded(limit, error.message.replace(/^Syntax Error: /, '')));
+}
+
+/**
+ * Fields whose size a client chooses with `limit` (-1: all of them): the job list, and a job's
+ * metrics (a page of entries, and one upstream call per job it is asked for).
+ */
+const SIZED_LISTS: Record<string, ReadonlySet<string>> = {
+  Query: new Set(['fineTuneJobs']),
+  FineTuneJob: new Set(['metrics']),
+};
+
+/** A sized field costs 1 plus its selection once per item it may return. */
+function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
+  return ({ type, field, args, childComplexity }) => {
+    if (!SIZED_LISTS[type.name]?.has(field.name)) return undefined;
+    const limit = typeof args.limit === 'number' ? args.limit : -1;
+    const size = limit < 0 ? unboundedListSize : limit;
+    return 1 + size * Math.max(childComplexity, 1);
+  };
+}
+
+/** Validation rules, parse options and plugins that enforce the limits. */
+export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: boolean) {
+  const armor = new ApolloArmor({
+    maxDepth: { n: limits.maxDepth, propagateOnRejection: false, onReject: [reject('depth')] },
+    maxAliases: { n: limits.maxAliases, propagateOnRejection: false, onReject: [reject('aliases')] },
+    maxDirectives: { n: limits.maxDirectives, propagateOnRejection: false, onReject: [reject('directives')] },
+    // Replaced by graphql-js's parser limit and graphql-query-complexity (see the top of the file).
+    maxTokens: { enabled: false },
+    costLimit: { enabled: false },
+    blockFieldSuggestion: { enabled: !fieldSuggestions },
+  }).protect();
+
+  const estimators = [
+    sizedListEstimator(limits.unboundedListSize),
+    simpleEstimator({ defaultComplexity: 1 }),
+  ];
+  const costLimit: ApolloServerPlugin = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ request, document, schema, operationName }) {
+          let cost: number;
+          try {
+            cost = getComplexity({
+              schema,
+              query: document,
+              variables: request.variables ?? {},
+              ...(operationName && { operationName }),
+              estimators,
+            });
+          } catch {
+            // Variables that do not coerce: execution rejects them before any resolver runs.
+            return;
+          }
+          if (cost > limits.maxCost) {
+            throw limitExceeded(
+              'cost',
+              `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
+              { cost, maxCost: limits.maxCost },
+            );
+          }
+        },
+      };
+    },
+  };
+
+  return {
+    validationRules: armor.validationRules as ValidationRule[],
+    // Armor's declarations name Apollo Server's CommonJS types, ours its ESM ones: same objects.
+    plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit],
+    parseOptions: { maxTokens: limits.maxTokens },
+  };
+}

@@ -1,0 +1,141 @@
+// Production defaults: no introspection, no Sandbox, no field suggestions unless configured;
+// CSRF prevention on; request bodies capped.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACME_KEY, expectData, startStack, type Stack } from './harness.js';
+
+const INTROSPECTION = 'query { __schema { queryType { name } } }';
+const TYPO = 'query { fineTuneJobs(limit: 1) { nam } }';
+
+let production: Stack;
+let productionWithOverrides: Stack;
+let development: Stack;
+beforeAll(async () => {
+  [production, productionWithOverrides, development] = await Promise.all([
+    startStack({ env: { NODE_ENV: 'production', MAX_REQUEST_BYTES: '2048' } }),
+    startStack({
+      env: {
+        NODE_ENV: 'production',
+        GRAPHQL_INTROSPECTION: 'true',
+        GRAPHQL_SANDBOX: 'true',
+        GRAPHQL_FIELD_SUGGESTIONS: 'true',
+      },
+    }),
+    startStack({ env: { NODE_ENV: 'development' } }),
+  ]);
+});
+afterAll(() => Promise.all([production.stop(), productionWithOverrides.stop(), development.stop()]));
+
+function landingPage(stack: Stack) {
+  return fetch(stack.gateway.url, { headers: { accept: 'text/html' } });
+}
+
+describe('in production', () => {
+  it('refuses introspection', async () => {
+    const response = await production.query(INTROSPECTION);
+    expect(response.errors?.[0]?.message).toMatch(/introspection is not allowed/i);
+    expect(response.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('serves no Sandbox landing page', async () => {
+    const page = await landingPage(production);
+    expect(await page.text()).not.toMatch(/sandbox|<html/i);
+  });
+
+  it('hides field suggestions', async () => {
+    const response = await production.query(TYPO);
+    const message = response.errors?.[0]?.message ?? '';
+    expect(message).toMatch(/Cannot query field "nam"/);
+    expect(message).not.toMatch(/Did you mean/);
+    expect(message).not.toMatch(/"name"/);
+  });
+
+  it('turns each back on when configured', async () => {
+    expectData(await productionWithOverrides.query(INTROSPECTION));
+    expect(await (await landingPage(productionWithOverrides)).text()).toMatch(/sandbox/i);
+    const response = await productionWithOverrides.query(TYPO);
+    expect(response.errors?.[0]?.message).toMatch(/Did you mean "name"/);
+  });
+});
+
+describe('in development', () => {
+  it('allows introspection, Sandbox and suggestions', async () => {
+    expectData(await development.query(INTROSPECTION));
+    // Introspection needs no key: only fields that call the upstream do.
+    expectData(await development.query(INTROSPECTION, undefined, { apiKey: null }));
+    expect(await (await landingPage(development)).text()).toMatch(/sandbox/i);
+    expect((await development.query(TYPO)).errors?.[0]?.message).toMatch(/Did you mean "name"/);
+  });
+});
+
+describe('CSRF prevention', () => {
+  it('refuses a GET query without a preflight-forcing header', async () => {
+    const url = `${production.gateway.url}?query=${encodeURIComponent('{ fineTuneJobs(limit: 1) { id } }')}`;
+    const response = await fetch(url, { headers: { authorization: `Bearer ${ACME_KEY}` } });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/CSRF/);
+    expect(production.simulator.requestsTo('listJobs')).toHaveLength(0);
+  });
+
+  it('refuses a simple text/plain POST', async () => {
+    const response = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${ACME_KEY}` },
+      body: JSON.stringify({ query: '{ fineTuneJobs(limit: 1) { id } }' }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/CSRF/);
+  });
+
+  it('accepts a GET with apollo-require-preflight', async () => {
+    const url = `${production.gateway.url}?query=${encodeURIComponent('{ fineTuneJobs(limit: 1) { id } }')}`;
+    const response = await fetch(url, {
+      headers: { authorization: `Bearer ${ACME_KEY}`, 'apollo-require-preflight': 'true' },
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { data: { fineTuneJobs: unknown[] } }).data.fineTuneJobs).toHaveLength(
+      1,
+    );
+  });
+});
+
+describe('request body cap (MAX_REQUEST_BYTES)', () => {
+  const big = (bytes: number) =>
+    JSON.stringify({ query: `{ fineTuneJobs(limit: 1) { id } }${' '.repeat(bytes)}` });
+
+  it('answers 413 with a GraphQL error for a body over the cap', async () => {
+    const response = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ACME_KEY}` },
+      body: big(4096),
+    });
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({
+      errors: [{ message: 'Request body is larger than 2048 bytes.', extensions: { code: 'BAD_REQUEST' } }],
+    });
+  });
+
+  it('also when the body is streamed without a content-length', async () => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(big(4096)));
+        controller.close();
+      },
+    });
+    const response = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ACME_KEY}` },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(response.status).toBe(413);
+  });
+
+  it('serves a body under the cap', async () => {
+    const response = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ACME_KEY}` },
+      body: big(1000),
+    });
+    expect(response.status).toBe(200);
+  });
+});

@@ -1,0 +1,144 @@
+// Graceful shutdown of the real entry point (dist/main.js, built by test/global-setup.ts):
+// SIGTERM / SIGINT let in-flight operations finish within the grace period; a bad hardening
+// setting stops the start with one line.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
+import { ACME_KEY } from './harness.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+let simulator: RunningSimulator;
+beforeAll(async () => {
+  simulator = await startSimulator({ jobsPerOrganization: 3 });
+});
+afterAll(() => simulator.stop());
+
+interface Started {
+  child: ChildProcess;
+  url: string;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output: () => string;
+}
+
+async function startGatewayProcess(env: Record<string, string>): Promise<Started> {
+  const child = spawn(process.execPath, [MAIN], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ATAI_API_URL: simulator.url,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exit = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setInterval(() => {
+      const match = /ready at (http:\/\/\S+)/.exec(output);
+      if (match) {
+        clearInterval(timer);
+        resolve(match[1]!);
+      }
+    }, 20);
+    void exit.then(() => {
+      clearInterval(timer);
+      reject(new Error(`gateway exited before it was ready:\n${output}`));
+    });
+  });
+  return { child, url, exit, output: () => output };
+}
+
+function postQuery(url: string, query: string) {
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ACME_KEY}` },
+    body: JSON.stringify({ query }),
+  });
+}
+
+async function untilUpstreamReceived(count: number) {
+  while (simulator.requestsTo('listJobs').length < count) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('graceful shutdown', () => {
+  it('SIGTERM during a slow upstream call: the client still gets its data, then exit 0', async () => {
+    simulator.resetRequests();
+    simulator.faults.set('listJobs', { delayMs: 1_500, times: 1 });
+    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '10000' });
+    const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 2) { id } }');
+    await untilUpstreamReceived(1);
+    const signalled = performance.now();
+    gateway.child.kill('SIGTERM');
+
+    const response = await pending;
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { data?: { fineTuneJobs: unknown[] }; errors?: unknown };
+    expect(body.errors).toBeUndefined();
+    expect(body.data?.fineTuneJobs).toHaveLength(2);
+    expect(await gateway.exit).toEqual({ code: 0, signal: null });
+    // It waited for the call (1.5 s), not for the whole grace period.
+    expect(performance.now() - signalled).toBeLessThan(3_000);
+  }, 30_000);
+
+  it('stops accepting new connections once signalled', async () => {
+    simulator.resetRequests();
+    simulator.faults.set('listJobs', { delayMs: 1_000, times: 1 });
+    const gateway = await startGatewayProcess({});
+    const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }');
+    await untilUpstreamReceived(1);
+    gateway.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }')).rejects.toThrow();
+    expect((await pending).status).toBe(200);
+    expect((await gateway.exit).code).toBe(0);
+  }, 30_000);
+
+  it('SIGINT with a call slower than SHUTDOWN_GRACE_MS: cut at the grace period, still exit 0', async () => {
+    simulator.resetRequests();
+    simulator.faults.set('listJobs', { delayMs: 8_000, times: 1 });
+    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
+    const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await untilUpstreamReceived(1);
+    const signalled = performance.now();
+    gateway.child.kill('SIGINT');
+    expect(await gateway.exit).toEqual({ code: 0, signal: null });
+    expect(performance.now() - signalled).toBeLessThan(3_000);
+    expect(await pending).toBe('cut');
+  }, 30_000);
+});
+
+describe('configuration errors', () => {
+  it.each([
+    ['PORT', 'not-a-port'],
+    ['UPSTREAM_BREAKER_HALF_OPEN_MS', '60000'],
+    ['QUERY_MAX_COST', '0'],
+    ['LOG_FORMAT', 'xml'],
+  ])('%s=%s stops the start with one line naming the variable, exit 1', async (name, value) => {
+    const child = spawn(process.execPath, [MAIN], {
+      env: { PATH: process.env.PATH, ATAI_API_URL: simulator.url, [name]: value },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+    const lines = stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^fine-tune-gateway: Invalid ${name} \\(got "${value}"\\)`));
+  });
+});

@@ -1,0 +1,175 @@
+// Upstream protection: a circuit breaker that fails fast while the upstream is down and probes
+// it back, and a bound on concurrent upstream requests.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+
+const HALF_OPEN_MS = 300;
+const LIST = 'query { fineTuneJobs(limit: 1) { id } }';
+
+let stack: Stack | undefined;
+afterEach(async () => {
+  await stack?.stop();
+  stack = undefined;
+});
+
+function breakerStack() {
+  return startStack({
+    env: {
+      UPSTREAM_RETRIES: '0',
+      UPSTREAM_BREAKER_FAILURE_RATE: '0.5',
+      UPSTREAM_BREAKER_WINDOW_MS: '5000',
+      UPSTREAM_BREAKER_MIN_CALLS: '3',
+      UPSTREAM_BREAKER_HALF_OPEN_MS: String(HALF_OPEN_MS),
+    },
+  });
+}
+
+async function readyStatus(s: Stack) {
+  const response = await fetch(new URL('/readyz', s.gateway.url));
+  return { status: response.status, body: (await response.json()) as Record<string, string> };
+}
+
+describe('circuit breaker', () => {
+  it('opens when most calls in the window fail, then fails fast with no upstream request', async () => {
+    const s = (stack = await breakerStack());
+    s.simulator.faults.set('listJobs', { status: 503 });
+    for (let i = 0; i < 3; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
+
+    const started = performance.now();
+    const error = expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    expect(performance.now() - started).toBeLessThan(HALF_OPEN_MS);
+    expect(error.extensions?.upstream).toMatchObject({ circuit: 'open' });
+    expect(error.message).toMatch(/failing/);
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
+
+    // Liveness is unaffected; readiness says why the gateway cannot serve.
+    expect((await fetch(new URL('/healthz', s.gateway.url))).status).toBe(200);
+    expect(await readyStatus(s)).toEqual({
+      status: 503,
+      body: { status: 'not ready', upstream: 'circuit open' },
+    });
+  });
+
+  it('probes the upstream after the half-open delay and closes when it has recovered', async () => {
+    const s = (stack = await breakerStack());
+    s.simulator.faults.set('listJobs', { status: 502 });
+    for (let i = 0; i < 4; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
+
+    s.simulator.faults.clear();
+    await sleep(HALF_OPEN_MS + 50);
+    expectData(await s.query(LIST));
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(4);
+    expectData(await s.query(LIST));
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(5);
+    expect((await readyStatus(s)).status).toBe(200);
+  });
+
+  it('stays open when the probe fails, and tries again after another delay', async () => {
+    const s = (stack = await breakerStack());
+    s.simulator.faults.set('listJobs', { drop: 'before' });
+    for (let i = 0; i < 3; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    await sleep(HALF_OPEN_MS + 50);
+    expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE'); // the probe
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(4);
+    expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE'); // open again: no request
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(4);
+
+    s.simulator.faults.clear();
+    await sleep(HALF_OPEN_MS + 50);
+    expectData(await s.query(LIST));
+  });
+
+  it('opens on timeouts too', async () => {
+    const s = (stack = await startStack({
+      env: {
+        UPSTREAM_RETRIES: '0',
+        UPSTREAM_TIMEOUT_MS: '100',
+        UPSTREAM_BREAKER_MIN_CALLS: '2',
+        UPSTREAM_BREAKER_HALF_OPEN_MS: '5000',
+      },
+    }));
+    s.simulator.faults.set('listJobs', { delayMs: 400 });
+    for (let i = 0; i < 2; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_TIMEOUT');
+    expect(expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE').extensions?.upstream).toMatchObject({
+      circuit: 'open',
+    });
+  });
+
+  it("never opens on a caller's errors (4xx, unknown jobs, rate limits)", async () => {
+    const s = (stack = await breakerStack());
+    for (const status of [400, 401, 403, 404, 409, 422, 429]) {
+      s.simulator.faults.set('listJobs', { status, retryAfter: 600 });
+      await s.query(LIST);
+    }
+    s.simulator.faults.clear();
+    for (let i = 0; i < 5; i++) await s.query('query { fineTuneJob(id: "no-such-job") { id } }');
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(7);
+    expect(s.simulator.requestsTo('getJob')).toHaveLength(5);
+    expectData(await s.query(LIST));
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(8);
+  });
+
+  it('stays closed at a low failure rate, and below UPSTREAM_BREAKER_MIN_CALLS', async () => {
+    const s = (stack = await breakerStack());
+    // Two failures alone: too few calls to judge.
+    s.simulator.faults.set('listJobs', { status: 500, times: 2 });
+    for (let i = 0; i < 2; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    // Then one failure in four: 5 of 14 calls failed, under half.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 3; i++) expectData(await s.query(LIST));
+      s.simulator.faults.set('listJobs', { status: 500, times: 1 });
+      expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    }
+    expectData(await s.query(LIST));
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(15);
+  });
+});
+
+describe('concurrency bound', () => {
+  it('keeps at most UPSTREAM_MAX_CONCURRENCY requests in flight; the queue waits', async () => {
+    const s = (stack = await startStack({
+      env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '10' },
+    }));
+    const acme = s.simulator.store.organizations[0]!;
+    const ids = s.simulator.store
+      .list(acme, null)
+      .slice(0, 6)
+      .map((j) => j.id);
+    s.simulator.faults.set('getJob', { delayMs: 200 });
+    const started = performance.now();
+    const responses = await Promise.all(
+      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
+    );
+    const elapsed = performance.now() - started;
+    for (const response of responses) expectData(response);
+    // Six 200 ms calls, two at a time: three rounds.
+    expect(elapsed).toBeGreaterThanOrEqual(3 * 200 - 20);
+    expect(s.simulator.requestsTo('getJob')).toHaveLength(6);
+  });
+
+  it('fails fast with UPSTREAM_UNAVAILABLE once the queue is full', async () => {
+    const s = (stack = await startStack({ env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '1' } }));
+    const acme = s.simulator.store.organizations[0]!;
+    const ids = s.simulator.store
+      .list(acme, null)
+      .slice(0, 5)
+      .map((j) => j.id);
+    s.simulator.faults.set('getJob', { delayMs: 300 });
+    const responses = await Promise.all(
+      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
+    );
+    const served = responses.filter((r) => !r.errors);
+    const refused = responses.filter((r) => r.errors);
+    expect(served).toHaveLength(3);
+    expect(refused).toHaveLength(2);
+    for (const response of refused) {
+      expect(expectErrorCode(response, 'UPSTREAM_UNAVAILABLE').extensions?.upstream).toMatchObject({
+        overloaded: true,
+      });
+    }
+    expect(s.simulator.requestsTo('getJob')).toHaveLength(3);
+  });
+});
