@@ -3,6 +3,7 @@ import type { FineTuneJobRecord, FineTuneJobConfigRecord, FineTuneDatasetRecord,
 import type { GatewayContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -116,6 +117,24 @@ export type FineTuneJobConfig = {
   datasets: Array<FineTuneDataset>;
   /** The base model, e.g. `Newton::c2_4_7b_251215a172f6d7`. */
   model: Scalars['String']['output'];
+};
+
+/** One page of fine-tune jobs, in the Relay connection shape. */
+export type FineTuneJobConnection = {
+  __typename?: 'FineTuneJobConnection';
+  /** The jobs of this page, each with its cursor. */
+  edges: Array<FineTuneJobEdge>;
+  /** Where this page sits in the whole list, and the cursor to ask for the next page. */
+  pageInfo: PageInfo;
+};
+
+/** A fine-tune job in a page, with the cursor that points just after it. */
+export type FineTuneJobEdge = {
+  __typename?: 'FineTuneJobEdge';
+  /** Opaque; pass it as `after` to continue the list after this job. */
+  cursor: Scalars['String']['output'];
+  /** The job. */
+  node: FineTuneJob;
 };
 
 /** Training metrics of a job, one entry per checkpoint the training runner wrote, oldest first. */
@@ -235,6 +254,19 @@ export type MutationStopFineTuneJobArgs = {
   id: Scalars['ID']['input'];
 };
 
+/** Relay page information of a connection. */
+export type PageInfo = {
+  __typename?: 'PageInfo';
+  /** The cursor of the last edge of this page; null for an empty page. Pass it as `after` for the next page. */
+  endCursor?: Maybe<Scalars['String']['output']>;
+  /** True when the list goes on after this page. */
+  hasNextPage: Scalars['Boolean']['output'];
+  /** True when the page starts after the first job of the list (an `after` cursor was given). */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** The cursor of the first edge of this page; null for an empty page. */
+  startCursor?: Maybe<Scalars['String']['output']>;
+};
+
 /**
  * Read access to the Archetype AI fine-tune jobs of the organization that owns the
  * API key in use (the caller's `Authorization: Bearer …` header, or the gateway's own key).
@@ -248,6 +280,13 @@ export type Query = {
    * Filtering and paging happen upstream: only the requested page is fetched.
    */
   fineTuneJobs: Array<FineTuneJob>;
+  /**
+   * The organization's fine-tune jobs as a Relay connection, in the order the upstream API returns
+   * them: for Apollo Client and Relay users who page with cursors. Each page is one upstream call
+   * for `first + 1` jobs from the cursor's position; the extra job only tells whether there is a
+   * next page and is not returned.
+   */
+  fineTuneJobsConnection: FineTuneJobConnection;
 };
 
 
@@ -267,6 +306,17 @@ export type QueryFineTuneJobArgs = {
 export type QueryFineTuneJobsArgs = {
   limit?: InputMaybe<Scalars['Int']['input']>;
   offset?: InputMaybe<Scalars['Int']['input']>;
+  statuses?: InputMaybe<Array<FineTuneJobStatus>>;
+};
+
+
+/**
+ * Read access to the Archetype AI fine-tune jobs of the organization that owns the
+ * API key in use (the caller's `Authorization: Bearer …` header, or the gateway's own key).
+ */
+export type QueryFineTuneJobsConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
   statuses?: InputMaybe<Array<FineTuneJobStatus>>;
 };
 
@@ -352,6 +402,8 @@ export type ResolversTypes = ResolversObject<{
   FineTuneJob: ResolverTypeWrapper<FineTuneJobRecord>;
   FineTuneJobAction: FineTuneJobAction;
   FineTuneJobConfig: ResolverTypeWrapper<FineTuneJobConfigRecord>;
+  FineTuneJobConnection: ResolverTypeWrapper<Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversTypes['FineTuneJobEdge']> }>;
+  FineTuneJobEdge: ResolverTypeWrapper<Omit<FineTuneJobEdge, 'node'> & { node: ResolversTypes['FineTuneJob'] }>;
   FineTuneJobMetrics: ResolverTypeWrapper<FineTuneJobMetricsRecord>;
   FineTuneJobStatus: FineTuneJobStatus;
   FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
@@ -360,6 +412,7 @@ export type ResolversTypes = ResolversObject<{
   Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
 }>;
@@ -373,6 +426,8 @@ export type ResolversParentTypes = ResolversObject<{
   FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: FineTuneJobRecord;
   FineTuneJobConfig: FineTuneJobConfigRecord;
+  FineTuneJobConnection: Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversParentTypes['FineTuneJobEdge']> };
+  FineTuneJobEdge: Omit<FineTuneJobEdge, 'node'> & { node: ResolversParentTypes['FineTuneJob'] };
   FineTuneJobMetrics: FineTuneJobMetricsRecord;
   FineTuneMetricEntry: FineTuneMetricEntryRecord;
   Float: Scalars['Float']['output'];
@@ -380,6 +435,7 @@ export type ResolversParentTypes = ResolversObject<{
   Int: Scalars['Int']['output'];
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
+  PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
 }>;
@@ -415,6 +471,16 @@ export type FineTuneJobConfigResolvers<ContextType = GatewayContext, ParentType 
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type FineTuneJobConnectionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobConnection'] = ResolversParentTypes['FineTuneJobConnection']> = ResolversObject<{
+  edges?: Resolver<Array<ResolversTypes['FineTuneJobEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+}>;
+
+export type FineTuneJobEdgeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobEdge'] = ResolversParentTypes['FineTuneJobEdge']> = ResolversObject<{
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType>;
+}>;
+
 export type FineTuneJobMetricsResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobMetrics'] = ResolversParentTypes['FineTuneJobMetrics']> = ResolversObject<{
   entries?: Resolver<Array<ResolversTypes['FineTuneMetricEntry']>, ParentType, ContextType>;
   lastCheckpointStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
@@ -439,9 +505,17 @@ export type MutationResolvers<ContextType = GatewayContext, ParentType extends R
   stopFineTuneJob?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType, RequireFields<MutationStopFineTuneJobArgs, 'id'>>;
 }>;
 
+export type PageInfoResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = ResolversObject<{
+  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+}>;
+
 export type QueryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   fineTuneJob?: Resolver<Maybe<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobArgs, 'id'>>;
   fineTuneJobs?: Resolver<Array<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobsArgs, 'limit' | 'offset'>>;
+  fineTuneJobsConnection?: Resolver<ResolversTypes['FineTuneJobConnection'], ParentType, ContextType, RequireFields<QueryFineTuneJobsConnectionArgs, 'first'>>;
 }>;
 
 export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
@@ -449,10 +523,13 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   FineTuneDataset?: FineTuneDatasetResolvers<ContextType>;
   FineTuneJob?: FineTuneJobResolvers<ContextType>;
   FineTuneJobConfig?: FineTuneJobConfigResolvers<ContextType>;
+  FineTuneJobConnection?: FineTuneJobConnectionResolvers<ContextType>;
+  FineTuneJobEdge?: FineTuneJobEdgeResolvers<ContextType>;
   FineTuneJobMetrics?: FineTuneJobMetricsResolvers<ContextType>;
   FineTuneMetricEntry?: FineTuneMetricEntryResolvers<ContextType>;
   JSONObject?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
+  PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
 }>;
 
