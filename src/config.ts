@@ -35,6 +35,7 @@ export const environment = z.object({
   QUERY_MAX_TOKENS: int(10, 100_000).default(1_000),
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
+  UPSTREAM_TRACE: flag.optional(),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -71,6 +72,8 @@ export interface Config {
   /** "Did you mean …?" hints in validation errors, which reveal the schema bit by bit. */
   fieldSuggestions: boolean;
   queryLimits: QueryLimits;
+  /** Whether responses carry `extensions.upstream`, the REST calls the operation made. */
+  upstreamTrace: boolean;
   corsOrigins: string[];
   maxRequestBytes: number;
   logLevel: string;
@@ -142,6 +145,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCost: e.QUERY_MAX_COST,
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
     },
+    upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),

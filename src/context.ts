@@ -9,6 +9,7 @@ import {
 } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './metrics.js';
 import { FineTuneApiClient, type UpstreamHttp } from './upstream/client.js';
+import { UpstreamTrace } from './upstream-trace.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
@@ -23,6 +24,8 @@ export interface GatewayContext {
   readonly loaders: FineTuneJobLoaders;
   /** Create, stop and cancel, with the never-duplicate, never-lose retries; same key check. */
   readonly jobWrites: FineTuneJobWrites;
+  /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
+  readonly upstreamTrace: UpstreamTrace | undefined;
 }
 
 export interface ContextDependencies {
@@ -33,6 +36,8 @@ export interface ContextDependencies {
   logger: Logger;
   loaderSettings: LoaderSettings;
   jobWriteSettings: JobWriteSettings;
+  /** Record each operation's upstream calls for `extensions.upstream`. */
+  traceUpstream: boolean;
 }
 
 export interface IncomingRequest {
@@ -68,6 +73,7 @@ class RequestContext implements GatewayContext {
   private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
+  private traceOfOperation: UpstreamTrace | undefined;
 
   constructor(
     readonly requestId: string,
@@ -82,8 +88,16 @@ class RequestContext implements GatewayContext {
       apiKey: this.credential.apiKey,
       requestId: this.requestId,
       calls: this.upstreamCalls,
+      trace: this.upstreamTrace,
     });
     return this.api;
+  }
+
+  // Lazy like the loaders, so each operation's copy of the context records its own calls.
+  get upstreamTrace(): UpstreamTrace | undefined {
+    if (!this.deps.traceUpstream) return undefined;
+    this.traceOfOperation ??= new UpstreamTrace('apiKey' in this.credential ? [this.credential.apiKey] : []);
+    return this.traceOfOperation;
   }
 
   get loaders(): FineTuneJobLoaders {

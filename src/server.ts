@@ -20,6 +20,7 @@ import { queryLimitProtection } from './query-limits.js';
 import { resolvers } from './resolvers/index.js';
 import { loadTypeDefs } from './schema.js';
 import { UpstreamHttp } from './upstream/client.js';
+import { upstreamTracePlugin } from './upstream-trace.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -115,6 +116,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       ApolloServerPluginCacheControlDisabled(),
       ...limits.plugins,
       operationLogPlugin(metrics),
+      upstreamTracePlugin(),
     ],
   });
   await apollo.start();
@@ -128,6 +130,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
+    traceUpstream: config.upstreamTrace,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
