@@ -1,6 +1,7 @@
 // Environment → typed, validated configuration. Every setting the gateway reads is here, with
 // its default; the README's configuration table mirrors this file.
 import { z } from 'zod';
+import type { PollSettings } from './subscriptions/live-jobs.js';
 import type { UpstreamSettings } from './upstream/client.js';
 
 export const DEFAULT_API_URL = 'https://api.u1.archetypeai.app/v0.5';
@@ -36,6 +37,8 @@ export const environment = z.object({
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   UPSTREAM_TRACE: flag.optional(),
+  SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
+  SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -74,6 +77,8 @@ export interface Config {
   queryLimits: QueryLimits;
   /** Whether responses carry `extensions.upstream`, the REST calls the operation made. */
   upstreamTrace: boolean;
+  /** Subscription polling: between polls, and between polls while a job is in progress. */
+  subscriptionPoll: PollSettings;
   corsOrigins: string[];
   maxRequestBytes: number;
   logLevel: string;
@@ -146,6 +151,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
+    subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),

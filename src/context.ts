@@ -8,6 +8,7 @@ import {
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient, type UpstreamHttp } from './upstream/client.js';
 import { UpstreamTrace } from './upstream-trace.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
@@ -26,6 +27,13 @@ export interface GatewayContext {
   readonly jobWrites: FineTuneJobWrites;
   /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
   readonly upstreamTrace: UpstreamTrace | undefined;
+  /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
+  readonly liveJobs: LiveJobs;
+  /**
+   * A subscription runs one execution per event with one context: this gives each event fresh
+   * loaders, so what one event read is never served to the next.
+   */
+  startSubscriptionEvent(): void;
 }
 
 export interface ContextDependencies {
@@ -38,6 +46,8 @@ export interface ContextDependencies {
   jobWriteSettings: JobWriteSettings;
   /** Record each operation's upstream calls for `extensions.upstream`. */
   traceUpstream: boolean;
+  /** The gateway's shared pollers, for subscriptions. */
+  liveJobPollers?: LiveJobPollers;
 }
 
 export interface IncomingRequest {
@@ -107,6 +117,22 @@ class RequestContext implements GatewayContext {
       this.deps.metrics,
     );
     return this.loadersOfRequest;
+  }
+
+  get liveJobs(): LiveJobs {
+    const pollers = this.deps.liveJobPollers;
+    if (pollers === undefined) throw new Error('this context serves no subscriptions');
+    if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
+    const { apiKey } = this.credential;
+    // The pollers outlive this request, so they get a client of their own, without a trace.
+    const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
+    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), apiKey);
+  }
+
+  startSubscriptionEvent(): void {
+    this.api = undefined;
+    this.loadersOfRequest = undefined;
+    this.traceOfOperation = undefined;
   }
 
   get jobWrites(): FineTuneJobWrites {

@@ -1,6 +1,10 @@
 // The SDL in schema/*.graphql, read once at start. The folder sits beside src/ and dist/, so
-// the same relative path works from the sources and from the build.
+// the same relative path works from the sources and from the build. The executable schema is
+// built once and served by both Apollo Server (HTTP) and graphql-ws (WebSocket).
 import { readdirSync, readFileSync } from 'node:fs';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import type { GraphQLSchema } from 'graphql';
+import { resolvers } from './resolvers/index.js';
 
 const schemaDir = new URL('../schema/', import.meta.url);
 
@@ -9,4 +13,8 @@ export function loadTypeDefs(): string[] {
     .filter((file) => file.endsWith('.graphql'))
     .sort()
     .map((file) => readFileSync(new URL(file, schemaDir), 'utf8'));
+}
+
+export function buildGatewaySchema(): GraphQLSchema {
+  return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
 }

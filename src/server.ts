@@ -17,8 +17,13 @@ import { formatError } from './errors.js';
 import { operationLogPlugin } from './logging.js';
 import { GatewayMetrics } from './metrics.js';
 import { queryLimitProtection } from './query-limits.js';
-import { resolvers } from './resolvers/index.js';
-import { loadTypeDefs } from './schema.js';
+import { buildGatewaySchema } from './schema.js';
+import { LiveJobPollers } from './subscriptions/live-jobs.js';
+import {
+  serveSubscriptions,
+  subscriptionDrainPlugin,
+  type SubscriptionServer,
+} from './subscriptions/websocket.js';
 import { UpstreamHttp } from './upstream/client.js';
 import { upstreamTracePlugin } from './upstream-trace.js';
 
@@ -96,9 +101,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics();
   const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
 
+  const schema = buildGatewaySchema();
+  // Set once the listener exists; Apollo's drain phase closes it.
+  const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({
-    typeDefs: loadTypeDefs(),
-    resolvers,
+    schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
@@ -117,6 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       ...limits.plugins,
       operationLogPlugin(metrics),
       upstreamTracePlugin(),
+      subscriptionDrainPlugin(() => live.subscriptions),
     ],
   });
   await apollo.start();
@@ -139,6 +147,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   };
   let stopping = false;
+  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -240,6 +249,21 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
   });
 
+  const subscriptions = serveSubscriptions({
+    httpServer: server,
+    path: GRAPHQL_PATH,
+    schema,
+    pollers: liveJobPollers,
+    // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
+    createContext: (authorization, requestId) =>
+      createContext(
+        { ...contextDependencies, traceUpstream: false, liveJobPollers },
+        { authorization, requestId },
+      ),
+    logger,
+  });
+  live.subscriptions = subscriptions;
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -254,8 +278,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}${GRAPHQL_PATH}`,
     port,
     async stop() {
-      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
       stopping = true;
+      // Upgraded sockets would keep the listener open: subscribers are told to go first.
+      await subscriptions.dispose();
+      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       server.closeIdleConnections();

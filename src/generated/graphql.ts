@@ -173,6 +173,24 @@ export type FineTuneJobStatus =
   /** The upstream reported a status this gateway does not know; see `FineTuneJob.upstreamStatus`. */
   | 'UNKNOWN';
 
+/** A change within the watched set of jobs. */
+export type FineTuneJobsChange = {
+  __typename?: 'FineTuneJobsChange';
+  /** Whether the job entered, left or changed within the set. */
+  change: FineTuneJobsChangeKind;
+  /** The job as the fine-tune API has it now (as last seen, when it is gone). */
+  job: FineTuneJob;
+};
+
+/** What happened to a job, seen from a filtered set of jobs. */
+export type FineTuneJobsChangeKind =
+  /** The job is still in the set and its status or `updatedAt` changed. */
+  | 'CHANGED'
+  /** The job is now in the set: it was created, or its status moved into the filter. */
+  | 'ENTERED'
+  /** The job is no longer in the set: its status moved out of the filter (the job shows the new one), or it is gone. */
+  | 'LEFT';
+
 /**
  * One checkpoint's metrics. The runner writes a free-form object: the usual keys are offered as
  * typed fields (null when missing, or when the value is not of the field's type), and `raw` keeps
@@ -320,6 +338,80 @@ export type QueryFineTuneJobsConnectionArgs = {
   statuses?: InputMaybe<Array<FineTuneJobStatus>>;
 };
 
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * The metric entries a running job appends, only the new ones in each event, oldest first.
+   * Completes once the job is terminal and its last entries are sent. `NOT_FOUND` when the
+   * organization has no such job.
+   */
+  fineTuneJobMetricsAppended: Array<FineTuneMetricEntry>;
+  /**
+   * The job as it is now, then again whenever its status or `updatedAt` changes. Completes after
+   * it sends a terminal status (COMPLETED, STOPPED, CANCELLED, FAILED). `NOT_FOUND` when the
+   * organization has no such job.
+   */
+  fineTuneJobUpdated: FineTuneJob;
+  /**
+   * One event each time a job enters, leaves or changes within the set of jobs in the given
+   * statuses (a new job entering the set included). The set as it is when you subscribe is the
+   * starting point and is not sent: query `fineTuneJobs` for it.
+   */
+  fineTuneJobsChanged: FineTuneJobsChange;
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobMetricsAppendedArgs = {
+  afterStep?: InputMaybe<Scalars['Int']['input']>;
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobUpdatedArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobsChangedArgs = {
+  statuses?: InputMaybe<Array<FineTuneJobStatus>>;
+};
+
 export type WithIndex<TObject> = TObject & Record<string, any>;
 export type ResolversObject<TObject> = WithIndex<TObject>;
 
@@ -406,6 +498,8 @@ export type ResolversTypes = ResolversObject<{
   FineTuneJobEdge: ResolverTypeWrapper<Omit<FineTuneJobEdge, 'node'> & { node: ResolversTypes['FineTuneJob'] }>;
   FineTuneJobMetrics: ResolverTypeWrapper<FineTuneJobMetricsRecord>;
   FineTuneJobStatus: FineTuneJobStatus;
+  FineTuneJobsChange: ResolverTypeWrapper<Omit<FineTuneJobsChange, 'job'> & { job: ResolversTypes['FineTuneJob'] }>;
+  FineTuneJobsChangeKind: FineTuneJobsChangeKind;
   FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
@@ -415,6 +509,7 @@ export type ResolversTypes = ResolversObject<{
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
@@ -429,6 +524,7 @@ export type ResolversParentTypes = ResolversObject<{
   FineTuneJobConnection: Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversParentTypes['FineTuneJobEdge']> };
   FineTuneJobEdge: Omit<FineTuneJobEdge, 'node'> & { node: ResolversParentTypes['FineTuneJob'] };
   FineTuneJobMetrics: FineTuneJobMetricsRecord;
+  FineTuneJobsChange: Omit<FineTuneJobsChange, 'job'> & { job: ResolversParentTypes['FineTuneJob'] };
   FineTuneMetricEntry: FineTuneMetricEntryRecord;
   Float: Scalars['Float']['output'];
   ID: Scalars['ID']['output'];
@@ -438,6 +534,7 @@ export type ResolversParentTypes = ResolversObject<{
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
 }>;
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -486,6 +583,11 @@ export type FineTuneJobMetricsResolvers<ContextType = GatewayContext, ParentType
   lastCheckpointStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 }>;
 
+export type FineTuneJobsChangeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobsChange'] = ResolversParentTypes['FineTuneJobsChange']> = ResolversObject<{
+  change?: Resolver<ResolversTypes['FineTuneJobsChangeKind'], ParentType, ContextType>;
+  job?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType>;
+}>;
+
 export type FineTuneMetricEntryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneMetricEntry'] = ResolversParentTypes['FineTuneMetricEntry']> = ResolversObject<{
   evalLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
   learningRate?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
@@ -518,6 +620,12 @@ export type QueryResolvers<ContextType = GatewayContext, ParentType extends Reso
   fineTuneJobsConnection?: Resolver<ResolversTypes['FineTuneJobConnection'], ParentType, ContextType, RequireFields<QueryFineTuneJobsConnectionArgs, 'first'>>;
 }>;
 
+export type SubscriptionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
+  fineTuneJobMetricsAppended?: SubscriptionResolver<Array<ResolversTypes['FineTuneMetricEntry']>, "fineTuneJobMetricsAppended", ParentType, ContextType, RequireFields<SubscriptionFineTuneJobMetricsAppendedArgs, 'id'>>;
+  fineTuneJobUpdated?: SubscriptionResolver<ResolversTypes['FineTuneJob'], "fineTuneJobUpdated", ParentType, ContextType, RequireFields<SubscriptionFineTuneJobUpdatedArgs, 'id'>>;
+  fineTuneJobsChanged?: SubscriptionResolver<ResolversTypes['FineTuneJobsChange'], "fineTuneJobsChanged", ParentType, ContextType, Partial<SubscriptionFineTuneJobsChangedArgs>>;
+}>;
+
 export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   DateTime?: GraphQLScalarType;
   FineTuneDataset?: FineTuneDatasetResolvers<ContextType>;
@@ -526,10 +634,12 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   FineTuneJobConnection?: FineTuneJobConnectionResolvers<ContextType>;
   FineTuneJobEdge?: FineTuneJobEdgeResolvers<ContextType>;
   FineTuneJobMetrics?: FineTuneJobMetricsResolvers<ContextType>;
+  FineTuneJobsChange?: FineTuneJobsChangeResolvers<ContextType>;
   FineTuneMetricEntry?: FineTuneMetricEntryResolvers<ContextType>;
   JSONObject?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
 }>;
 

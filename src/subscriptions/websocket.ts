@@ -1,0 +1,115 @@
+// GraphQL subscriptions over WebSocket (the graphql-ws protocol) on the HTTP server's own port
+// and path: `ws` takes the upgrade requests, graphql-ws runs the protocol with the same schema
+// and context rules as HTTP, and errors are formatted by the same `formatError`.
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, parse, validate, type GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import type { Logger } from 'pino';
+import { WebSocketServer } from 'ws';
+import type { GatewayContext } from '../context.js';
+import { formatError } from '../errors.js';
+import type { LiveJobPollers } from './live-jobs.js';
+
+export interface SubscriptionServerOptions {
+  httpServer: Server;
+  path: string;
+  schema: GraphQLSchema;
+  pollers: LiveJobPollers;
+  /** The context of one subscription, from the caller's `Authorization` (or none). */
+  createContext(authorization: string | undefined, requestId: string): GatewayContext;
+  logger: Logger;
+}
+
+export interface SubscriptionServer {
+  /** Closes every socket (1001, going away), stops the pollers and the WebSocket server. */
+  dispose(): Promise<void>;
+}
+
+/** Apollo's drain-server pattern: stopping Apollo also closes the WebSocket side. */
+export function subscriptionDrainPlugin(server: () => SubscriptionServer | undefined): ApolloServerPlugin {
+  return {
+    async serverWillStart() {
+      return {
+        async drainServer() {
+          await server()?.dispose();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * The key a WebSocket client sends: `Authorization` in the connection parameters (browsers
+ * cannot set headers on a WebSocket), else the upgrade request's header.
+ */
+function authorizationOf(
+  connectionParams: Readonly<Record<string, unknown>> | undefined,
+  header: string | undefined,
+): string | undefined {
+  const entry = Object.entries(connectionParams ?? {}).find(
+    ([name]) => name.toLowerCase() === 'authorization',
+  );
+  if (entry === undefined || entry[1] === undefined || entry[1] === null) return header;
+  // Anything but a string is a malformed credential, refused like a malformed header.
+  return typeof entry[1] === 'string' ? entry[1] : `(${typeof entry[1]})`;
+}
+
+function formatted(errors: readonly GraphQLError[]) {
+  return errors.map((error) => formatError(error.toJSON(), error));
+}
+
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  return new GraphQLError(error.message, {
+    nodes: error.nodes,
+    source: error.source,
+    positions: error.positions,
+    extensions: { ...error.extensions, code },
+  });
+}
+
+/** Parse and validation errors with the codes Apollo gives them over HTTP. */
+function documentErrors(schema: GraphQLSchema, query: string): readonly GraphQLError[] | undefined {
+  let document;
+  try {
+    document = parse(query);
+  } catch (error) {
+    if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+    throw error;
+  }
+  const errors = validate(schema, document);
+  return errors.length > 0 ? errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED')) : undefined;
+}
+
+export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
+  const { logger, pollers } = options;
+  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
+  const server = useServer(
+    {
+      schema: options.schema,
+      context: (ctx) =>
+        options.createContext(
+          authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),
+          randomUUID(),
+        ),
+      onConnect: () => {
+        logger.debug('subscription client connected');
+      },
+      // Valid documents are left to graphql-ws, which parses and validates them as usual.
+      onSubscribe: (_ctx, _id, payload) => documentErrors(options.schema, payload.query),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: formatted(result.errors) } : undefined,
+      onError: (_ctx, _id, _payload, errors) => formatted(errors),
+    },
+    wsServer,
+  );
+  let disposed: Promise<void> | undefined;
+  return {
+    dispose() {
+      // Once only: both the gateway's stop() and Apollo's drain phase call it.
+      disposed ??= Promise.resolve(server.dispose()).finally(() => pollers.stopAll());
+      return disposed;
+    },
+  };
+}
