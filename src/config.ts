@@ -37,6 +37,7 @@ export const environment = z.object({
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   UPSTREAM_TRACE: flag.optional(),
+  FEDERATION_SUBGRAPH: flag.default(false),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
@@ -77,6 +78,8 @@ export interface Config {
   queryLimits: QueryLimits;
   /** Whether responses carry `extensions.upstream`, the REST calls the operation made. */
   upstreamTrace: boolean;
+  /** Serve the schema as an Apollo Federation 2 subgraph (adds `_service` and `_entities`). */
+  federationSubgraph: boolean;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
   subscriptionPoll: PollSettings;
   corsOrigins: string[];
@@ -151,6 +154,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
+    federationSubgraph: e.FEDERATION_SUBGRAPH,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())

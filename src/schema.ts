@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
+import { buildFineTuneSubgraphSchema } from './federation/subgraph-schema.js';
 import { resolvers } from './resolvers/index.js';
 
 const schemaDir = new URL('../schema/', import.meta.url);
@@ -15,6 +16,11 @@ export function loadTypeDefs(): string[] {
     .map((file) => readFileSync(new URL(file, schemaDir), 'utf8'));
 }
 
-export function buildGatewaySchema(): GraphQLSchema {
+/**
+ * The executable schema. As a federation subgraph it is the same API plus the federation
+ * fields (`_service`, `_entities`); otherwise exactly the SDL in schema/*.graphql.
+ */
+export function buildGatewaySchema(options: { federation: boolean }): GraphQLSchema {
+  if (options.federation) return buildFineTuneSubgraphSchema(loadTypeDefs(), resolvers);
   return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
 }

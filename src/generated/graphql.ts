@@ -20,6 +20,7 @@ export type Scalars = {
   DateTime: { input: string; output: string; }
   /** A JSON object with any keys, passed through as the upstream wrote it. */
   JSONObject: { input: Record<string, unknown>; output: Record<string, unknown>; }
+  _FieldSet: { input: string; output: string; }
 };
 
 /** A new fine-tune job. Hyperparameters are chosen by the service from the data set size. */
@@ -417,6 +418,17 @@ export type ResolversObject<TObject> = WithIndex<TObject>;
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
 
+export type ReferenceResolver<TResult, TReference, TContext> = (
+      reference: TReference,
+      context: TContext,
+      info: GraphQLResolveInfo
+    ) => Promise<TResult> | TResult;
+
+      type ScalarCheck<T, S> = S extends true ? T : NullableCheck<T, S>;
+      type NullableCheck<T, S> = Maybe<T> extends T ? Maybe<ListCheck<NonNullable<T>, S>> : ListCheck<T, S>;
+      type ListCheck<T, S> = T extends (infer U)[] ? NullableCheck<U, S>[] : GraphQLRecursivePick<T, S>;
+      export type GraphQLRecursivePick<T, S> = { [K in keyof T & keyof S]: ScalarCheck<T[K], S[K]> };
+    
 
 export type ResolverWithResolve<TResult, TParent, TContext, TArgs> = {
   resolve: ResolverFn<TResult, TParent, TContext, TArgs>;
@@ -480,18 +492,31 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
   info: GraphQLResolveInfo
 ) => TResult | Promise<TResult>;
 
+/** Mapping of federation types */
+export type FederationTypes = ResolversObject<{
+  FineTuneJob: FineTuneJob;
+}>;
 
+/** Mapping of federation reference types */
+export type FederationReferenceTypes = ResolversObject<{
+  FineTuneJob:
+    ( { __typename: 'FineTuneJob' }
+    & GraphQLRecursivePick<FederationTypes['FineTuneJob'], {"id":true}> );
+}>;
 
 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   CreateFineTuneJobInput: CreateFineTuneJobInput;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FineTuneDataset: ResolverTypeWrapper<FineTuneDatasetRecord>;
   FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: ResolverTypeWrapper<FineTuneJobRecord>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   FineTuneJobAction: FineTuneJobAction;
   FineTuneJobConfig: ResolverTypeWrapper<FineTuneJobConfigRecord>;
   FineTuneJobConnection: ResolverTypeWrapper<Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversTypes['FineTuneJobEdge']> }>;
@@ -502,24 +527,24 @@ export type ResolversTypes = ResolversObject<{
   FineTuneJobsChangeKind: FineTuneJobsChangeKind;
   FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
-  String: ResolverTypeWrapper<Scalars['String']['output']>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
-  Boolean: Scalars['Boolean']['output'];
   CreateFineTuneJobInput: CreateFineTuneJobInput;
+  ID: Scalars['ID']['output'];
+  String: Scalars['String']['output'];
   DateTime: Scalars['DateTime']['output'];
   FineTuneDataset: FineTuneDatasetRecord;
   FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: FineTuneJobRecord;
+  Boolean: Scalars['Boolean']['output'];
+  Int: Scalars['Int']['output'];
   FineTuneJobConfig: FineTuneJobConfigRecord;
   FineTuneJobConnection: Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversParentTypes['FineTuneJobEdge']> };
   FineTuneJobEdge: Omit<FineTuneJobEdge, 'node'> & { node: ResolversParentTypes['FineTuneJob'] };
@@ -527,13 +552,10 @@ export type ResolversParentTypes = ResolversObject<{
   FineTuneJobsChange: Omit<FineTuneJobsChange, 'job'> & { job: ResolversParentTypes['FineTuneJob'] };
   FineTuneMetricEntry: FineTuneMetricEntryRecord;
   Float: Scalars['Float']['output'];
-  ID: Scalars['ID']['output'];
-  Int: Scalars['Int']['output'];
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
-  String: Scalars['String']['output'];
   Subscription: Record<PropertyKey, never>;
 }>;
 
@@ -547,7 +569,8 @@ export type FineTuneDatasetResolvers<ContextType = GatewayContext, ParentType ex
   split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
-export type FineTuneJobResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJob'] = ResolversParentTypes['FineTuneJob']> = ResolversObject<{
+export type FineTuneJobResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJob'] = ResolversParentTypes['FineTuneJob'], FederationReferenceType extends FederationReferenceTypes['FineTuneJob'] = FederationReferenceTypes['FineTuneJob']> = ResolversObject<{
+  __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['FineTuneJob']> | FederationReferenceType, FederationReferenceType, ContextType>;
   allowedActions?: Resolver<Array<ResolversTypes['FineTuneJobAction']>, ParentType, ContextType>;
   config?: Resolver<ResolversTypes['FineTuneJobConfig'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
