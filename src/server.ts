@@ -22,6 +22,7 @@ import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import {
   serveSubscriptions,
   subscriptionDrainPlugin,
+  subscriptionsOverHttpPlugin,
   type SubscriptionServer,
 } from './subscriptions/websocket.js';
 import { UpstreamHttp } from './upstream/client.js';
@@ -125,6 +126,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       operationLogPlugin(metrics),
       upstreamTracePlugin(),
       subscriptionDrainPlugin(() => live.subscriptions),
+      subscriptionsOverHttpPlugin(),
     ],
   });
   await apollo.start();

@@ -3,7 +3,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
 import { checkpointEntry } from '../src/simulator/store.js';
-import { ACME_KEY, GLOBEX_KEY, startStack, type Stack } from './harness.js';
+import { ACME_KEY, GLOBEX_KEY, expectErrorCode, startStack, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
 import { connect, waitUntil, type EventResult } from './live-client.js';
 
@@ -371,5 +371,15 @@ describe('the WebSocket server', () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     await live.finished;
     await c.dispose();
+  });
+});
+
+describe('subscriptions over HTTP', () => {
+  it('are refused with BAD_REQUEST and a 400 that says where they are served', async () => {
+    const response = await stack.query('subscription { fineTuneJobUpdated(id: "x") { id } }');
+    expect(response.status).toBe(400);
+    const error = expectErrorCode(response, 'BAD_REQUEST');
+    expect(error.message).toContain('WebSocket');
+    expect(stack.simulator.requests).toHaveLength(0);
   });
 });

@@ -27,6 +27,26 @@ export interface SubscriptionServer {
   dispose(): Promise<void>;
 }
 
+/**
+ * A subscription sent over plain HTTP gets a clear 400 (`BAD_REQUEST`) that says where
+ * subscriptions are served, instead of running without its stream.
+ */
+export function subscriptionsOverHttpPlugin(): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ operation }) {
+          if (operation?.operation !== 'subscription') return;
+          throw new GraphQLError(
+            'Subscriptions are served over WebSocket (graphql-ws protocol) at this same URL, not over HTTP.',
+            { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } },
+          );
+        },
+      };
+    },
+  };
+}
+
 /** Apollo's drain-server pattern: stopping Apollo also closes the WebSocket side. */
 export function subscriptionDrainPlugin(server: () => SubscriptionServer | undefined): ApolloServerPlugin {
   return {
