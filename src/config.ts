@@ -40,6 +40,7 @@ export const environment = z.object({
   FEDERATION_SUBGRAPH: flag.default(false),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
+  SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -82,6 +83,8 @@ export interface Config {
   federationSubgraph: boolean;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
   subscriptionPoll: PollSettings;
+  /** The most operations one WebSocket connection runs at once. */
+  subscriptionsPerConnection: number;
   corsOrigins: string[];
   maxRequestBytes: number;
   logLevel: string;
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
+    subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),

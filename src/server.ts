@@ -256,6 +256,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     path: GRAPHQL_PATH,
     schema,
     pollers: liveJobPollers,
+    maxOperationsPerSocket: config.subscriptionsPerConnection,
+    maxMessageBytes: config.maxRequestBytes,
     // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
     createContext: (authorization, requestId) =>
       createContext(

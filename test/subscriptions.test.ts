@@ -2,6 +2,7 @@
 // their life cycle in the simulator, and upstream reads counted at the simulator.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
+import { loadConfig } from '../src/config.js';
 import { checkpointEntry } from '../src/simulator/store.js';
 import { ACME_KEY, GLOBEX_KEY, expectErrorCode, startStack, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
@@ -381,5 +382,50 @@ describe('subscriptions over HTTP', () => {
     const error = expectErrorCode(response, 'BAD_REQUEST');
     expect(error.message).toContain('WebSocket');
     expect(stack.simulator.requests).toHaveLength(0);
+  });
+});
+
+describe('limits of one connection', () => {
+  it('runs at most SUBSCRIPTIONS_PER_CONNECTION operations at once, refuses more with BAD_REQUEST, and drops huge messages', async () => {
+    const limited = await startStack({
+      simulator: { jobsPerOrganization: 0, providerExamples: false },
+      env: { SUBSCRIPTIONS_PER_CONNECTION: '2', MAX_REQUEST_BYTES: '2048', SUBSCRIPTION_POLL_MS: '1000' },
+    });
+    const c = connect(limited.gateway.url, ACME_KEY);
+    try {
+      const org = limited.simulator.store.organizations[0]!;
+      const jobs = [1, 2, 3].map(() => jobRecord(org, { status: 'REGISTERED' }));
+      for (const job of jobs) limited.simulator.store.put(org, job);
+      const first = c.subscribe(JOB_UPDATED, { id: jobs[0]!.id });
+      const second = c.subscribe(JOB_UPDATED, { id: jobs[1]!.id });
+      await Promise.all([first.waitForEvents(1), second.waitForEvents(1)]);
+      const third = c.subscribe(JOB_UPDATED, { id: jobs[2]!.id });
+      await third.finished;
+      expect(JSON.stringify(third.failure)).toContain('BAD_REQUEST');
+
+      // Once the server has ended one (it logs it), there is room again.
+      first.unsubscribe();
+      await waitUntil(() => limited.logLines.some((line) => line.includes('subscription ended')));
+      const again = c.subscribe(JOB_UPDATED, { id: jobs[2]!.id });
+      await again.waitForEvents(1);
+      expect(again.events[0]!.data).toMatchObject({ fineTuneJobUpdated: { id: jobs[2]!.id } });
+
+      const huge = c.subscribe(`subscription { fineTuneJobUpdated(id: "${'x'.repeat(4096)}") { id } }`);
+      await huge.finished;
+      expect(String((huge.failure as { code?: number })?.code)).toBe('1009');
+    } finally {
+      await c.dispose();
+      await limited.stop();
+    }
+  });
+
+  it.each([
+    ['SUBSCRIPTION_POLL_MS', '5'],
+    ['SUBSCRIPTION_ACTIVE_POLL_MS', 'soon'],
+    ['SUBSCRIPTIONS_PER_CONNECTION', '0'],
+    ['UPSTREAM_TRACE', 'maybe'],
+    ['FEDERATION_SUBGRAPH', 'yes'],
+  ])('refuses %s=%s at start with a message naming it', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid ${name}`));
   });
 });

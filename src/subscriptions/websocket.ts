@@ -17,6 +17,10 @@ export interface SubscriptionServerOptions {
   path: string;
   schema: GraphQLSchema;
   pollers: LiveJobPollers;
+  /** The most operations one socket may run at once; more are refused with BAD_REQUEST. */
+  maxOperationsPerSocket: number;
+  /** The largest message a client may send, in bytes. */
+  maxMessageBytes: number;
   /** The context of one subscription, from the caller's `Authorization` (or none). */
   createContext(authorization: string | undefined, requestId: string): GatewayContext;
   logger: Logger;
@@ -104,7 +108,12 @@ function documentErrors(schema: GraphQLSchema, query: string): readonly GraphQLE
 
 export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
   const { logger, pollers } = options;
-  const wsServer = new WebSocketServer({ server: options.httpServer, path: options.path });
+  // ws would otherwise accept messages up to 100 MiB.
+  const wsServer = new WebSocketServer({
+    server: options.httpServer,
+    path: options.path,
+    maxPayload: options.maxMessageBytes,
+  });
   const server = useServer(
     {
       schema: options.schema,
@@ -116,8 +125,30 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
       onConnect: () => {
         logger.debug('subscription client connected');
       },
-      // Valid documents are left to graphql-ws, which parses and validates them as usual.
-      onSubscribe: (_ctx, _id, payload) => documentErrors(options.schema, payload.query),
+      onSubscribe: (ctx, id, payload) => {
+        // Each distinct job watched is a poller: one socket may not start them without bound.
+        // graphql-ws has already reserved this operation's id, so it counts itself.
+        if (Object.keys(ctx.subscriptions).length > options.maxOperationsPerSocket) {
+          return [
+            new GraphQLError(
+              `At most ${options.maxOperationsPerSocket} operations at once on one connection; open another connection or end some.`,
+              { extensions: { code: 'BAD_REQUEST' } },
+            ),
+          ];
+        }
+        logger.info(
+          { operationName: payload.operationName ?? null, subscriptionId: id },
+          'subscription started',
+        );
+        // Valid documents are left to graphql-ws, which parses and validates them as usual.
+        return documentErrors(options.schema, payload.query);
+      },
+      onComplete: (_ctx, id, payload) => {
+        logger.info(
+          { operationName: payload.operationName ?? null, subscriptionId: id },
+          'subscription ended',
+        );
+      },
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: formatted(result.errors) } : undefined,
       onError: (_ctx, _id, _payload, errors) => formatted(errors),
