@@ -258,6 +258,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pollers: liveJobPollers,
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxMessageBytes: config.maxRequestBytes,
+    allowedOrigins: config.corsOrigins,
     // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
     createContext: (authorization, requestId) =>
       createContext(

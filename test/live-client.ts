@@ -21,11 +21,22 @@ export interface LiveSubscription {
   unsubscribe(): void;
 }
 
-export function connect(httpUrl: string, apiKey: string | null, extraParams: Record<string, unknown> = {}) {
+export function connect(
+  httpUrl: string,
+  apiKey: string | null,
+  extraParams: Record<string, unknown> = {},
+  /** The Origin header a browser would send; none by default, as from a server. */
+  origin?: string,
+) {
   const url = httpUrl.replace(/^http/, 'ws');
+  class BrowserLikeWebSocket extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols, origin === undefined ? {} : { origin });
+    }
+  }
   const client: Client = createClient({
     url,
-    webSocketImpl: WebSocket,
+    webSocketImpl: BrowserLikeWebSocket,
     retryAttempts: 0,
     lazy: true,
     connectionParams: { ...(apiKey !== null && { Authorization: `Bearer ${apiKey}` }), ...extraParams },

@@ -393,6 +393,28 @@ describe('the WebSocket server', () => {
   });
 });
 
+describe('browser origins', () => {
+  it('accepts the gateway’s own origin and CORS_ORIGINS, and refuses other web pages', async () => {
+    const job = jobRecord(acme, { status: 'COMPLETED' });
+    stack.simulator.store.put(acme, job);
+    const own = new URL(stack.gateway.url).origin;
+    for (const origin of [own, 'https://studio.apollographql.com']) {
+      const c = connect(stack.gateway.url, ACME_KEY, {}, origin);
+      clients.push(c);
+      const live = c.subscribe(JOB_UPDATED, { id: job.id });
+      await live.finished;
+      expect(statusesOf(live.events)).toEqual(['COMPLETED']);
+    }
+    const evil = connect(stack.gateway.url, null, {}, 'https://evil.example');
+    clients.push(evil);
+    const refused = evil.subscribe(JOB_UPDATED, { id: job.id });
+    await refused.finished;
+    expect(refused.events).toEqual([]);
+    // The upgrade itself is refused: no socket, so nothing the page could read.
+    expect(String((refused.failure as Error).message)).toContain('401');
+  });
+});
+
 describe('subscriptions over HTTP', () => {
   it('are refused with BAD_REQUEST and a 400 that says where they are served', async () => {
     const response = await stack.query('subscription { fineTuneJobUpdated(id: "x") { id } }');

@@ -2,7 +2,7 @@
 // and path: `ws` takes the upgrade requests, graphql-ws runs the protocol with the same schema
 // and context rules as HTTP, and errors are formatted by the same `formatError`.
 import { randomUUID } from 'node:crypto';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import { GraphQLError, parse, validate, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
@@ -21,6 +21,8 @@ export interface SubscriptionServerOptions {
   maxOperationsPerSocket: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
+  /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
+  allowedOrigins: readonly string[];
   /** The context of one subscription, from the caller's `Authorization` (or none). */
   createContext(authorization: string | undefined, requestId: string): GatewayContext;
   logger: Logger;
@@ -80,6 +82,21 @@ function authorizationOf(
   return typeof entry[1] === 'string' ? entry[1] : `(${typeof entry[1]})`;
 }
 
+/** No Origin (not a browser), the gateway's own origin (its Sandbox page), or an allowed one. */
+function originAllowed(
+  origin: string | undefined,
+  host: string | undefined,
+  allowed: readonly string[],
+): boolean {
+  if (!origin) return true;
+  if (allowed.includes(origin)) return true;
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
+}
+
 function formatted(errors: readonly GraphQLError[]) {
   return errors.map((error) => formatError(error.toJSON(), error));
 }
@@ -108,11 +125,15 @@ function documentErrors(schema: GraphQLSchema, query: string): readonly GraphQLE
 
 export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
   const { logger, pollers } = options;
-  // ws would otherwise accept messages up to 100 MiB.
   const wsServer = new WebSocketServer({
     server: options.httpServer,
     path: options.path,
+    // ws would otherwise accept messages up to 100 MiB.
     maxPayload: options.maxMessageBytes,
+    // Browsers do not apply CORS to WebSockets: without this check any web page could subscribe
+    // with the gateway's own key. Non-browser clients send no Origin.
+    verifyClient: ({ origin, req }: { origin: string | undefined; req: IncomingMessage }) =>
+      originAllowed(origin, req.headers.host, options.allowedOrigins),
   });
   const server = useServer(
     {
