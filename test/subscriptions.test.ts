@@ -177,6 +177,10 @@ describe('fineTuneJobUpdated', () => {
     await live.waitForEvents(2, 8_000);
     expect(statusesOf(live.events)).toEqual(['REGISTERED', 'STARTING']);
     expect(live.events.every((e) => e.errors === undefined)).toBe(true);
+    const warnings = stack.logLines.filter((line) => line.includes('a subscription poll failed'));
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings[0]).toContain('UPSTREAM_UNAVAILABLE');
+    expect(stack.logLines.join('\n')).not.toContain(ACME_KEY);
   });
 });
 

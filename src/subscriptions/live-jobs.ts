@@ -100,7 +100,20 @@ export class LiveJobPollers {
     const existing = this.pollers.get(key);
     if (existing) return existing as SharedPoller<T>;
     const poller: SharedPoller<T> = new SharedPoller<T>({
-      fetch,
+      fetch: async () => {
+        try {
+          return await fetch();
+        } catch (error) {
+          // Logged here, once per poll, not once per subscriber.
+          if (!this.ends(error)) {
+            this.logger.warn(
+              { code: codeOf(error), resource: key.slice(key.indexOf(':') + 1) },
+              'a subscription poll failed; trying again at the next interval',
+            );
+          }
+          throw error;
+        }
+      },
       intervalMs: (latest) =>
         latest !== undefined && activeWhen(latest) ? this.settings.activeMs : this.settings.idleMs,
       onStop: () => {
@@ -112,12 +125,9 @@ export class LiveJobPollers {
     return poller;
   }
 
-  /** Logs a failed poll once per subscriber that keeps waiting; true when it should end. */
-  ends(error: unknown, resource: string): boolean {
-    const code = codeOf(error);
-    if (ENDING_CODES.has(code)) return true;
-    this.logger.warn({ code, resource }, 'a subscription poll failed; trying again at the next interval');
-    return false;
+  /** True when a failed poll should end its subscriptions; otherwise the next poll tries again. */
+  ends(error: unknown): boolean {
+    return ENDING_CODES.has(codeOf(error));
   }
 }
 
@@ -137,7 +147,7 @@ export class LiveJobs {
       (job) => isActive(job?.status),
     );
     let last: FineTuneJobRecord | undefined;
-    return this.stream(poller, `job ${id}`, (job, emit, end) => {
+    return this.stream(poller, (job, emit, end) => {
       if (job === null) return end(notFound(id));
       if (last === undefined || job.status !== last.status || job.updated_at !== last.updated_at) {
         emit(job);
@@ -162,7 +172,7 @@ export class LiveJobs {
     const inSet = (job: FineTuneJobRecord) =>
       wanted === null || wanted.has(KNOWN.has(job.status) ? job.status : 'UNKNOWN');
     let previous: Map<string, FineTuneJobRecord> | undefined;
-    return this.stream(poller, 'job list', (jobs, emit) => {
+    return this.stream(poller, (jobs, emit) => {
       const current = new Map(jobs.map((job) => [job.id, job]));
       // The first snapshot is where this subscriber starts: only what changes after it is news.
       if (previous !== undefined) {
@@ -206,7 +216,7 @@ export class LiveJobs {
       ({ job }) => isActive(job?.status),
     );
     let sent: number | undefined;
-    return this.stream(poller, `metrics of job ${id}`, ({ job, entries: all }, emit, end) => {
+    return this.stream(poller, ({ job, entries: all }, emit, end) => {
       if (job === null) return end(notFound(id));
       if (sent === undefined) {
         sent = all.length;
@@ -225,7 +235,6 @@ export class LiveJobs {
   /** Subscribes a channel to a poller; `react` turns each snapshot into this subscriber's events. */
   private stream<T, E>(
     poller: SharedPoller<T>,
-    resource: string,
     react: (value: T, emit: (event: E) => void, end: (error?: Error) => void) => void,
   ): EventChannel<LiveEvent<E>> {
     const channel = new EventChannel<LiveEvent<E>>();
@@ -235,7 +244,7 @@ export class LiveJobs {
     };
     const onEvent = (event: PollEvent<T>) => {
       if ('value' in event) return react(event.value, (value) => channel.push({ value }), end);
-      if (this.pollers.ends(event.error, resource)) {
+      if (this.pollers.ends(event.error)) {
         end(event.error instanceof Error ? event.error : new Error(String(event.error)));
       }
     };
