@@ -85,6 +85,26 @@ describe('fineTuneJobUpdated', () => {
     ).toBe(2);
   });
 
+  it('reads nested fields anew for each event (fresh loaders per event)', async () => {
+    const job = jobRecord(acme, { status: 'RUNNING' });
+    stack.simulator.store.put(acme, job, [checkpointEntry(1)], 10);
+    const live = client(ACME_KEY).subscribe(
+      'subscription ($id: ID!) { fineTuneJobUpdated(id: $id) { status metrics { entries { step } } } }',
+      { id: job.id },
+    );
+    await live.waitForEvents(1);
+    stack.simulator.advance();
+    await live.waitForEvents(2);
+    stack.simulator.advance();
+    await live.waitForEvents(3);
+    const steps = live.events.map((e) =>
+      (e.data!.fineTuneJobUpdated as { metrics: { entries: { step: number }[] } }).metrics.entries.map(
+        (entry) => entry.step,
+      ),
+    );
+    expect(steps).toEqual([[200], [200, 400], [200, 400, 600]]);
+  });
+
   it('sends nothing while the job does not change', async () => {
     const job = jobRecord(acme, { status: 'REGISTERED' });
     stack.simulator.store.put(acme, job);
