@@ -259,6 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxMessageBytes: config.maxRequestBytes,
     allowedOrigins: config.corsOrigins,
+    operationLimits: limits,
     // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
     createContext: (authorization, requestId) =>
       createContext(

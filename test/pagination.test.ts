@@ -125,7 +125,11 @@ describe('fineTuneJobsConnection', () => {
     ['after', { after: Buffer.from('something-else:4').toString('base64url') }],
     ['after', { after: '' }],
   ])('refuses a bad %s (%j) with BAD_USER_INPUT before any upstream call', async (argument, variables) => {
-    const error = expectErrorCode(await stack.query(PAGE, variables), 'BAD_USER_INPUT');
+    // A small selection, so `first: 501` stays under the cost limit and reaches the argument check.
+    const query = `query ($first: Int, $after: String) {
+      fineTuneJobsConnection(first: $first, after: $after) { pageInfo { hasNextPage } }
+    }`;
+    const error = expectErrorCode(await stack.query(query, variables), 'BAD_USER_INPUT');
     expect(error.extensions?.argument).toBe(argument);
     expect(stack.simulator.requests).toHaveLength(0);
   });
@@ -136,5 +140,15 @@ describe('fineTuneJobsConnection', () => {
     for (const cursor of cursors) expect(cursor).toMatch(/^[\w-]+$/);
     for (const cursor of cursors) expect(cursor).not.toMatch(/^\d+$/);
     expect(new Set(cursors).size).toBe(2);
+  });
+});
+
+describe('fineTuneJobsConnection and the cost limit', () => {
+  it('counts `first` like `limit`: a large page of nested fields is QUERY_LIMIT_EXCEEDED', async () => {
+    const response = await stack.query(
+      '{ fineTuneJobsConnection(first: 500) { edges { node { metrics { entries { step loss } } } } } }',
+    );
+    expect(response.errors?.[0]?.extensions).toMatchObject({ code: 'QUERY_LIMIT_EXCEEDED', limit: 'cost' });
+    expect(stack.simulator.requests).toHaveLength(0);
   });
 });

@@ -493,3 +493,39 @@ describe('limits of one connection', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid ${name}`));
   });
 });
+
+describe('query limits on the socket', () => {
+  it('applies the same limits as HTTP: aliases, tokens and cost are QUERY_LIMIT_EXCEEDED before any poll', async () => {
+    const limited = await startStack({
+      simulator: { jobsPerOrganization: 0, providerExamples: false },
+      env: { QUERY_MAX_COST: '50', QUERY_MAX_TOKENS: '200' },
+    });
+    const c = connect(limited.gateway.url, ACME_KEY);
+    try {
+      const aliases = Array.from({ length: 16 }, (_, i) => `a${i}: id`).join(' ');
+      const tooManyAliases = c.subscribe(`subscription { fineTuneJobUpdated(id: "x") { ${aliases} } }`);
+      const tooManyTokens = c.subscribe(
+        `subscription { fineTuneJobUpdated(id: "x") { ${'id '.repeat(200)} } }`,
+      );
+      const tooCostly = c.subscribe(
+        'subscription { fineTuneJobUpdated(id: "x") { metrics { entries { step loss evalLoss } } } }',
+      );
+      for (const [live, limit] of [
+        [tooManyAliases, 'aliases'],
+        [tooManyTokens, 'tokens'],
+        [tooCostly, 'cost'],
+      ] as const) {
+        await live.finished;
+        const errors = live.failure as { extensions?: { code?: string; limit?: string } }[];
+        expect(errors?.[0]?.extensions, JSON.stringify(live.failure)).toMatchObject({
+          code: 'QUERY_LIMIT_EXCEEDED',
+          limit,
+        });
+      }
+      expect(limited.simulator.requests).toHaveLength(0);
+    } finally {
+      await c.dispose();
+      await limited.stop();
+    }
+  });
+});

@@ -4,7 +4,16 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, parse, validate, type GraphQLSchema } from 'graphql';
+import {
+  GraphQLError,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type ParseOptions,
+  type ValidationRule,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -21,11 +30,24 @@ export interface SubscriptionServerOptions {
   maxOperationsPerSocket: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
+  /** The query limits HTTP operations get (src/query-limits.ts), applied to socket operations too. */
+  operationLimits: OperationLimits;
   /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
   /** The context of one subscription, from the caller's `Authorization` (or none). */
   createContext(authorization: string | undefined, requestId: string): GatewayContext;
   logger: Logger;
+}
+
+export interface OperationLimits {
+  validationRules: readonly ValidationRule[];
+  parseOptions: ParseOptions;
+  costError(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Record<string, unknown>,
+    operationName: string | null | undefined,
+  ): GraphQLError | undefined;
 }
 
 export interface SubscriptionServer {
@@ -110,17 +132,26 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
   });
 }
 
-/** Parse and validation errors with the codes Apollo gives them over HTTP. */
-function documentErrors(schema: GraphQLSchema, query: string): readonly GraphQLError[] | undefined {
+/**
+ * Parse, validation and query-limit errors, coded as Apollo codes them over HTTP (formatError
+ * then recodes a limit's as QUERY_LIMIT_EXCEEDED).
+ */
+function documentErrors(
+  schema: GraphQLSchema,
+  limits: OperationLimits,
+  payload: { query: string; variables?: Record<string, unknown> | null; operationName?: string | null },
+): readonly GraphQLError[] | undefined {
   let document;
   try {
-    document = parse(query);
+    document = parse(payload.query, limits.parseOptions);
   } catch (error) {
     if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
     throw error;
   }
-  const errors = validate(schema, document);
-  return errors.length > 0 ? errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED')) : undefined;
+  const errors = validate(schema, document, [...specifiedRules, ...limits.validationRules]);
+  if (errors.length > 0) return errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+  const costError = limits.costError(schema, document, payload.variables ?? {}, payload.operationName);
+  return costError ? [costError] : undefined;
 }
 
 export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
@@ -162,7 +193,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           'subscription started',
         );
         // Valid documents are left to graphql-ws, which parses and validates them as usual.
-        return documentErrors(options.schema, payload.query);
+        return documentErrors(options.schema, options.operationLimits, payload);
       },
       onComplete: (_ctx, id, payload) => {
         logger.info(
