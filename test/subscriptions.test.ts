@@ -395,7 +395,7 @@ describe('fineTuneJobMetricsAppended', () => {
 });
 
 describe('the WebSocket server', () => {
-  it('serves queries over the socket too, and answers validation errors there as GraphQL errors', async () => {
+  it('answers validation errors on the socket as coded GraphQL errors', async () => {
     const c = client(ACME_KEY);
     const bad = c.subscribe('subscription { fineTuneJobUpdated(id: "x") { nope } }');
     await bad.finished;
