@@ -5,16 +5,19 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
 const records = '../upstream/records.js';
 
 const config: CodegenConfig = {
-  schema: 'schema/*.graphql',
+  // The federation file too, so `__resolveReference` is typed (`federation: true`).
+  schema: ['schema/*.graphql', 'schema/federation/*.graphql'],
   generates: {
     'src/generated/graphql.ts': {
       plugins: ['typescript', 'typescript-resolvers'],
       config: {
         useTypeImports: true,
+        federation: true,
         useIndexSignature: true,
         enumsAsTypes: true,
         strictScalars: true,
-        scalars: { DateTime: 'string', JSONObject: 'Record<string, unknown>' },
+        // `_FieldSet` comes with the federation directives; it only types `@key(fields:)`.
+        scalars: { DateTime: 'string', JSONObject: 'Record<string, unknown>', _FieldSet: 'string' },
         contextType: '../context.js#GatewayContext',
         mappers: {
           FineTuneJob: `${records}#FineTuneJobRecord`,

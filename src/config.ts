@@ -1,6 +1,7 @@
 // Environment → typed, validated configuration. Every setting the gateway reads is here, with
 // its default; the README's configuration table mirrors this file.
 import { z } from 'zod';
+import type { PollSettings } from './subscriptions/live-jobs.js';
 import type { UpstreamSettings } from './upstream/client.js';
 
 export const DEFAULT_API_URL = 'https://api.u1.archetypeai.app/v0.5';
@@ -35,6 +36,11 @@ export const environment = z.object({
   QUERY_MAX_TOKENS: int(10, 100_000).default(1_000),
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
+  UPSTREAM_TRACE: flag.optional(),
+  FEDERATION_SUBGRAPH: flag.default(false),
+  SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
+  SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
+  SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -71,6 +77,14 @@ export interface Config {
   /** "Did you mean …?" hints in validation errors, which reveal the schema bit by bit. */
   fieldSuggestions: boolean;
   queryLimits: QueryLimits;
+  /** Whether responses carry `extensions.upstream`, the REST calls the operation made. */
+  upstreamTrace: boolean;
+  /** Serve the schema as an Apollo Federation 2 subgraph (adds `_service` and `_entities`). */
+  federationSubgraph: boolean;
+  /** Subscription polling: between polls, and between polls while a job is in progress. */
+  subscriptionPoll: PollSettings;
+  /** The most operations one WebSocket connection runs at once. */
+  subscriptionsPerConnection: number;
   corsOrigins: string[];
   maxRequestBytes: number;
   logLevel: string;
@@ -142,6 +156,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCost: e.QUERY_MAX_COST,
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
     },
+    upstreamTrace: e.UPSTREAM_TRACE ?? !production,
+    federationSubgraph: e.FEDERATION_SUBGRAPH,
+    subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
+    subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS.split(',')
       .map((o) => o.trim())
       .filter(Boolean),

@@ -8,7 +8,9 @@ import {
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient, type UpstreamHttp } from './upstream/client.js';
+import { UpstreamTrace } from './upstream-trace.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
@@ -23,6 +25,15 @@ export interface GatewayContext {
   readonly loaders: FineTuneJobLoaders;
   /** Create, stop and cancel, with the never-duplicate, never-lose retries; same key check. */
   readonly jobWrites: FineTuneJobWrites;
+  /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
+  readonly upstreamTrace: UpstreamTrace | undefined;
+  /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
+  readonly liveJobs: LiveJobs;
+  /**
+   * A subscription runs one execution per event with one context: this gives each event fresh
+   * loaders, so what one event read is never served to the next.
+   */
+  startSubscriptionEvent(): void;
 }
 
 export interface ContextDependencies {
@@ -33,6 +44,10 @@ export interface ContextDependencies {
   logger: Logger;
   loaderSettings: LoaderSettings;
   jobWriteSettings: JobWriteSettings;
+  /** Record each operation's upstream calls for `extensions.upstream`. */
+  traceUpstream: boolean;
+  /** The gateway's shared pollers, for subscriptions. */
+  liveJobPollers?: LiveJobPollers;
 }
 
 export interface IncomingRequest {
@@ -68,6 +83,7 @@ class RequestContext implements GatewayContext {
   private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
+  private traceOfOperation: UpstreamTrace | undefined;
 
   constructor(
     readonly requestId: string,
@@ -82,8 +98,16 @@ class RequestContext implements GatewayContext {
       apiKey: this.credential.apiKey,
       requestId: this.requestId,
       calls: this.upstreamCalls,
+      trace: this.upstreamTrace,
     });
     return this.api;
+  }
+
+  // Lazy like the loaders, so each operation's copy of the context records its own calls.
+  get upstreamTrace(): UpstreamTrace | undefined {
+    if (!this.deps.traceUpstream) return undefined;
+    this.traceOfOperation ??= new UpstreamTrace('apiKey' in this.credential ? [this.credential.apiKey] : []);
+    return this.traceOfOperation;
   }
 
   get loaders(): FineTuneJobLoaders {
@@ -93,6 +117,22 @@ class RequestContext implements GatewayContext {
       this.deps.metrics,
     );
     return this.loadersOfRequest;
+  }
+
+  get liveJobs(): LiveJobs {
+    const pollers = this.deps.liveJobPollers;
+    if (pollers === undefined) throw new Error('this context serves no subscriptions');
+    if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
+    const { apiKey } = this.credential;
+    // The pollers outlive this request, so they get a client of their own, without a trace.
+    const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
+    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), apiKey);
+  }
+
+  startSubscriptionEvent(): void {
+    this.api = undefined;
+    this.loadersOfRequest = undefined;
+    this.traceOfOperation = undefined;
   }
 
   get jobWrites(): FineTuneJobWrites {

@@ -9,7 +9,13 @@
 //   its selection costs as many times as the jobs it may return.
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { GraphQLError, type ValidationContext, type ValidationRule } from 'graphql';
+import {
+  GraphQLError,
+  type DocumentNode,
+  type GraphQLSchema,
+  type ValidationContext,
+  type ValidationRule,
+} from 'graphql';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import type { QueryLimits } from './config.js';
 import { ErrorCode } from './errors.js';
@@ -29,20 +35,22 @@ function reject(limit: QueryLimitName) {
 }
 
 /**
- * Fields whose size a client chooses with `limit` (-1: all of them): the job list, and a job's
- * metrics (a page of entries, and one upstream call per job it is asked for).
+ * Fields whose size a client chooses, and the argument that chooses it: the job list (`limit`,
+ * -1: all of them), a page of the job connection (`first`), and a job's metrics (a page of
+ * entries, and one upstream call per job it is asked for).
  */
-const SIZED_LISTS: Record<string, ReadonlySet<string>> = {
-  Query: new Set(['fineTuneJobs']),
-  FineTuneJob: new Set(['metrics']),
+const SIZED_LISTS: Record<string, Record<string, string>> = {
+  Query: { fineTuneJobs: 'limit', fineTuneJobsConnection: 'first' },
+  FineTuneJob: { metrics: 'limit' },
 };
 
 /** A sized field costs 1 plus its selection once per item it may return. */
 function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
-    if (!SIZED_LISTS[type.name]?.has(field.name)) return undefined;
-    const limit = typeof args.limit === 'number' ? args.limit : -1;
-    const size = limit < 0 ? unboundedListSize : limit;
+    const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
+    if (sizeArgument === undefined) return undefined;
+    const requested = args[sizeArgument];
+    const size = typeof requested === 'number' && requested >= 0 ? requested : unboundedListSize;
     return 1 + size * Math.max(childComplexity, 1);
   };
 }
@@ -63,30 +71,40 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     sizedListEstimator(limits.unboundedListSize),
     simpleEstimator({ defaultComplexity: 1 }),
   ];
+  /** The cost error of an operation over the limit; undefined when it is within. */
+  function costError(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    variables: Record<string, unknown>,
+    operationName: string | null | undefined,
+  ): GraphQLError | undefined {
+    let cost: number;
+    try {
+      cost = getComplexity({
+        schema,
+        query: document,
+        variables,
+        ...(operationName && { operationName }),
+        estimators,
+      });
+    } catch {
+      // Variables that do not coerce: execution rejects them before any resolver runs.
+      return undefined;
+    }
+    if (cost <= limits.maxCost) return undefined;
+    return limitExceeded(
+      'cost',
+      `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
+      { cost, maxCost: limits.maxCost },
+    );
+  }
+
   const costLimit: ApolloServerPlugin = {
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document, schema, operationName }) {
-          let cost: number;
-          try {
-            cost = getComplexity({
-              schema,
-              query: document,
-              variables: request.variables ?? {},
-              ...(operationName && { operationName }),
-              estimators,
-            });
-          } catch {
-            // Variables that do not coerce: execution rejects them before any resolver runs.
-            return;
-          }
-          if (cost > limits.maxCost) {
-            throw limitExceeded(
-              'cost',
-              `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
-              { cost, maxCost: limits.maxCost },
-            );
-          }
+          const error = costError(schema, document, request.variables ?? {}, operationName);
+          if (error) throw error;
         },
       };
     },
@@ -97,5 +115,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     // Armor's declarations name Apollo Server's CommonJS types, ours its ESM ones: same objects.
     plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit],
     parseOptions: { maxTokens: limits.maxTokens },
+    /** The cost check alone, for operations Apollo Server does not run (subscriptions over WebSocket). */
+    costError,
   };
 }

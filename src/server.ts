@@ -17,9 +17,16 @@ import { formatError } from './errors.js';
 import { operationLogPlugin } from './logging.js';
 import { GatewayMetrics } from './metrics.js';
 import { queryLimitProtection } from './query-limits.js';
-import { resolvers } from './resolvers/index.js';
-import { loadTypeDefs } from './schema.js';
+import { buildGatewaySchema } from './schema.js';
+import { LiveJobPollers } from './subscriptions/live-jobs.js';
+import {
+  serveSubscriptions,
+  subscriptionDrainPlugin,
+  subscriptionsOverHttpPlugin,
+  type SubscriptionServer,
+} from './subscriptions/websocket.js';
 import { UpstreamHttp } from './upstream/client.js';
+import { upstreamTracePlugin } from './upstream-trace.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -95,9 +102,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics();
   const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
 
+  const schema = buildGatewaySchema({ federation: config.federationSubgraph });
+  // Set once the listener exists; Apollo's drain phase closes it.
+  const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({
-    typeDefs: loadTypeDefs(),
-    resolvers,
+    schema,
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
@@ -115,6 +124,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       ApolloServerPluginCacheControlDisabled(),
       ...limits.plugins,
       operationLogPlugin(metrics),
+      upstreamTracePlugin(),
+      subscriptionDrainPlugin(() => live.subscriptions),
+      subscriptionsOverHttpPlugin(),
     ],
   });
   await apollo.start();
@@ -128,6 +140,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
+    traceUpstream: config.upstreamTrace,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
@@ -136,6 +149,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
   };
   let stopping = false;
+  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -237,6 +251,25 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
   });
 
+  const subscriptions = serveSubscriptions({
+    httpServer: server,
+    path: GRAPHQL_PATH,
+    schema,
+    pollers: liveJobPollers,
+    maxOperationsPerSocket: config.subscriptionsPerConnection,
+    maxMessageBytes: config.maxRequestBytes,
+    allowedOrigins: config.corsOrigins,
+    operationLimits: limits,
+    // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
+    createContext: (authorization, requestId) =>
+      createContext(
+        { ...contextDependencies, traceUpstream: false, liveJobPollers },
+        { authorization, requestId },
+      ),
+    logger,
+  });
+  live.subscriptions = subscriptions;
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
@@ -251,8 +284,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}${GRAPHQL_PATH}`,
     port,
     async stop() {
-      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
       stopping = true;
+      // Upgraded sockets would keep the listener open: subscribers are told to go first.
+      await subscriptions.dispose();
+      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       server.closeIdleConnections();

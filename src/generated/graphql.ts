@@ -3,6 +3,7 @@ import type { FineTuneJobRecord, FineTuneJobConfigRecord, FineTuneDatasetRecord,
 import type { GatewayContext } from '../context.js';
 export type Maybe<T> = T | null;
 export type InputMaybe<T> = Maybe<T>;
+export type Omit<T, K extends keyof T> = Pick<T, Exclude<keyof T, K>>;
 export type RequireFields<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: NonNullable<T[P]> };
 /** All built-in and custom scalars, mapped to their actual values */
 export type Scalars = {
@@ -19,6 +20,7 @@ export type Scalars = {
   DateTime: { input: string; output: string; }
   /** A JSON object with any keys, passed through as the upstream wrote it. */
   JSONObject: { input: Record<string, unknown>; output: Record<string, unknown>; }
+  _FieldSet: { input: string; output: string; }
 };
 
 /** A new fine-tune job. Hyperparameters are chosen by the service from the data set size. */
@@ -118,6 +120,24 @@ export type FineTuneJobConfig = {
   model: Scalars['String']['output'];
 };
 
+/** One page of fine-tune jobs, in the Relay connection shape. */
+export type FineTuneJobConnection = {
+  __typename?: 'FineTuneJobConnection';
+  /** The jobs of this page, each with its cursor. */
+  edges: Array<FineTuneJobEdge>;
+  /** Where this page sits in the whole list, and the cursor to ask for the next page. */
+  pageInfo: PageInfo;
+};
+
+/** A fine-tune job in a page, with the cursor that points just after it. */
+export type FineTuneJobEdge = {
+  __typename?: 'FineTuneJobEdge';
+  /** Opaque; pass it as `after` to continue the list after this job. */
+  cursor: Scalars['String']['output'];
+  /** The job. */
+  node: FineTuneJob;
+};
+
 /** Training metrics of a job, one entry per checkpoint the training runner wrote, oldest first. */
 export type FineTuneJobMetrics = {
   __typename?: 'FineTuneJobMetrics';
@@ -153,6 +173,24 @@ export type FineTuneJobStatus =
   | 'STOPPING'
   /** The upstream reported a status this gateway does not know; see `FineTuneJob.upstreamStatus`. */
   | 'UNKNOWN';
+
+/** A change within the watched set of jobs. */
+export type FineTuneJobsChange = {
+  __typename?: 'FineTuneJobsChange';
+  /** Whether the job entered, left or changed within the set. */
+  change: FineTuneJobsChangeKind;
+  /** The job as the fine-tune API has it now (as last seen, when it is gone). */
+  job: FineTuneJob;
+};
+
+/** What happened to a job, seen from a filtered set of jobs. */
+export type FineTuneJobsChangeKind =
+  /** The job is still in the set and its status or `updatedAt` changed. */
+  | 'CHANGED'
+  /** The job is now in the set: it was created, or its status moved into the filter. */
+  | 'ENTERED'
+  /** The job is no longer in the set: its status moved out of the filter (the job shows the new one), or it is gone. */
+  | 'LEFT';
 
 /**
  * One checkpoint's metrics. The runner writes a free-form object: the usual keys are offered as
@@ -235,6 +273,19 @@ export type MutationStopFineTuneJobArgs = {
   id: Scalars['ID']['input'];
 };
 
+/** Relay page information of a connection. */
+export type PageInfo = {
+  __typename?: 'PageInfo';
+  /** The cursor of the last edge of this page; null for an empty page. Pass it as `after` for the next page. */
+  endCursor?: Maybe<Scalars['String']['output']>;
+  /** True when the list goes on after this page. */
+  hasNextPage: Scalars['Boolean']['output'];
+  /** True when the page starts after the first job of the list (an `after` cursor was given). */
+  hasPreviousPage: Scalars['Boolean']['output'];
+  /** The cursor of the first edge of this page; null for an empty page. */
+  startCursor?: Maybe<Scalars['String']['output']>;
+};
+
 /**
  * Read access to the Archetype AI fine-tune jobs of the organization that owns the
  * API key in use (the caller's `Authorization: Bearer …` header, or the gateway's own key).
@@ -248,6 +299,13 @@ export type Query = {
    * Filtering and paging happen upstream: only the requested page is fetched.
    */
   fineTuneJobs: Array<FineTuneJob>;
+  /**
+   * The organization's fine-tune jobs as a Relay connection, in the order the upstream API returns
+   * them: for Apollo Client and Relay users who page with cursors. Each page is one upstream call
+   * for `first + 1` jobs from the cursor's position; the extra job only tells whether there is a
+   * next page and is not returned.
+   */
+  fineTuneJobsConnection: FineTuneJobConnection;
 };
 
 
@@ -270,11 +328,107 @@ export type QueryFineTuneJobsArgs = {
   statuses?: InputMaybe<Array<FineTuneJobStatus>>;
 };
 
+
+/**
+ * Read access to the Archetype AI fine-tune jobs of the organization that owns the
+ * API key in use (the caller's `Authorization: Bearer …` header, or the gateway's own key).
+ */
+export type QueryFineTuneJobsConnectionArgs = {
+  after?: InputMaybe<Scalars['String']['input']>;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  statuses?: InputMaybe<Array<FineTuneJobStatus>>;
+};
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type Subscription = {
+  __typename?: 'Subscription';
+  /**
+   * The metric entries a running job appends, only the new ones in each event, oldest first.
+   * Completes once the job is terminal and its last entries are sent. `NOT_FOUND` when the
+   * organization has no such job.
+   */
+  fineTuneJobMetricsAppended: Array<FineTuneMetricEntry>;
+  /**
+   * The job as it is now, then again whenever its status or `updatedAt` changes. Completes after
+   * it sends a terminal status (COMPLETED, STOPPED, CANCELLED, FAILED). `NOT_FOUND` when the
+   * organization has no such job.
+   */
+  fineTuneJobUpdated: FineTuneJob;
+  /**
+   * One event each time a job enters, leaves or changes within the set of jobs in the given
+   * statuses (a new job entering the set included). The set as it is when you subscribe is the
+   * starting point and is not sent: query `fineTuneJobs` for it.
+   */
+  fineTuneJobsChanged: FineTuneJobsChange;
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobMetricsAppendedArgs = {
+  afterStep?: InputMaybe<Scalars['Int']['input']>;
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobUpdatedArgs = {
+  id: Scalars['ID']['input'];
+};
+
+
+/**
+ * Live updates over WebSocket (the graphql-ws protocol, on the same URL as queries). Put the key
+ * in the connection parameters: `{ "Authorization": "Bearer <your Archetype AI API key>" }`;
+ * without one the gateway's own key is used, as for queries. The gateway polls the fine-tune API
+ * for you, once per interval for everyone watching the same thing with the same key, faster while a
+ * job is STARTING, RUNNING or FINALIZING. A failure that another poll cannot fix (`UNAUTHENTICATED`,
+ * `NOT_FOUND`, …) is sent as an error and ends the subscription; while the API is unavailable the
+ * gateway keeps polling.
+ */
+export type SubscriptionFineTuneJobsChangedArgs = {
+  statuses?: InputMaybe<Array<FineTuneJobStatus>>;
+};
+
 export type WithIndex<TObject> = TObject & Record<string, any>;
 export type ResolversObject<TObject> = WithIndex<TObject>;
 
 export type ResolverTypeWrapper<T> = Promise<T> | T;
 
+export type ReferenceResolver<TResult, TReference, TContext> = (
+      reference: TReference,
+      context: TContext,
+      info: GraphQLResolveInfo
+    ) => Promise<TResult> | TResult;
+
+      type ScalarCheck<T, S> = S extends true ? T : NullableCheck<T, S>;
+      type NullableCheck<T, S> = Maybe<T> extends T ? Maybe<ListCheck<NonNullable<T>, S>> : ListCheck<T, S>;
+      type ListCheck<T, S> = T extends (infer U)[] ? NullableCheck<U, S>[] : GraphQLRecursivePick<T, S>;
+      export type GraphQLRecursivePick<T, S> = { [K in keyof T & keyof S]: ScalarCheck<T[K], S[K]> };
+    
 
 export type ResolverWithResolve<TResult, TParent, TContext, TArgs> = {
   resolve: ResolverFn<TResult, TParent, TContext, TArgs>;
@@ -338,50 +492,71 @@ export type DirectiveResolverFn<TResult = Record<PropertyKey, never>, TParent = 
   info: GraphQLResolveInfo
 ) => TResult | Promise<TResult>;
 
+/** Mapping of federation types */
+export type FederationTypes = ResolversObject<{
+  FineTuneJob: FineTuneJob;
+}>;
 
+/** Mapping of federation reference types */
+export type FederationReferenceTypes = ResolversObject<{
+  FineTuneJob:
+    ( { __typename: 'FineTuneJob' }
+    & GraphQLRecursivePick<FederationTypes['FineTuneJob'], {"id":true}> );
+}>;
 
 
 
 /** Mapping between all available schema types and the resolvers types */
 export type ResolversTypes = ResolversObject<{
-  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
   CreateFineTuneJobInput: CreateFineTuneJobInput;
+  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FineTuneDataset: ResolverTypeWrapper<FineTuneDatasetRecord>;
   FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: ResolverTypeWrapper<FineTuneJobRecord>;
+  Boolean: ResolverTypeWrapper<Scalars['Boolean']['output']>;
+  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   FineTuneJobAction: FineTuneJobAction;
   FineTuneJobConfig: ResolverTypeWrapper<FineTuneJobConfigRecord>;
+  FineTuneJobConnection: ResolverTypeWrapper<Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversTypes['FineTuneJobEdge']> }>;
+  FineTuneJobEdge: ResolverTypeWrapper<Omit<FineTuneJobEdge, 'node'> & { node: ResolversTypes['FineTuneJob'] }>;
   FineTuneJobMetrics: ResolverTypeWrapper<FineTuneJobMetricsRecord>;
   FineTuneJobStatus: FineTuneJobStatus;
+  FineTuneJobsChange: ResolverTypeWrapper<Omit<FineTuneJobsChange, 'job'> & { job: ResolversTypes['FineTuneJob'] }>;
+  FineTuneJobsChangeKind: FineTuneJobsChangeKind;
   FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
-  ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  Int: ResolverTypeWrapper<Scalars['Int']['output']>;
   JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
-  String: ResolverTypeWrapper<Scalars['String']['output']>;
+  Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
-  Boolean: Scalars['Boolean']['output'];
   CreateFineTuneJobInput: CreateFineTuneJobInput;
+  ID: Scalars['ID']['output'];
+  String: Scalars['String']['output'];
   DateTime: Scalars['DateTime']['output'];
   FineTuneDataset: FineTuneDatasetRecord;
   FineTuneDatasetInput: FineTuneDatasetInput;
   FineTuneJob: FineTuneJobRecord;
+  Boolean: Scalars['Boolean']['output'];
+  Int: Scalars['Int']['output'];
   FineTuneJobConfig: FineTuneJobConfigRecord;
+  FineTuneJobConnection: Omit<FineTuneJobConnection, 'edges'> & { edges: Array<ResolversParentTypes['FineTuneJobEdge']> };
+  FineTuneJobEdge: Omit<FineTuneJobEdge, 'node'> & { node: ResolversParentTypes['FineTuneJob'] };
   FineTuneJobMetrics: FineTuneJobMetricsRecord;
+  FineTuneJobsChange: Omit<FineTuneJobsChange, 'job'> & { job: ResolversParentTypes['FineTuneJob'] };
   FineTuneMetricEntry: FineTuneMetricEntryRecord;
   Float: Scalars['Float']['output'];
-  ID: Scalars['ID']['output'];
-  Int: Scalars['Int']['output'];
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
+  PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
-  String: Scalars['String']['output'];
+  Subscription: Record<PropertyKey, never>;
 }>;
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
@@ -394,7 +569,8 @@ export type FineTuneDatasetResolvers<ContextType = GatewayContext, ParentType ex
   split?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
-export type FineTuneJobResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJob'] = ResolversParentTypes['FineTuneJob']> = ResolversObject<{
+export type FineTuneJobResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJob'] = ResolversParentTypes['FineTuneJob'], FederationReferenceType extends FederationReferenceTypes['FineTuneJob'] = FederationReferenceTypes['FineTuneJob']> = ResolversObject<{
+  __resolveReference?: ReferenceResolver<Maybe<ResolversTypes['FineTuneJob']> | FederationReferenceType, FederationReferenceType, ContextType>;
   allowedActions?: Resolver<Array<ResolversTypes['FineTuneJobAction']>, ParentType, ContextType>;
   config?: Resolver<ResolversTypes['FineTuneJobConfig'], ParentType, ContextType>;
   createdAt?: Resolver<ResolversTypes['DateTime'], ParentType, ContextType>;
@@ -415,9 +591,24 @@ export type FineTuneJobConfigResolvers<ContextType = GatewayContext, ParentType 
   model?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
 }>;
 
+export type FineTuneJobConnectionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobConnection'] = ResolversParentTypes['FineTuneJobConnection']> = ResolversObject<{
+  edges?: Resolver<Array<ResolversTypes['FineTuneJobEdge']>, ParentType, ContextType>;
+  pageInfo?: Resolver<ResolversTypes['PageInfo'], ParentType, ContextType>;
+}>;
+
+export type FineTuneJobEdgeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobEdge'] = ResolversParentTypes['FineTuneJobEdge']> = ResolversObject<{
+  cursor?: Resolver<ResolversTypes['String'], ParentType, ContextType>;
+  node?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType>;
+}>;
+
 export type FineTuneJobMetricsResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobMetrics'] = ResolversParentTypes['FineTuneJobMetrics']> = ResolversObject<{
   entries?: Resolver<Array<ResolversTypes['FineTuneMetricEntry']>, ParentType, ContextType>;
   lastCheckpointStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+}>;
+
+export type FineTuneJobsChangeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobsChange'] = ResolversParentTypes['FineTuneJobsChange']> = ResolversObject<{
+  change?: Resolver<ResolversTypes['FineTuneJobsChangeKind'], ParentType, ContextType>;
+  job?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType>;
 }>;
 
 export type FineTuneMetricEntryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneMetricEntry'] = ResolversParentTypes['FineTuneMetricEntry']> = ResolversObject<{
@@ -439,9 +630,23 @@ export type MutationResolvers<ContextType = GatewayContext, ParentType extends R
   stopFineTuneJob?: Resolver<ResolversTypes['FineTuneJob'], ParentType, ContextType, RequireFields<MutationStopFineTuneJobArgs, 'id'>>;
 }>;
 
+export type PageInfoResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['PageInfo'] = ResolversParentTypes['PageInfo']> = ResolversObject<{
+  endCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+  hasNextPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  hasPreviousPage?: Resolver<ResolversTypes['Boolean'], ParentType, ContextType>;
+  startCursor?: Resolver<Maybe<ResolversTypes['String']>, ParentType, ContextType>;
+}>;
+
 export type QueryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Query'] = ResolversParentTypes['Query']> = ResolversObject<{
   fineTuneJob?: Resolver<Maybe<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobArgs, 'id'>>;
   fineTuneJobs?: Resolver<Array<ResolversTypes['FineTuneJob']>, ParentType, ContextType, RequireFields<QueryFineTuneJobsArgs, 'limit' | 'offset'>>;
+  fineTuneJobsConnection?: Resolver<ResolversTypes['FineTuneJobConnection'], ParentType, ContextType, RequireFields<QueryFineTuneJobsConnectionArgs, 'first'>>;
+}>;
+
+export type SubscriptionResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['Subscription'] = ResolversParentTypes['Subscription']> = ResolversObject<{
+  fineTuneJobMetricsAppended?: SubscriptionResolver<Array<ResolversTypes['FineTuneMetricEntry']>, "fineTuneJobMetricsAppended", ParentType, ContextType, RequireFields<SubscriptionFineTuneJobMetricsAppendedArgs, 'id'>>;
+  fineTuneJobUpdated?: SubscriptionResolver<ResolversTypes['FineTuneJob'], "fineTuneJobUpdated", ParentType, ContextType, RequireFields<SubscriptionFineTuneJobUpdatedArgs, 'id'>>;
+  fineTuneJobsChanged?: SubscriptionResolver<ResolversTypes['FineTuneJobsChange'], "fineTuneJobsChanged", ParentType, ContextType, Partial<SubscriptionFineTuneJobsChangedArgs>>;
 }>;
 
 export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
@@ -449,10 +654,15 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   FineTuneDataset?: FineTuneDatasetResolvers<ContextType>;
   FineTuneJob?: FineTuneJobResolvers<ContextType>;
   FineTuneJobConfig?: FineTuneJobConfigResolvers<ContextType>;
+  FineTuneJobConnection?: FineTuneJobConnectionResolvers<ContextType>;
+  FineTuneJobEdge?: FineTuneJobEdgeResolvers<ContextType>;
   FineTuneJobMetrics?: FineTuneJobMetricsResolvers<ContextType>;
+  FineTuneJobsChange?: FineTuneJobsChangeResolvers<ContextType>;
   FineTuneMetricEntry?: FineTuneMetricEntryResolvers<ContextType>;
   JSONObject?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
+  PageInfo?: PageInfoResolvers<ContextType>;
   Query?: QueryResolvers<ContextType>;
+  Subscription?: SubscriptionResolvers<ContextType>;
 }>;
 

@@ -5,8 +5,9 @@
 // 500 connections to the upstream at once.
 import DataLoader from 'dataloader';
 import pLimit from 'p-limit';
-import type { FineTuneApiClient } from '../upstream/client.js';
+import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobMetricsRecord, MetricsPage } from '../upstream/records.js';
+import { TracedDataLoader } from './traced-loader.js';
 
 export interface JobMetricsKey extends MetricsPage {
   jobId: string;
@@ -28,7 +29,7 @@ export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: numb
   const limit = pLimit(concurrency);
   // Every key reaches the batch function (nothing is primed), so this knows each job's pages.
   const pagesByJob = new Map<string, JobMetricsKey[]>();
-  const loader = new DataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>(
+  const loader = new TracedDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>(
     (keys) =>
       Promise.all(
         keys.map((key) => {
@@ -39,7 +40,11 @@ export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: numb
           );
         }),
       ),
-    { cacheKeyFn: jobMetricsCacheKey },
+    {
+      cacheKeyFn: jobMetricsCacheKey,
+      trace: api.trace,
+      describe: (key) => upstreamReads.getJobMetrics(key.jobId, key),
+    },
   );
   return {
     loader,

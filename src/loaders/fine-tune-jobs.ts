@@ -3,9 +3,10 @@
 // fetched again by id. Built per request, so nothing here outlives one operation.
 import DataLoader from 'dataloader';
 import type { GatewayMetrics } from '../metrics.js';
-import type { FineTuneApiClient } from '../upstream/client.js';
+import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
 import { createJobMetricsLoader, type JobMetricsLoader } from './fine-tune-job-metrics.js';
+import { TracedDataLoader } from './traced-loader.js';
 
 export interface FineTuneJobLoaders {
   /** Job by id; null when the organization has no such job. */
@@ -35,31 +36,6 @@ function settleEach<K, V>(keys: readonly K[], load: (key: K) => Promise<V>): Pro
   );
 }
 
-/** A DataLoader cache that counts the loads it answers (for /metrics). */
-class CountingCache<K, V> extends Map<K, V> {
-  private counting = true;
-
-  constructor(private readonly onHit: () => void) {
-    super();
-  }
-
-  override get(key: K): V | undefined {
-    const value = super.get(key);
-    if (value !== undefined && this.counting) this.onHit();
-    return value;
-  }
-
-  /** Runs `prime`, whose own lookup is not a load answered from the cache. */
-  priming(prime: () => void): void {
-    this.counting = false;
-    try {
-      prime();
-    } finally {
-      this.counting = true;
-    }
-  }
-}
-
 export function createFineTuneJobLoaders(
   api: FineTuneApiClient,
   settings: LoaderSettings,
@@ -69,27 +45,28 @@ export function createFineTuneJobLoaders(
   const listsInFlight = new Set<Promise<unknown>>();
   const seenInLists = new Map<string, FineTuneJobRecord>();
 
-  const jobByIdCache = new CountingCache<string, Promise<FineTuneJobRecord | null>>(() =>
-    gatewayMetrics.loaderHit('jobById', 'cache'),
-  );
   // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
-  const jobByIdLoader = new DataLoader<string, FineTuneJobRecord | null>(
+  const jobByIdLoader = new TracedDataLoader<string, FineTuneJobRecord | null>(
     async (ids) => {
       if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
       return settleEach(ids, async (id) => {
         const seen = seenInLists.get(id);
-        if (seen) gatewayMetrics.loaderHit('jobById', 'list');
-        return seen ?? api.getJob(id);
+        if (seen === undefined) return api.getJob(id);
+        gatewayMetrics.loaderHit('jobById', 'list');
+        api.trace?.reuse(upstreamReads.getJob(id), 'loader');
+        return seen;
       });
     },
     {
       // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
       batchScheduleFn: (dispatch) => setImmediate(dispatch),
-      cacheMap: jobByIdCache,
+      trace: api.trace,
+      describe: upstreamReads.getJob,
+      onCacheHit: () => gatewayMetrics.loaderHit('jobById', 'cache'),
     },
   );
 
-  const jobListLoader = new DataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
+  const jobListLoader = new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
     (queries) =>
       settleEach(queries, async (query) => {
         const pending = api.listJobs(query);
@@ -98,7 +75,7 @@ export function createFineTuneJobLoaders(
           const jobs = await pending;
           for (const job of jobs) {
             seenInLists.set(job.id, job);
-            jobByIdCache.priming(() => jobByIdLoader.prime(job.id, job));
+            jobByIdLoader.prime(job.id, job);
           }
           return jobs;
         } finally {
@@ -107,7 +84,9 @@ export function createFineTuneJobLoaders(
       }),
     {
       cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
-      cacheMap: new CountingCache(() => gatewayMetrics.loaderHit('jobList', 'cache')),
+      trace: api.trace,
+      describe: upstreamReads.listJobs,
+      onCacheHit: () => gatewayMetrics.loaderHit('jobList', 'cache'),
     },
   );
 
@@ -119,7 +98,7 @@ export function createFineTuneJobLoaders(
     jobMetricsLoader: metrics.loader,
     jobWritten(job) {
       seenInLists.set(job.id, job);
-      jobByIdCache.priming(() => jobByIdLoader.clear(job.id).prime(job.id, job));
+      jobByIdLoader.clear(job.id).prime(job.id, job);
       jobListLoader.clearAll();
       metrics.forgetJob(job.id);
     },

@@ -14,6 +14,8 @@ const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
 const reportedUnknownStatuses = new Set<string>();
 
 export const FineTuneJob: FineTuneJobResolvers = {
+  // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
+  __resolveReference: (reference, { loaders }) => loaders.jobByIdLoader.load(reference.id),
   orgUuid: (job) => job.org_uuid,
   status(job, _args, { logger }) {
     if (KNOWN.has(job.status)) return job.status as FineTuneJobStatus;

@@ -5,12 +5,14 @@ import { FineTuneDataset, FineTuneJob } from './FineTuneJob.js';
 import { FineTuneJobMetrics, FineTuneMetricEntry } from './FineTuneJobMetrics.js';
 import { Mutation } from './Mutation.js';
 import { Query } from './Query.js';
+import { Subscription } from './Subscription.js';
 
 export const resolvers: Resolvers = {
   DateTime,
   JSONObject: JSONObjectResolver,
   Query,
   Mutation,
+  Subscription,
   FineTuneJob,
   FineTuneDataset,
   FineTuneJobMetrics,

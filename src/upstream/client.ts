@@ -18,6 +18,7 @@ import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
 import type { z } from 'zod';
 import type { GatewayMetrics } from '../metrics.js';
 import { redactSecrets } from '../secrets.js';
+import type { TracedRequest, UpstreamTrace } from '../upstream-trace.js';
 import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
 import {
   fineTuneJobList,
@@ -61,6 +62,16 @@ export interface Caller {
   requestId: string;
   /** Counts the HTTP requests (retries included) this operation sent upstream. */
   calls: { count: number };
+  /** Where this operation's calls are recorded for `extensions.upstream`, when tracing is on. */
+  trace?: UpstreamTrace;
+}
+
+/** What one call's attempts came to, for the upstream trace. */
+export interface CallObservation {
+  /** Attempts after the first. */
+  retries: number;
+  /** The HTTP status of the last attempt that got one. */
+  status: number | null;
 }
 
 export type Readiness = { ready: true; upstream: 'reachable' } | { ready: false; upstream: string };
@@ -137,7 +148,13 @@ export class UpstreamHttp {
   }
 
   /** Sends one call (retries included) and returns its body; throws what ky or the policies threw. */
-  async send(endpoint: string, path: string, options: Options, caller: Caller): Promise<string> {
+  async send(
+    endpoint: string,
+    path: string,
+    options: Options,
+    caller: Caller,
+    observation?: CallObservation,
+  ): Promise<string> {
     const { metrics } = this;
     let started = 0;
     // Each attempt is measured here and in beforeRetry, not in an afterResponse hook: ky tees the
@@ -173,11 +190,13 @@ export class UpstreamHttp {
               ({ error }) => {
                 attemptEnded(error);
                 metrics.upstreamRetry(endpoint);
+                if (observation) observation.retries += 1;
               },
             ],
           },
         });
         attemptEnded(response);
+        if (observation) observation.status = response.status;
         return response.text();
       });
     } catch (error) {
@@ -208,18 +227,51 @@ export class UpstreamHttp {
   }
 }
 
+function listJobsParams(query: ListJobsQuery): URLSearchParams {
+  const searchParams = new URLSearchParams();
+  searchParams.set('limit', String(query.limit));
+  searchParams.set('offset', String(query.offset));
+  for (const status of query.statuses ?? []) searchParams.append('statuses', status);
+  return searchParams;
+}
+
+function metricsParams(page: MetricsPage): URLSearchParams {
+  const searchParams = new URLSearchParams();
+  searchParams.set('limit', String(page.limit));
+  searchParams.set('offset', String(page.offset));
+  return searchParams;
+}
+
+/** The reads as the upstream trace shows them, for loads answered without a call. */
+export const upstreamReads = {
+  listJobs: (query: ListJobsQuery): TracedRequest => ({
+    method: 'GET',
+    path: `/fine-tune/jobs?${listJobsParams(query)}`,
+  }),
+  getJob: (id: string): TracedRequest => ({
+    method: 'GET',
+    path: `/fine-tune/jobs/${encodeURIComponent(id)}`,
+  }),
+  getJobMetrics: (id: string, page: MetricsPage): TracedRequest => ({
+    method: 'GET',
+    path: `/fine-tune/jobs/${encodeURIComponent(id)}/metrics?${metricsParams(page)}`,
+  }),
+};
+
 export class FineTuneApiClient {
   constructor(
     private readonly http: UpstreamHttp,
     private readonly caller: Caller,
   ) {}
 
+  /** Where this operation's calls are recorded, when tracing is on. */
+  get trace(): UpstreamTrace | undefined {
+    return this.caller.trace;
+  }
+
   /** `GET /fine-tune/jobs`, with filter and page pushed down to the query string. */
   listJobs(query: ListJobsQuery): Promise<FineTuneJobRecord[]> {
-    const searchParams = new URLSearchParams();
-    searchParams.set('limit', String(query.limit));
-    searchParams.set('offset', String(query.offset));
-    for (const status of query.statuses ?? []) searchParams.append('statuses', status);
+    const searchParams = listJobsParams(query);
     return this.call('GET /fine-tune/jobs', 'fine-tune/jobs', fineTuneJobList, {
       method: 'get',
       searchParams,
@@ -274,9 +326,7 @@ export class FineTuneApiClient {
 
   /** `GET /fine-tune/jobs/{job_id}/metrics`, with the page pushed down to the query string. */
   getJobMetrics(id: string, page: MetricsPage): Promise<FineTuneJobMetricsRecord> {
-    const searchParams = new URLSearchParams();
-    searchParams.set('limit', String(page.limit));
-    searchParams.set('offset', String(page.offset));
+    const searchParams = metricsParams(page);
     return this.call(
       'GET /fine-tune/jobs/{job_id}/metrics',
       `fine-tune/jobs/${encodeURIComponent(id)}/metrics`,
@@ -292,10 +342,21 @@ export class FineTuneApiClient {
     options: Options,
   ): Promise<z.infer<S>> {
     let text: string;
+    const started = performance.now();
+    const observation: CallObservation = { retries: 0, status: null };
     try {
-      text = await this.http.send(operation, path, options, this.caller);
+      text = await this.http.send(operation, path, options, this.caller, observation);
     } catch (error) {
+      if (error instanceof HTTPError) observation.status = error.response.status;
       throw await this.failure(operation, error);
+    } finally {
+      if (this.trace) {
+        const search = options.searchParams ? `?${String(options.searchParams)}` : '';
+        this.trace.call(
+          { method: (options.method ?? 'get').toUpperCase(), path: `/${path}${search}` },
+          { ...observation, durationMs: Math.round(performance.now() - started) },
+        );
+      }
     }
 
     let body: unknown;

@@ -1,0 +1,57 @@
+// The async iterator a subscription hands to graphql-ws: listeners push payloads into it, and the
+// client's unsubscribe (`return()`) reaches the cleanup at once, even while no event is pending;
+// an async generator would only see it at its next `yield`, and its poller would keep polling.
+
+export class EventChannel<T> implements AsyncIterableIterator<T> {
+  private readonly queue: T[] = [];
+  private waiting: ((result: IteratorResult<T>) => void) | undefined;
+  private ended = false;
+  private cleanup: (() => void) | undefined;
+
+  /** What to undo when the channel ends, by either side. */
+  onEnd(cleanup: () => void): void {
+    if (this.ended) cleanup();
+    else this.cleanup = cleanup;
+  }
+
+  push(value: T): void {
+    if (this.ended) return;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ value, done: false });
+    } else {
+      this.queue.push(value);
+    }
+  }
+
+  /** Ends the stream after the values already pushed. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.cleanup?.();
+    this.cleanup = undefined;
+    if (this.waiting) {
+      const resolve = this.waiting;
+      this.waiting = undefined;
+      resolve({ value: undefined, done: true });
+    }
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    const value = this.queue.shift();
+    if (value !== undefined) return Promise.resolve({ value, done: false });
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    this.queue.length = 0;
+    this.end();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}

@@ -1,0 +1,254 @@
+// Live job updates for subscriptions. Pollers are shared per credential identity (a hash of the
+// API key, never the key) and resource, so 100 subscribers to one job cost one upstream read per
+// interval, and a subscriber only ever shares a poller with holders of the same key. Each
+// subscription turns the shared snapshots into its own events (what changed since *it* last
+// heard), so subscribers who join late get correct events too.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { GraphQLError } from 'graphql';
+import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
+import { isTerminal } from '../fine-tune-job-lifecycle.js';
+import type { FineTuneApiClient } from '../upstream/client.js';
+import { UpstreamError } from '../upstream/errors.js';
+import {
+  KNOWN_JOB_STATUSES,
+  type FineTuneJobRecord,
+  type FineTuneMetricEntryRecord,
+} from '../upstream/records.js';
+import { EventChannel } from './event-channel.js';
+import { SharedPoller, type PollEvent } from './shared-poller.js';
+
+export interface PollSettings {
+  /** Between polls of a resource with nothing in progress. */
+  idleMs: number;
+  /** Between polls while a job is STARTING, RUNNING or FINALIZING. */
+  activeMs: number;
+}
+
+/** One subscription event: the value to resolve, or the error that ends the stream. */
+export type LiveEvent<T> = { value: T } | { error: Error };
+
+export type FineTuneJobsChangeKind = 'ENTERED' | 'LEFT' | 'CHANGED';
+export interface FineTuneJobsChange {
+  change: FineTuneJobsChangeKind;
+  job: FineTuneJobRecord;
+}
+
+interface MetricsSnapshot {
+  job: FineTuneJobRecord | null;
+  /** Every entry read so far, oldest first. */
+  entries: FineTuneMetricEntryRecord[];
+}
+
+const ACTIVE_STATUSES: ReadonlySet<string> = new Set(['STARTING', 'RUNNING', 'FINALIZING']);
+const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
+// Failures that another poll will not fix: the subscription ends with the error. Anything else
+// (the upstream down, slow or rate limiting) is logged and the next poll tries again.
+const ENDING_CODES: ReadonlySet<string> = new Set([
+  ErrorCode.UNAUTHENTICATED,
+  ErrorCode.FORBIDDEN,
+  ErrorCode.BAD_USER_INPUT,
+  ErrorCode.NOT_FOUND,
+  ErrorCode.INTERNAL_SERVER_ERROR,
+]);
+
+/** The key's identity for sharing pollers: a hash, so the key itself is never a map key. */
+export function credentialIdentity(apiKey: string): string {
+  return createHash('sha256').update(apiKey).digest('hex');
+}
+
+function isActive(status: string | undefined): boolean {
+  return status !== undefined && ACTIVE_STATUSES.has(status);
+}
+
+function codeOf(error: unknown): string {
+  if (error instanceof UpstreamError) return describeUpstreamError(error).extensions.code;
+  if (error instanceof GraphQLError && typeof error.extensions.code === 'string')
+    return error.extensions.code;
+  return ErrorCode.INTERNAL_SERVER_ERROR;
+}
+
+function notFound(id: string): Error {
+  return gatewayError(ErrorCode.NOT_FOUND, `No fine-tune job ${id} in this organization`, { jobId: id });
+}
+
+/** Every shared poller of the gateway, keyed by credential identity and resource. */
+export class LiveJobPollers {
+  private readonly pollers = new Map<string, SharedPoller<unknown>>();
+
+  constructor(
+    private readonly settings: PollSettings,
+    private readonly logger: Logger,
+  ) {}
+
+  /** How many pollers are running (each one upstream read per interval). */
+  get size(): number {
+    return this.pollers.size;
+  }
+
+  /** The live view for one API key. */
+  forKey(api: FineTuneApiClient, apiKey: string): LiveJobs {
+    return new LiveJobs(this, api, credentialIdentity(apiKey));
+  }
+
+  /** Stops every poller (server shutdown). */
+  stopAll(): void {
+    for (const poller of [...this.pollers.values()]) poller.stop();
+  }
+
+  shared<T>(key: string, fetch: () => Promise<T>, activeWhen: (latest: T) => boolean): SharedPoller<T> {
+    const existing = this.pollers.get(key);
+    if (existing) return existing as SharedPoller<T>;
+    const poller: SharedPoller<T> = new SharedPoller<T>({
+      fetch: async () => {
+        try {
+          return await fetch();
+        } catch (error) {
+          // Logged here, once per poll, not once per subscriber.
+          if (!this.ends(error)) {
+            this.logger.warn(
+              { code: codeOf(error), resource: key.slice(key.indexOf(':') + 1) },
+              'a subscription poll failed; trying again at the next interval',
+            );
+          }
+          throw error;
+        }
+      },
+      intervalMs: (latest) =>
+        latest !== undefined && activeWhen(latest) ? this.settings.activeMs : this.settings.idleMs,
+      onStop: () => {
+        if (this.pollers.get(key) === poller) this.pollers.delete(key);
+      },
+      logger: this.logger,
+    });
+    this.pollers.set(key, poller as SharedPoller<unknown>);
+    return poller;
+  }
+
+  /** True when a failed poll should end its subscriptions; otherwise the next poll tries again. */
+  ends(error: unknown): boolean {
+    return ENDING_CODES.has(codeOf(error));
+  }
+}
+
+/** The three live streams for one credential identity. */
+export class LiveJobs {
+  constructor(
+    private readonly pollers: LiveJobPollers,
+    private readonly api: FineTuneApiClient,
+    private readonly identity: string,
+  ) {}
+
+  /** The job now, then whenever its status or updatedAt changes; ends after a terminal status. */
+  jobUpdates(id: string): AsyncIterableIterator<LiveEvent<FineTuneJobRecord>> {
+    const poller = this.pollers.shared(
+      `${this.identity}:job:${id}`,
+      () => this.api.getJob(id),
+      (job) => isActive(job?.status),
+    );
+    let last: FineTuneJobRecord | undefined;
+    return this.stream(poller, (job, emit, end) => {
+      if (job === null) return end(notFound(id));
+      if (last === undefined || job.status !== last.status || job.updated_at !== last.updated_at) {
+        emit(job);
+        last = job;
+      }
+      if (isTerminal(job.status)) end();
+    });
+  }
+
+  /**
+   * Changes within the set of jobs whose status is in `statuses` (all jobs when null). One poller
+   * per identity reads the whole list, whatever the filters: a job that leaves a filtered set is
+   * still in it, so the event shows where it went.
+   */
+  listChanges(statuses: readonly string[] | null): AsyncIterableIterator<LiveEvent<FineTuneJobsChange>> {
+    const poller = this.pollers.shared(
+      `${this.identity}:jobs`,
+      () => this.api.listJobs({ statuses: null, limit: -1, offset: 0 }),
+      (jobs) => jobs.some((job) => isActive(job.status)),
+    );
+    const wanted = statuses === null ? null : new Set(statuses);
+    const inSet = (job: FineTuneJobRecord) =>
+      wanted === null || wanted.has(KNOWN.has(job.status) ? job.status : 'UNKNOWN');
+    let previous: Map<string, FineTuneJobRecord> | undefined;
+    return this.stream(poller, (jobs, emit) => {
+      const current = new Map(jobs.map((job) => [job.id, job]));
+      // The first snapshot is where this subscriber starts: only what changes after it is news.
+      if (previous !== undefined) {
+        for (const job of jobs) {
+          const before = previous.get(job.id);
+          const was = before !== undefined && inSet(before);
+          const is = inSet(job);
+          if (is && !was) emit({ change: 'ENTERED', job });
+          else if (!is && was) emit({ change: 'LEFT', job });
+          else if (is && (before!.status !== job.status || before!.updated_at !== job.updated_at)) {
+            emit({ change: 'CHANGED', job });
+          }
+        }
+        // Gone from the list altogether: shown as it was last seen.
+        for (const [id, job] of previous) if (!current.has(id) && inSet(job)) emit({ change: 'LEFT', job });
+      }
+      previous = current;
+    });
+  }
+
+  /**
+   * New metric entries while the job runs: after `afterStep` when given (so a client can resume),
+   * else from the moment of subscribing. Ends once the job is terminal and its last entries sent.
+   */
+  metricsAppended(
+    id: string,
+    afterStep: number | null,
+  ): AsyncIterableIterator<LiveEvent<FineTuneMetricEntryRecord[]>> {
+    const entries: FineTuneMetricEntryRecord[] = [];
+    const poller = this.pollers.shared<MetricsSnapshot>(
+      `${this.identity}:metrics:${id}`,
+      async () => {
+        // The job first: metrics read after it include every entry of a job it shows finished.
+        const job = await this.api.getJob(id);
+        if (job === null) return { job, entries };
+        // Only the entries not read yet: the upstream pages, so a poll reads what is new.
+        const page = await this.api.getJobMetrics(id, { limit: -1, offset: entries.length });
+        entries.push(...page.metrics);
+        return { job, entries };
+      },
+      ({ job }) => isActive(job?.status),
+    );
+    let sent: number | undefined;
+    return this.stream(poller, ({ job, entries: all }, emit, end) => {
+      if (job === null) return end(notFound(id));
+      if (sent === undefined) {
+        sent = all.length;
+        if (afterStep !== null) {
+          const missed = all.filter((entry) => typeof entry.step === 'number' && entry.step > afterStep);
+          if (missed.length > 0) emit(missed);
+        }
+      } else if (all.length > sent) {
+        emit(all.slice(sent));
+        sent = all.length;
+      }
+      if (isTerminal(job.status)) end();
+    });
+  }
+
+  /** Subscribes a channel to a poller; `react` turns each snapshot into this subscriber's events. */
+  private stream<T, E>(
+    poller: SharedPoller<T>,
+    react: (value: T, emit: (event: E) => void, end: (error?: Error) => void) => void,
+  ): EventChannel<LiveEvent<E>> {
+    const channel = new EventChannel<LiveEvent<E>>();
+    const end = (error?: Error) => {
+      if (error) channel.push({ error });
+      channel.end();
+    };
+    const onEvent = (event: PollEvent<T>) => {
+      if ('value' in event) return react(event.value, (value) => channel.push({ value }), end);
+      if (this.pollers.ends(event.error)) {
+        end(event.error instanceof Error ? event.error : new Error(String(event.error)));
+      }
+    };
+    channel.onEnd(poller.subscribe(onEvent));
+    return channel;
+  }
+}
