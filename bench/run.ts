@@ -212,7 +212,15 @@ async function main(): Promise<void> {
     };
     const control = `${new URL(simulator.url).origin}/__simulator`;
 
-    const rows: string[] = [];
+    const cpu = cpus();
+    console.log(
+      `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
+        `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per target, alternating\n`,
+    );
+    console.log(
+      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | gateway peak RSS MB | failed responses |',
+    );
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     let totalFailures = 0;
     for (const scenario of selected) {
       const targets = await buildTargets(scenario, urls);
@@ -232,7 +240,7 @@ async function main(): Promise<void> {
         const peaks = own.map((run) => run.peakRssMb).filter((v) => v !== undefined);
         const failures = own.reduce((sum, run) => sum + run.failures, 0);
         totalFailures += failures;
-        rows.push(
+        console.log(
           `| ${scenario.name} | ${name} | ${fixed(median(own.map((r) => r.rps)), 0)} | ` +
             `**${fixed(median(ratios), 2)}x** | ${fixed(median(own.map((r) => r.p50)), 0)} ` +
             `(${fixed(median(p50Ratios), 1)}x) | ${fixed(median(own.map((r) => r.p99)), 0)} | ` +
@@ -240,19 +248,8 @@ async function main(): Promise<void> {
             `${peaks.length ? fixed(Math.max(...peaks), 0) : ''} | ${failures} |`,
         );
       }
-      console.error(`done: ${scenario.name}`);
     }
 
-    const cpu = cpus();
-    console.log(
-      `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
-        `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per target, alternating\n`,
-    );
-    console.log(
-      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | gateway peak RSS MB | failed responses |',
-    );
-    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const row of rows) console.log(row);
     if (totalFailures > 0) {
       console.error(`${totalFailures} responses were not the expected data (logs in ${logs})`);
       process.exitCode = 1;
