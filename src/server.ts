@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from '@apollo/server';
+import { ApolloServer, HeaderMap, type HTTPGraphQLRequest, type HTTPGraphQLResponse } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -25,6 +25,8 @@ import {
   subscriptionsOverHttpPlugin,
   type SubscriptionServer,
 } from './subscriptions/websocket.js';
+import { sharedOperationKey } from './shared-operations.js';
+import { Singleflight } from './singleflight.js';
 import { UpstreamHttp } from './upstream/client.js';
 import { upstreamTracePlugin } from './upstream-trace.js';
 
@@ -150,6 +152,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
   let stopping = false;
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
+  // Identical queries in flight for the same credential share one execution and response.
+  const sharedOperations = new Singleflight<HTTPGraphQLResponse>();
+  async function runShared(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>) {
+    if (key === undefined) return execute();
+    const { result, joined } = sharedOperations.run(key, execute);
+    const response = await result;
+    // A streamed body can be read once only: a joiner then runs the operation itself.
+    return joined && response.body.kind !== 'complete' ? execute() : response;
+  }
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -158,18 +169,21 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const requestId =
       typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     res.setHeader('x-request-id', requestId);
-    const body = parseBody(await readBody(req, config.maxRequestBytes), req.headers['content-type']);
+    const bodyText = await readBody(req, config.maxRequestBytes);
+    const body = parseBody(bodyText, req.headers['content-type']);
     const httpGraphQLRequest: HTTPGraphQLRequest = {
       method: req.method?.toUpperCase() ?? 'GET',
       headers: toHeaderMap(req),
       search,
       body,
     };
-    const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest,
-      context: async () =>
-        createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
-    });
+    const execute = () =>
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest,
+        context: async () =>
+          createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
+      });
+    const response = await runShared(sharedOperationKey(req, search, bodyText, body), execute);
 
     res.statusCode = response.status ?? 200;
     for (const [name, value] of response.headers) res.setHeader(name, value);
