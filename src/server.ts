@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
 import { formatError } from './errors.js';
+import { jitExecution } from './execution/jit-executor.js';
 import { operationLogPlugin } from './logging.js';
 import { GatewayMetrics } from './metrics.js';
 import { queryLimitProtection } from './query-limits.js';
@@ -108,7 +109,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Set once the listener exists; Apollo's drain phase closes it.
   const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({
-    schema,
+    // Apollo's executor hook: operations run compiled by graphql-jit (see execution/).
+    gateway: jitExecution(schema),
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.

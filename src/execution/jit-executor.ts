@@ -1,0 +1,92 @@
+// Executes operations with graphql-jit instead of graphql-js's generic executor: each distinct
+// operation is compiled once into plain JS functions, which run the same resolvers with the
+// same results far faster on long lists. Plugged in through Apollo Server's executor hook (the
+// `gateway` option), so parsing, validation, plugins, error formatting and HTTP stay Apollo's.
+import type {
+  GatewayExecutionResult,
+  GatewayExecutor,
+  GatewayInterface,
+} from '@apollo/server-gateway-interface';
+import { execute, printSchema, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+
+/** Compiled operations kept; the least recently used one is dropped past this. */
+const COMPILED_OPERATIONS = 1000;
+
+type Compiled = CompiledQuery<Record<string, unknown>, Record<string, unknown>>;
+
+export interface ExecutionRequest {
+  document: DocumentNode;
+  operationName: string | null;
+  variables: Record<string, unknown> | undefined;
+  contextValue: unknown;
+  /** Identifies the document text, so each distinct operation is compiled once. */
+  documentKey: string;
+}
+
+/** Runs operations compiled by graphql-jit, with graphql-js's exact errors when there are any. */
+export function compiledExecution(schema: GraphQLSchema) {
+  const compiled = new Map<string, Compiled>();
+
+  function compiledFor(request: ExecutionRequest): Compiled | ExecutionResult {
+    const key = `${request.documentKey}:${request.operationName ?? ''}`;
+    const cached = compiled.get(key);
+    if (cached !== undefined) {
+      // Map keeps insertion order: re-inserting marks it as most recently used.
+      compiled.delete(key);
+      compiled.set(key, cached);
+      return cached;
+    }
+    const result = compileQuery(schema, request.document, request.operationName ?? undefined);
+    if (!isCompiledQuery(result)) return result;
+    const query = result as Compiled;
+    if (compiled.size >= COMPILED_OPERATIONS) compiled.delete(compiled.keys().next().value!);
+    compiled.set(key, query);
+    return query;
+  }
+
+  /** graphql-js's own execution: the reference the compiled one must match. */
+  const executeGeneric = (request: ExecutionRequest) =>
+    execute({
+      schema,
+      document: request.document,
+      contextValue: request.contextValue,
+      variableValues: request.variables,
+      operationName: request.operationName,
+    }) as Promise<ExecutionResult>;
+
+  return async (request: ExecutionRequest): Promise<ExecutionResult> => {
+    const query = compiledFor(request);
+    if (!isCompiledQuery(query)) return executeGeneric(request);
+    const result = await query.query(undefined, request.contextValue, request.variables ?? {});
+    // Errors are rare and graphql-jit's differ in detail (no `nodes`, no `extensions` object):
+    // graphql-js runs again for the exact errors. Resolvers read through the request's loaders,
+    // so the second run makes no new upstream call.
+    if (result.errors?.length) return executeGeneric(request);
+    return result;
+  };
+}
+
+/** The executor hook for Apollo Server: a "gateway" that serves this schema, executed compiled. */
+export function jitExecution(schema: GraphQLSchema): GatewayInterface {
+  const run = compiledExecution(schema);
+  const executor: GatewayExecutor = async (request) =>
+    (await run({
+      document: request.document,
+      operationName: request.operationName,
+      variables: request.request.variables,
+      contextValue: request.context,
+      documentKey: request.queryHash,
+    })) as GatewayExecutionResult;
+
+  return {
+    async load() {
+      return { executor };
+    },
+    onSchemaLoadOrUpdate(callback) {
+      callback({ apiSchema: schema, coreSupergraphSdl: printSchema(schema) });
+      return () => undefined;
+    },
+    async stop() {},
+  };
+}
