@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApolloServer, HeaderMap, type HTTPGraphQLRequest, type HTTPGraphQLResponse } from '@apollo/server';
+import { ApolloServer, HeaderMap, type HTTPGraphQLRequest } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -26,8 +26,7 @@ import {
   subscriptionsOverHttpPlugin,
   type SubscriptionServer,
 } from './subscriptions/websocket.js';
-import { sharedOperationKey } from './shared-operations.js';
-import { Singleflight } from './singleflight.js';
+import { SharedOperations, sharedOperationKey } from './shared-operations.js';
 import { UpstreamHttp } from './upstream/client.js';
 import { upstreamTracePlugin } from './upstream-trace.js';
 
@@ -155,14 +154,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   let stopping = false;
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
   // Identical queries in flight for the same credential share one execution and response.
-  const sharedOperations = new Singleflight<HTTPGraphQLResponse>();
-  async function runShared(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>) {
-    if (key === undefined) return execute();
-    const { result, joined } = sharedOperations.run(key, execute);
-    const response = await result;
-    // A streamed body can be read once only: a joiner then runs the operation itself.
-    return joined && response.body.kind !== 'complete' ? execute() : response;
-  }
+  const sharedOperations = new SharedOperations();
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -185,12 +177,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         context: async () =>
           createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
       });
-    const response = await runShared(sharedOperationKey(req, search, bodyText, body), execute);
+    const key = sharedOperationKey(req, search, bodyText, body);
+    const { response, bytes } = await sharedOperations.run(key, execute);
 
     res.statusCode = response.status ?? 200;
     for (const [name, value] of response.headers) res.setHeader(name, value);
     if (response.body.kind === 'complete') {
-      res.end(response.body.string);
+      res.end(bytes ?? response.body.string);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -4,7 +4,9 @@
 // Authorization header, never the header itself.
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { HTTPGraphQLResponse } from '@apollo/server';
 import { parse, type DocumentNode } from 'graphql';
+import { Singleflight } from './singleflight.js';
 
 const DOCUMENT_CACHE_SIZE = 500;
 // Whether a query text's operations are all queries, by text; bounded, cleared when full.
@@ -79,4 +81,28 @@ export function sharedOperationKey(
   for (const name of KEY_HEADERS) hash.update(header(req, name)).update('\n');
   hash.update(req.method).update('\n').update(search).update('\n').update(bodyText);
   return hash.digest('base64');
+}
+
+export interface SharedResponse {
+  response: HTTPGraphQLResponse;
+  /** A complete body, encoded once for every request that shares it. */
+  bytes: Buffer | undefined;
+}
+
+/** Runs an operation, or joins the identical one in flight when the request has a sharing key. */
+export class SharedOperations {
+  private readonly flights = new Singleflight<SharedResponse>();
+
+  async run(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>): Promise<SharedResponse> {
+    if (key === undefined) return { response: await execute(), bytes: undefined };
+    const { result, joined } = this.flights.run(key, async () => {
+      const response = await execute();
+      const { body } = response;
+      return { response, bytes: body.kind === 'complete' ? Buffer.from(body.string) : undefined };
+    });
+    const shared = await result;
+    // A streamed body can be read once only: a joiner then runs the operation itself.
+    if (joined && shared.bytes === undefined) return { response: await execute(), bytes: undefined };
+    return shared;
+  }
 }
