@@ -33,6 +33,8 @@ beforeAll(async () => {
     }),
     serverApiKey: undefined,
     logger: createLogger('silent'),
+    loaderSettings: { metricsConcurrency: 4 },
+    jobWriteSettings: { attempts: 1, backoffLimitMs: 0 },
   };
   let n = 0;
   newContext = () => createContext(deps, { authorization: `Bearer ${ACME_KEY}`, requestId: `eq-${n++}` });

@@ -98,6 +98,16 @@ describe('what is never shared', () => {
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
   });
 
+  it('identical mutations fired together each reach the upstream', async () => {
+    const running = stack.simulator.store
+      .list(stack.simulator.store.organizations[0]!, ['RUNNING'])
+      .map((j) => j.id)[0]!;
+    stack.simulator.faults.set('stopJob', { delayMs: 300, times: 1 });
+    const stop = 'mutation Stop($id: ID!) { stopFineTuneJob(id: $id) { id } }';
+    await Promise.all([stack.query(stop, { id: running }), stack.query(stop, { id: running })]);
+    expect(stack.simulator.requestsTo('stopJob')).toHaveLength(2);
+  });
+
   it('nothing is served after the operation completes (no cache)', async () => {
     expectData(await stack.query(JOBS, { limit: 2 }));
     expectData(await stack.query(JOBS, { limit: 2 }));

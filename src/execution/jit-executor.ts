@@ -7,7 +7,14 @@ import type {
   GatewayExecutor,
   GatewayInterface,
 } from '@apollo/server-gateway-interface';
-import { execute, printSchema, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import {
+  execute,
+  getOperationAST,
+  printSchema,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 
 /** Compiled operations kept; the least recently used one is dropped past this. */
@@ -56,6 +63,10 @@ export function compiledExecution(schema: GraphQLSchema) {
     }) as Promise<ExecutionResult>;
 
   return async (request: ExecutionRequest): Promise<ExecutionResult> => {
+    // Mutations run once, by graphql-js: a write must never run again to get exact errors.
+    if (getOperationAST(request.document, request.operationName)?.operation !== 'query') {
+      return executeGeneric(request);
+    }
     const query = compiledFor(request);
     if (!isCompiledQuery(query)) return executeGeneric(request);
     const result = await query.query(undefined, request.contextValue, request.variables ?? {});
