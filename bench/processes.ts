@@ -82,3 +82,18 @@ export function peakRssMb(pid: number): number | undefined {
     return undefined;
   }
 }
+
+// Clock ticks per second of /proc's CPU times; 100 on every common Linux build.
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used, in ms (Linux), else undefined. */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start at field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return undefined;
+  }
+}

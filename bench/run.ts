@@ -3,7 +3,8 @@
 // the gateway in turn for every scenario, and a table of throughput ratios to direct is printed.
 //
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
-// 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there).
+// 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
+// BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target).
 import { cpus } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
-import { peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
+import { cpuMs, peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
 import { SCENARIOS, expectedGraphQLJobs, graphqlBody, restPath, type Scenario } from './scenarios.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -22,14 +23,24 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP_S = 1;
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROF;
+// Another build of the gateway (its dist/main.js) to load side by side, e.g. main's.
+const BASELINE_GATEWAY = process.env.BENCH_BASELINE_GATEWAY;
 
-type TargetName = 'direct' | 'proxy' | 'gateway';
-const TARGETS: TargetName[] = ['direct', 'proxy', 'gateway'];
+/** A way to get a scenario's data: the REST call direct or through the proxy, or a gateway. */
+interface Endpoint {
+  name: string;
+  url: string;
+  graphql: boolean;
+  /** The process serving it, whose CPU time and memory are read. */
+  pid: number;
+}
 const GRAPHQL_PREFIX = '{"data":{"fineTuneJobs":[';
 
 interface Target {
-  name: TargetName;
+  name: string;
   url: string;
+  graphql: boolean;
+  pid: number;
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   /** One request per page: a path (REST) or a body (GraphQL). */
@@ -44,6 +55,8 @@ interface Run {
   p99: number;
   upstreamPerRequest: number;
   peakRssMb: number | undefined;
+  /** CPU time of the serving process per completed request. */
+  cpuMsPerRequest: number | undefined;
   failures: number;
 }
 
@@ -56,7 +69,7 @@ function firstJobId(body: string): string | undefined {
 /** Is this one response the expected data? Status, envelope, page identity and exact length. */
 function isValid(target: Target, status: number, body: string): boolean {
   if (status !== 200) return false;
-  if (target.name === 'gateway' ? !body.startsWith(GRAPHQL_PREFIX) : body[0] !== '[') return false;
+  if (target.graphql ? !body.startsWith(GRAPHQL_PREFIX) : body[0] !== '[') return false;
   const id = firstJobId(body);
   return id !== undefined && target.lengths.get(id) === body.length;
 }
@@ -68,54 +81,53 @@ async function getJson(url: string, init: RequestInit = {}): Promise<{ text: str
   return { text, json: JSON.parse(text) };
 }
 
-/** Before loading: the gateway and the proxy must return exactly the upstream's data, page by page. */
-async function buildTargets(scenario: Scenario, urls: Record<TargetName, string>): Promise<Target[]> {
+/** Before loading: each gateway and the proxy must return exactly the upstream's data, page by page. */
+async function buildTargets(scenario: Scenario, endpoints: Endpoint[]): Promise<Target[]> {
   const auth = { authorization: `Bearer ${API_KEY}` };
   const gqlHeaders = { ...auth, 'content-type': 'application/json' };
-  const targets: Target[] = TARGETS.map((name) => ({
-    name,
-    url: urls[name],
-    method: name === 'gateway' ? 'POST' : 'GET',
-    headers: name === 'gateway' ? gqlHeaders : auth,
+  const targets: Target[] = endpoints.map((endpoint) => ({
+    ...endpoint,
+    method: endpoint.graphql ? 'POST' : 'GET',
+    headers: endpoint.graphql ? gqlHeaders : auth,
     requests: [],
     lengths: new Map(),
   }));
-  const [direct, proxy, gateway] = targets as [Target, Target, Target];
+  const direct = targets[0]!;
   for (const page of scenario.pages) {
     const path = restPath(page);
     const upstream = await getJson(`${direct.url}${path}`, { headers: auth });
     const jobs = upstream.json as Parameters<typeof expectedGraphQLJobs>[0];
     const id = jobs[0]?.id;
     if (id === undefined) throw new Error(`${scenario.name}: the upstream page ${path} is empty`);
-    const viaProxy = await getJson(`${proxy.url}${path}`, { headers: auth });
-    if (viaProxy.text !== upstream.text) throw new Error(`${scenario.name}: the proxy changed ${path}`);
-    const body = graphqlBody(page);
-    const answer = await getJson(gateway.url, { method: 'POST', headers: gqlHeaders, body });
-    const result = answer.json as { data?: { fineTuneJobs: unknown[] }; errors?: unknown };
-    if (
-      result.errors !== undefined ||
-      !isDeepStrictEqual(result.data?.fineTuneJobs, expectedGraphQLJobs(jobs))
-    ) {
-      throw new Error(`${scenario.name}: the gateway's answer for ${path} is not the upstream's data`);
+    for (const target of targets) {
+      if (!target.graphql) {
+        const answer = await getJson(`${target.url}${path}`, { headers: auth });
+        if (answer.text !== upstream.text)
+          throw new Error(`${scenario.name}: ${target.name} changed ${path}`);
+        target.requests.push(path);
+        target.lengths.set(id, answer.text.length);
+        continue;
+      }
+      const body = graphqlBody(page);
+      const answer = await getJson(target.url, { method: 'POST', headers: gqlHeaders, body });
+      const result = answer.json as { data?: { fineTuneJobs: unknown[] }; errors?: unknown };
+      if (
+        result.errors !== undefined ||
+        !isDeepStrictEqual(result.data?.fineTuneJobs, expectedGraphQLJobs(jobs))
+      ) {
+        throw new Error(`${scenario.name}: ${target.name}'s answer for ${path} is not the upstream's data`);
+      }
+      target.requests.push(body);
+      target.lengths.set(id, answer.text.length);
     }
-    direct.requests.push(path);
-    proxy.requests.push(path);
-    gateway.requests.push(body);
-    direct.lengths.set(id, upstream.text.length);
-    proxy.lengths.set(id, upstream.text.length);
-    gateway.lengths.set(id, answer.text.length);
   }
   return targets;
 }
 
-async function load(
-  target: Target,
-  seconds: number,
-  simulatorControl: string,
-  gatewayPid: number,
-): Promise<Run> {
+async function load(target: Target, seconds: number, simulatorControl: string): Promise<Run> {
   await fetch(`${simulatorControl}/requests`, { method: 'DELETE' });
-  if (target.name === 'gateway') resetPeakRss(gatewayPid);
+  if (target.graphql) resetPeakRss(target.pid);
+  const cpuBefore = cpuMs(target.pid);
   let next = 0;
   let invalid = 0;
   const isPath = target.method === 'GET';
@@ -141,6 +153,7 @@ async function load(
       },
     ],
   });
+  const cpuAfter = cpuMs(target.pid);
   // Requests still in flight when the run stopped have reached the upstream too: let them land,
   // and count upstream calls per request sent.
   await sleep(500);
@@ -153,7 +166,11 @@ async function load(
     p50: result.latency.p50,
     p99: result.latency.p99,
     upstreamPerRequest: sent === 0 ? 0 : (counts.byRoute.listJobs ?? 0) / sent,
-    peakRssMb: target.name === 'gateway' ? peakRssMb(gatewayPid) : undefined,
+    peakRssMb: target.graphql ? peakRssMb(target.pid) : undefined,
+    cpuMsPerRequest:
+      cpuBefore === undefined || cpuAfter === undefined || completed === 0
+        ? undefined
+        : (cpuAfter - cpuBefore) / completed,
     failures: invalid + result.errors + result.timeouts,
   };
 }
@@ -188,28 +205,44 @@ async function main(): Promise<void> {
       readyText: 'proxy at',
     });
     children.push(proxy);
+    const gatewayEnv = {
+      NODE_ENV: 'production',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ATAI_API_URL: simulator.url,
+      ATAI_API_KEY: API_KEY,
+    };
     const gateway = await startChild({
       name: 'gateway',
       script: join(ROOT, 'dist/main.js'),
-      env: {
-        NODE_ENV: 'production',
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ATAI_API_URL: simulator.url,
-        ATAI_API_KEY: API_KEY,
-      },
+      env: gatewayEnv,
       nodeArgs: CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROFILE_DIR)}`] : [],
       logFile: join(logs, 'gateway.log'),
       readyText: 'gateway ready at',
     });
     children.push(gateway);
 
-    const apiPath = new URL(simulator.url).pathname;
-    const urls: Record<TargetName, string> = {
-      direct: simulator.url,
-      proxy: `${proxy.url}${apiPath}`,
-      gateway: gateway.url,
-    };
+    const endpoints: Endpoint[] = [
+      { name: 'direct', url: simulator.url, graphql: false, pid: simulator.pid },
+      {
+        name: 'proxy',
+        url: `${proxy.url}${new URL(simulator.url).pathname}`,
+        graphql: false,
+        pid: proxy.pid,
+      },
+      { name: 'gateway', url: gateway.url, graphql: true, pid: gateway.pid },
+    ];
+    if (BASELINE_GATEWAY) {
+      const baseline = await startChild({
+        name: 'gateway (before)',
+        script: resolve(BASELINE_GATEWAY),
+        env: gatewayEnv,
+        logFile: join(logs, 'gateway-before.log'),
+        readyText: 'gateway ready at',
+      });
+      children.push(baseline);
+      endpoints.push({ name: 'gateway (before)', url: baseline.url, graphql: true, pid: baseline.pid });
+    }
     const control = `${new URL(simulator.url).origin}/__simulator`;
 
     const cpu = cpus();
@@ -218,22 +251,21 @@ async function main(): Promise<void> {
         `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per target, alternating\n`,
     );
     console.log(
-      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | gateway peak RSS MB | failed responses |',
+      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | gateway peak RSS MB | failed responses |',
     );
-    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     let totalFailures = 0;
     for (const scenario of selected) {
-      const targets = await buildTargets(scenario, urls);
-      for (const target of targets) await load(target, WARMUP_S, control, gateway.pid);
-      const runs = new Map<TargetName, Run[]>(TARGETS.map((t) => [t, []]));
+      const targets = await buildTargets(scenario, endpoints);
+      for (const target of targets) await load(target, WARMUP_S, control);
+      const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
       for (let round = 0; round < ROUNDS; round++) {
         // Alternate which target goes first, so no one always runs on a warmer or cooler machine.
         const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
-        for (const target of order)
-          runs.get(target.name)!.push(await load(target, DURATION_S, control, gateway.pid));
+        for (const target of order) runs.get(target.name)!.push(await load(target, DURATION_S, control));
       }
       const direct = runs.get('direct')!;
-      for (const name of TARGETS) {
+      for (const { name } of targets) {
         const own = runs.get(name)!;
         const ratios = own.map((run, i) => run.rps / direct[i]!.rps);
         const p50Ratios = own.map((run, i) => run.p50 / Math.max(direct[i]!.p50, 0.001));
@@ -245,6 +277,7 @@ async function main(): Promise<void> {
             `**${fixed(median(ratios), 2)}x** | ${fixed(median(own.map((r) => r.p50)), 0)} ` +
             `(${fixed(median(p50Ratios), 1)}x) | ${fixed(median(own.map((r) => r.p99)), 0)} | ` +
             `${fixed(median(own.map((r) => r.upstreamPerRequest)), 3)} | ` +
+            `${fixed(median(own.map((r) => r.cpuMsPerRequest ?? Number.NaN)), 2)} | ` +
             `${peaks.length ? fixed(Math.max(...peaks), 0) : ''} | ${failures} |`,
         );
       }
