@@ -5,14 +5,16 @@
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import { execute, parse, validate, type ExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
 import { compiledExecution } from '../src/execution/jit-executor.js';
 import { createLogger } from '../src/logging.js';
 import { resolvers } from '../src/resolvers/index.js';
+import { GatewayMetrics } from '../src/metrics.js';
 import { loadTypeDefs } from '../src/schema.js';
 import type { Fault } from '../src/simulator/faults.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
-import { createUpstreamHttp } from '../src/upstream/client.js';
+import { UpstreamHttp } from '../src/upstream/client.js';
 import { ACME_KEY } from './harness.js';
 
 const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
@@ -23,17 +25,19 @@ let simulator: RunningSimulator;
 let newContext: () => unknown;
 beforeAll(async () => {
   simulator = await startSimulator({ jobsPerOrganization: 12 });
+  const config = loadConfig({
+    ATAI_API_URL: simulator.url,
+    UPSTREAM_RETRIES: '0',
+    // The injected 5xx faults must not open the circuit between the two runs compared.
+    UPSTREAM_BREAKER_MIN_CALLS: '100000',
+  });
+  const metrics = new GatewayMetrics();
   const deps = {
-    http: createUpstreamHttp({
-      baseUrl: simulator.url,
-      timeoutMs: 5_000,
-      retryLimit: 0,
-      maxRetryAfterMs: 0,
-      backoffLimitMs: 0,
-    }),
+    http: new UpstreamHttp({ baseUrl: simulator.url, ...config.upstreamSettings }, metrics),
+    metrics,
     serverApiKey: undefined,
     logger: createLogger('silent'),
-    loaderSettings: { metricsConcurrency: 4 },
+    loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: { attempts: 1, backoffLimitMs: 0 },
   };
   let n = 0;
