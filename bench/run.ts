@@ -211,6 +211,9 @@ async function main(): Promise<void> {
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       ATAI_API_KEY: API_KEY,
+      // A page of 500 jobs with every field costs 8,001 against the default limit of 5,000:
+      // an operator serving such clients raises it (the all-jobs query is costed differently).
+      QUERY_MAX_COST: '20000',
     };
     const gateway = await startChild({
       name: 'gateway',
