@@ -2,22 +2,20 @@
 // over many generated operations: aliases, fragments, variables, directives, __typename, enums,
 // custom scalars, nulls and errors. Both run the real resolvers against the simulator, each with
 // its own request context, and must produce the same serialized result.
-import { makeExecutableSchema } from '@graphql-tools/schema';
 import { execute, parse, validate, type ExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
 import { compiledExecution } from '../src/execution/jit-executor.js';
 import { createLogger } from '../src/logging.js';
-import { resolvers } from '../src/resolvers/index.js';
 import { GatewayMetrics } from '../src/metrics.js';
-import { loadTypeDefs } from '../src/schema.js';
+import { buildGatewaySchema } from '../src/schema.js';
 import type { Fault } from '../src/simulator/faults.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { UpstreamHttp } from '../src/upstream/client.js';
 import { ACME_KEY } from './harness.js';
 
-const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
+const schema = buildGatewaySchema({ federation: false });
 const runCompiled = compiledExecution(schema);
 const OPERATIONS = 240;
 
@@ -39,6 +37,7 @@ beforeAll(async () => {
     logger: createLogger('silent'),
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: { attempts: 1, backoffLimitMs: 0 },
+    traceUpstream: false,
   };
   let n = 0;
   newContext = () => createContext(deps, { authorization: `Bearer ${ACME_KEY}`, requestId: `eq-${n++}` });

@@ -8,6 +8,7 @@ import type {
   GatewayInterface,
 } from '@apollo/server-gateway-interface';
 import {
+  GraphQLError,
   execute,
   getOperationAST,
   printSchema,
@@ -70,12 +71,31 @@ export function compiledExecution(schema: GraphQLSchema) {
     const query = compiledFor(request);
     if (!isCompiledQuery(query)) return executeGeneric(request);
     const result = await query.query(undefined, request.contextValue, request.variables ?? {});
-    // Errors are rare and graphql-jit's differ in detail (no `nodes`, no `extensions` object):
-    // graphql-js runs again for the exact errors. Resolvers read through the request's loaders,
-    // so the second run makes no new upstream call.
-    if (result.errors?.length) return executeGeneric(request);
-    return result;
+    if (!result.errors?.length) return result;
+    // No data: the variables were refused before any resolver ran; graphql-js gives the exact
+    // errors (with the `nodes` Apollo reads to answer 400 BAD_USER_INPUT).
+    // Data null: a non-null root field failed, and graphql-js reports only the first such error
+    // where graphql-jit reports all; graphql-js runs again (the loaders hold the upstream answers).
+    if (result.data === undefined || result.data === null) return executeGeneric(request);
+    // Field errors: never run the resolvers twice; give graphql-jit's errors graphql-js's form.
+    return { errors: result.errors.map(asGraphQLJsError), data: result.data };
   };
+}
+
+/**
+ * graphql-jit's errors lack the `extensions` object graphql-js always sets (Apollo reads it) and
+ * are not built by graphql-js's constructor: rebuild one with the same message, path, locations
+ * and original error.
+ */
+function asGraphQLJsError(error: GraphQLError): GraphQLError {
+  const rebuilt = new GraphQLError(error.message, {
+    path: error.path,
+    originalError: error.originalError,
+    extensions:
+      error.originalError instanceof GraphQLError ? error.originalError.extensions : error.extensions,
+  });
+  Object.defineProperty(rebuilt, 'locations', { value: error.locations, enumerable: true });
+  return rebuilt;
 }
 
 /** The executor hook for Apollo Server: a "gateway" that serves this schema, executed compiled. */
