@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
 import { formatError } from './errors.js';
+import { jitExecution } from './execution/jit-executor.js';
 import { operationLogPlugin } from './logging.js';
 import { GatewayMetrics } from './metrics.js';
 import { queryLimitProtection } from './query-limits.js';
@@ -25,6 +26,7 @@ import {
   subscriptionsOverHttpPlugin,
   type SubscriptionServer,
 } from './subscriptions/websocket.js';
+import { SharedOperations, sharedOperationKey } from './shared-operations.js';
 import { UpstreamHttp } from './upstream/client.js';
 import { upstreamTracePlugin } from './upstream-trace.js';
 
@@ -106,7 +108,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Set once the listener exists; Apollo's drain phase closes it.
   const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({
-    schema,
+    // Apollo's executor hook: operations run compiled by graphql-jit (see execution/).
+    gateway: jitExecution(schema),
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
@@ -150,6 +153,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
   let stopping = false;
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
+  // Identical queries in flight for the same credential share one execution and response.
+  const sharedOperations = new SharedOperations();
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -158,23 +163,27 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     const requestId =
       typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     res.setHeader('x-request-id', requestId);
-    const body = parseBody(await readBody(req, config.maxRequestBytes), req.headers['content-type']);
+    const bodyText = await readBody(req, config.maxRequestBytes);
+    const body = parseBody(bodyText, req.headers['content-type']);
     const httpGraphQLRequest: HTTPGraphQLRequest = {
       method: req.method?.toUpperCase() ?? 'GET',
       headers: toHeaderMap(req),
       search,
       body,
     };
-    const response = await apollo.executeHTTPGraphQLRequest({
-      httpGraphQLRequest,
-      context: async () =>
-        createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
-    });
+    const execute = () =>
+      apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest,
+        context: async () =>
+          createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
+      });
+    const key = sharedOperationKey(req, search, bodyText, body);
+    const { response, bytes } = await sharedOperations.run(key, execute);
 
     res.statusCode = response.status ?? 200;
     for (const [name, value] of response.headers) res.setHeader(name, value);
     if (response.body.kind === 'complete') {
-      res.end(response.body.string);
+      res.end(bytes ?? response.body.string);
       return;
     }
     for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -55,6 +55,7 @@ describe('tenant isolation', () => {
       byOrganization.set(org, (byOrganization.get(org) ?? 0) + 1);
     }
     expect([...byOrganization.keys()].sort()).toEqual(['acme', 'globex']);
-    expect(byOrganization.get('acme')).toBe(byOrganization.get('globex'));
+    // No equal counts per organization: identical queries in flight for the same key share one
+    // execution (shared-operations.test.ts), so how many run depends on timing.
   });
 });

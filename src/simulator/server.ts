@@ -278,6 +278,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   async function handleControl(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname.slice('/__simulator'.length);
     if (path === '/requests' && req.method === 'GET') return send(res, 200, JSON.stringify(requests));
+    // Counts only: cheap to read during a load run, where the full log would be megabytes.
+    if (path === '/requests/count' && req.method === 'GET') {
+      const byRoute: Record<string, number> = {};
+      for (const r of requests) byRoute[r.route ?? 'other'] = (byRoute[r.route ?? 'other'] ?? 0) + 1;
+      return send(res, 200, JSON.stringify({ total: requests.length, byRoute }));
+    }
     if (path === '/requests' && req.method === 'DELETE') {
       requests.length = 0;
       peaks.clear();

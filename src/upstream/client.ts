@@ -20,6 +20,7 @@ import type { GatewayMetrics } from '../metrics.js';
 import { redactSecrets } from '../secrets.js';
 import type { TracedRequest, UpstreamTrace } from '../upstream-trace.js';
 import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
+import { createUpstreamFetch } from './fetch.js';
 import {
   fineTuneJobList,
   fineTuneJobMetricsRecord,
@@ -100,6 +101,7 @@ export class UpstreamHttp {
   ) {
     this.ky = ky.create({
       prefixUrl: settings.baseUrl,
+      fetch: createUpstreamFetch(),
       timeout: settings.timeoutMs,
       retry: {
         limit: settings.retryLimit,

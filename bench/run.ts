@@ -1,0 +1,298 @@
+// `npm run bench`: the simulator (2,000 jobs), the gateway in production mode and a pass-through
+// proxy, each its own process on loopback; autocannon loads the direct REST call, the proxy and
+// the gateway in turn for every scenario, and a table of throughput ratios to direct is printed.
+//
+// Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
+// 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
+// BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target).
+import { cpus } from 'node:os';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isDeepStrictEqual } from 'node:util';
+import autocannon from 'autocannon';
+import { cpuMs, peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
+import { SCENARIOS, expectedGraphQLJobs, graphqlBody, restPath, type Scenario } from './scenarios.js';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
+const API_KEY = 'sim-acme-key';
+const CONNECTIONS = 16;
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WARMUP_S = 1;
+const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROF;
+// Another build of the gateway (its dist/main.js) to load side by side, e.g. main's.
+const BASELINE_GATEWAY = process.env.BENCH_BASELINE_GATEWAY;
+
+/** A way to get a scenario's data: the REST call direct or through the proxy, or a gateway. */
+interface Endpoint {
+  name: string;
+  url: string;
+  graphql: boolean;
+  /** The process serving it, whose CPU time and memory are read. */
+  pid: number;
+}
+const GRAPHQL_PREFIX = '{"data":{"fineTuneJobs":[';
+
+interface Target {
+  name: string;
+  url: string;
+  graphql: boolean;
+  pid: number;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  /** One request per page: a path (REST) or a body (GraphQL). */
+  requests: string[];
+  /** Expected body length by the first job id of the page: the cheap check of every response. */
+  lengths: Map<string, number>;
+}
+
+interface Run {
+  rps: number;
+  p50: number;
+  p99: number;
+  upstreamPerRequest: number;
+  peakRssMb: number | undefined;
+  /** CPU time of the serving process per completed request. */
+  cpuMsPerRequest: number | undefined;
+  failures: number;
+}
+
+function firstJobId(body: string): string | undefined {
+  const at = body.indexOf('"id":"');
+  if (at < 0 || at > 200) return undefined;
+  return body.slice(at + 6, body.indexOf('"', at + 6));
+}
+
+/** Is this one response the expected data? Status, envelope, page identity and exact length. */
+function isValid(target: Target, status: number, body: string): boolean {
+  if (status !== 200) return false;
+  if (target.graphql ? !body.startsWith(GRAPHQL_PREFIX) : body[0] !== '[') return false;
+  const id = firstJobId(body);
+  return id !== undefined && target.lengths.get(id) === body.length;
+}
+
+async function getJson(url: string, init: RequestInit = {}): Promise<{ text: string; json: unknown }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${response.status} ${text}`);
+  return { text, json: JSON.parse(text) };
+}
+
+/** Before loading: each gateway and the proxy must return exactly the upstream's data, page by page. */
+async function buildTargets(scenario: Scenario, endpoints: Endpoint[]): Promise<Target[]> {
+  const auth = { authorization: `Bearer ${API_KEY}` };
+  const gqlHeaders = { ...auth, 'content-type': 'application/json' };
+  const targets: Target[] = endpoints.map((endpoint) => ({
+    ...endpoint,
+    method: endpoint.graphql ? 'POST' : 'GET',
+    headers: endpoint.graphql ? gqlHeaders : auth,
+    requests: [],
+    lengths: new Map(),
+  }));
+  const direct = targets[0]!;
+  for (const page of scenario.pages) {
+    const path = restPath(page);
+    const upstream = await getJson(`${direct.url}${path}`, { headers: auth });
+    const jobs = upstream.json as Parameters<typeof expectedGraphQLJobs>[0];
+    const id = jobs[0]?.id;
+    if (id === undefined) throw new Error(`${scenario.name}: the upstream page ${path} is empty`);
+    for (const target of targets) {
+      if (!target.graphql) {
+        const answer = await getJson(`${target.url}${path}`, { headers: auth });
+        if (answer.text !== upstream.text)
+          throw new Error(`${scenario.name}: ${target.name} changed ${path}`);
+        target.requests.push(path);
+        target.lengths.set(id, answer.text.length);
+        continue;
+      }
+      const body = graphqlBody(page);
+      const answer = await getJson(target.url, { method: 'POST', headers: gqlHeaders, body });
+      const result = answer.json as { data?: { fineTuneJobs: unknown[] }; errors?: unknown };
+      if (
+        result.errors !== undefined ||
+        !isDeepStrictEqual(result.data?.fineTuneJobs, expectedGraphQLJobs(jobs))
+      ) {
+        throw new Error(`${scenario.name}: ${target.name}'s answer for ${path} is not the upstream's data`);
+      }
+      target.requests.push(body);
+      target.lengths.set(id, answer.text.length);
+    }
+  }
+  return targets;
+}
+
+async function load(target: Target, seconds: number, simulatorControl: string): Promise<Run> {
+  await fetch(`${simulatorControl}/requests`, { method: 'DELETE' });
+  if (target.graphql) resetPeakRss(target.pid);
+  const cpuBefore = cpuMs(target.pid);
+  let next = 0;
+  let invalid = 0;
+  const isPath = target.method === 'GET';
+  const base = new URL(target.url);
+  const result = await autocannon({
+    url: base.origin,
+    connections: CONNECTIONS,
+    duration: seconds,
+    method: target.method,
+    headers: target.headers,
+    requests: [
+      {
+        // A global counter, so concurrent requests of a distinct-page scenario ask different pages.
+        setupRequest: (request) => {
+          const item = target.requests[next++ % target.requests.length]!;
+          return isPath
+            ? { ...request, path: `${base.pathname}${item}` }
+            : { ...request, path: base.pathname, body: item };
+        },
+        onResponse: (status, body) => {
+          if (!isValid(target, status, body)) invalid += 1;
+        },
+      },
+    ],
+  });
+  const cpuAfter = cpuMs(target.pid);
+  // Requests still in flight when the run stopped have reached the upstream too: let them land,
+  // and count upstream calls per request sent.
+  await sleep(500);
+  const counts = (await getJson(`${simulatorControl}/requests/count`)).json as {
+    byRoute: Record<string, number>;
+  };
+  const { sent, total: completed } = result.requests;
+  return {
+    rps: completed / seconds,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    upstreamPerRequest: sent === 0 ? 0 : (counts.byRoute.listJobs ?? 0) / sent,
+    peakRssMb: target.graphql ? peakRssMb(target.pid) : undefined,
+    cpuMsPerRequest:
+      cpuBefore === undefined || cpuAfter === undefined || completed === 0
+        ? undefined
+        : (cpuAfter - cpuBefore) / completed,
+    failures: invalid + result.errors + result.timeouts,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const fixed = (value: number, digits: number) => value.toFixed(digits);
+
+async function main(): Promise<void> {
+  const logs = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
+  const selected = process.env.BENCH_SCENARIOS
+    ? process.env.BENCH_SCENARIOS.split(',').map((n) => SCENARIOS[Number(n) - 1]!)
+    : SCENARIOS;
+  const children: Child[] = [];
+  try {
+    const simulator = await startChild({
+      name: 'simulator',
+      script: join(ROOT, 'dist/simulator/main.js'),
+      env: { SIMULATOR_PORT: '0', SIMULATOR_PACE_MS: '0', SIMULATOR_JOBS: '2000' },
+      logFile: join(logs, 'simulator.log'),
+      readyText: 'simulator at',
+    });
+    children.push(simulator);
+    const proxy = await startChild({
+      name: 'proxy',
+      script: join(ROOT, 'dist-bench/bench/proxy.js'),
+      env: { PORT: '0', PROXY_TARGET: new URL(simulator.url).origin },
+      logFile: join(logs, 'proxy.log'),
+      readyText: 'proxy at',
+    });
+    children.push(proxy);
+    const gatewayEnv = {
+      NODE_ENV: 'production',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ATAI_API_URL: simulator.url,
+      ATAI_API_KEY: API_KEY,
+      // A page of 500 jobs with every field costs 8,001 against the default limit of 5,000:
+      // an operator serving such clients raises it (the all-jobs query is costed differently).
+      QUERY_MAX_COST: '20000',
+    };
+    const gateway = await startChild({
+      name: 'gateway',
+      script: join(ROOT, 'dist/main.js'),
+      env: gatewayEnv,
+      nodeArgs: CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${resolve(CPU_PROFILE_DIR)}`] : [],
+      logFile: join(logs, 'gateway.log'),
+      readyText: 'gateway ready at',
+    });
+    children.push(gateway);
+
+    const endpoints: Endpoint[] = [
+      { name: 'direct', url: simulator.url, graphql: false, pid: simulator.pid },
+      {
+        name: 'proxy',
+        url: `${proxy.url}${new URL(simulator.url).pathname}`,
+        graphql: false,
+        pid: proxy.pid,
+      },
+      { name: 'gateway', url: gateway.url, graphql: true, pid: gateway.pid },
+    ];
+    if (BASELINE_GATEWAY) {
+      const baseline = await startChild({
+        name: 'gateway (before)',
+        script: resolve(BASELINE_GATEWAY),
+        env: gatewayEnv,
+        logFile: join(logs, 'gateway-before.log'),
+        readyText: 'gateway ready at',
+      });
+      children.push(baseline);
+      endpoints.push({ name: 'gateway (before)', url: baseline.url, graphql: true, pid: baseline.pid });
+    }
+    const control = `${new URL(simulator.url).origin}/__simulator`;
+
+    const cpu = cpus();
+    console.log(
+      `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
+        `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per target, alternating\n`,
+    );
+    console.log(
+      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | gateway peak RSS MB | failed responses |',
+    );
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    let totalFailures = 0;
+    for (const scenario of selected) {
+      const targets = await buildTargets(scenario, endpoints);
+      for (const target of targets) await load(target, WARMUP_S, control);
+      const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
+      for (let round = 0; round < ROUNDS; round++) {
+        // Alternate which target goes first, so no one always runs on a warmer or cooler machine.
+        const order = targets.map((_, i) => targets[(i + round) % targets.length]!);
+        for (const target of order) runs.get(target.name)!.push(await load(target, DURATION_S, control));
+      }
+      const direct = runs.get('direct')!;
+      for (const { name } of targets) {
+        const own = runs.get(name)!;
+        const ratios = own.map((run, i) => run.rps / direct[i]!.rps);
+        const p50Ratios = own.map((run, i) => run.p50 / Math.max(direct[i]!.p50, 0.001));
+        const peaks = own.map((run) => run.peakRssMb).filter((v) => v !== undefined);
+        const failures = own.reduce((sum, run) => sum + run.failures, 0);
+        totalFailures += failures;
+        console.log(
+          `| ${scenario.name} | ${name} | ${fixed(median(own.map((r) => r.rps)), 0)} | ` +
+            `**${fixed(median(ratios), 2)}x** | ${fixed(median(own.map((r) => r.p50)), 0)} ` +
+            `(${fixed(median(p50Ratios), 1)}x) | ${fixed(median(own.map((r) => r.p99)), 0)} | ` +
+            `${fixed(median(own.map((r) => r.upstreamPerRequest)), 3)} | ` +
+            `${fixed(median(own.map((r) => r.cpuMsPerRequest ?? Number.NaN)), 2)} | ` +
+            `${peaks.length ? fixed(Math.max(...peaks), 0) : ''} | ${failures} |`,
+        );
+      }
+    }
+
+    if (totalFailures > 0) {
+      console.error(`${totalFailures} responses were not the expected data (logs in ${logs})`);
+      process.exitCode = 1;
+    }
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,21 @@
+// Singleflight: callers asking for the same key while a first call is still running get that
+// call's result instead of starting their own. Nothing is kept once the call settles, so this is
+// no cache: a caller never sees a result older than the call it joined.
+
+export class Singleflight<T> {
+  private readonly inFlight = new Map<string, Promise<T>>();
+
+  /** Runs `work`, or joins the run already in flight for `key`. */
+  run(key: string, work: () => Promise<T>): { result: Promise<T>; joined: boolean } {
+    const running = this.inFlight.get(key);
+    if (running !== undefined) return { result: running, joined: true };
+    const result = work().finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, result);
+    return { result, joined: false };
+  }
+
+  /** How many distinct calls are in flight now. */
+  get size(): number {
+    return this.inFlight.size;
+  }
+}

@@ -1,0 +1,152 @@
+// Singleflight: identical queries in flight at once for one credential make one upstream call
+// and share one response; different credentials, different operations and later requests never
+// share. Counted at the simulator.
+import type { IncomingMessage } from 'node:http';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { sharedOperationKey } from '../src/shared-operations.js';
+import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
+
+const JOBS = 'query Jobs($limit: Int) { fineTuneJobs(limit: $limit) { id orgUuid status } }';
+
+interface Jobs {
+  fineTuneJobs: { id: string; orgUuid: string; status: string }[];
+}
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(() => stack.stop());
+beforeEach(() => {
+  stack.simulator.resetRequests();
+  stack.simulator.faults.clear();
+});
+
+/** Holds the upstream's next answers long enough for every concurrent request to arrive. */
+function slowUpstream(times: number): void {
+  stack.simulator.faults.set('listJobs', { delayMs: 300, times });
+}
+
+describe('identical queries in flight', () => {
+  it('share one upstream call and one answer', async () => {
+    slowUpstream(1);
+    const responses = await Promise.all(
+      Array.from({ length: 6 }, () => stack.query<Jobs>(JOBS, { limit: 5 })),
+    );
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    const first = expectData(responses[0]!);
+    expect(first.fineTuneJobs).toHaveLength(5);
+    for (const response of responses) expect(expectData(response)).toEqual(first);
+  });
+
+  it('keep their own request ids', async () => {
+    slowUpstream(1);
+    const ids = ['shared-a', 'shared-b', 'shared-c'];
+    const responses = await Promise.all(
+      ids.map((id) => stack.query<Jobs>(JOBS, { limit: 2 }, { headers: { 'x-request-id': id } })),
+    );
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    expect(responses.map((r) => r.headers.get('x-request-id'))).toEqual(ids);
+  });
+});
+
+describe('tenant isolation', () => {
+  it("never gives one organization's answer to another's key, even when fired together", async () => {
+    slowUpstream(2);
+    const keys = [ACME_KEY, GLOBEX_KEY, ACME_KEY, GLOBEX_KEY, ACME_KEY, GLOBEX_KEY];
+    const responses = await Promise.all(
+      keys.map((apiKey) => stack.query<Jobs>(JOBS, { limit: 4 }, { apiKey })),
+    );
+    const calls = stack.simulator.requestsTo('listJobs');
+    expect(calls.map((c) => c.organization).sort()).toEqual(['acme', 'globex']);
+
+    const [acme, globex] = stack.simulator.store.organizations;
+    responses.forEach((response, i) => {
+      const expected = keys[i] === ACME_KEY ? acme! : globex!;
+      const jobs = expectData(response).fineTuneJobs;
+      expect(jobs.map((j) => j.id)).toEqual(
+        stack.simulator.store
+          .list(expected, null)
+          .slice(0, 4)
+          .map((j) => j.id),
+      );
+      for (const job of jobs) expect(job.orgUuid).toBe(expected.uuid);
+    });
+  });
+
+  it('does not share between a key and no key', async () => {
+    slowUpstream(2);
+    const responses = await Promise.all([
+      stack.query<Jobs>(JOBS, { limit: 1 }),
+      stack.query<Jobs>(JOBS, { limit: 1 }, { apiKey: null }),
+    ]);
+    expect(expectData(responses[0]!).fineTuneJobs).toHaveLength(1);
+    expect(responses[1]!.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+  });
+});
+
+describe('what is never shared', () => {
+  it('different variables run on their own', async () => {
+    slowUpstream(2);
+    const [two, three] = await Promise.all([
+      stack.query<Jobs>(JOBS, { limit: 2 }),
+      stack.query<Jobs>(JOBS, { limit: 3 }),
+    ]);
+    expect(expectData(two).fineTuneJobs).toHaveLength(2);
+    expect(expectData(three).fineTuneJobs).toHaveLength(3);
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
+  });
+
+  it('identical mutations fired together each reach the upstream', async () => {
+    const running = stack.simulator.store
+      .list(stack.simulator.store.organizations[0]!, ['RUNNING'])
+      .map((j) => j.id)[0]!;
+    stack.simulator.faults.set('stopJob', { delayMs: 300, times: 1 });
+    const stop = 'mutation Stop($id: ID!) { stopFineTuneJob(id: $id) { id } }';
+    await Promise.all([stack.query(stop, { id: running }), stack.query(stop, { id: running })]);
+    expect(stack.simulator.requestsTo('stopJob')).toHaveLength(2);
+  });
+
+  it('nothing is served after the operation completes (no cache)', async () => {
+    expectData(await stack.query(JOBS, { limit: 2 }));
+    expectData(await stack.query(JOBS, { limit: 2 }));
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
+  });
+
+  it('a failure is shared by the requests that joined it, and the next request tries again', async () => {
+    stack.simulator.faults.set('listJobs', { delayMs: 300, status: 400, times: 1 });
+    const responses = await Promise.all([stack.query(JOBS, { limit: 2 }), stack.query(JOBS, { limit: 2 })]);
+    for (const response of responses) expect(response.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    expectData(await stack.query(JOBS, { limit: 2 }));
+  });
+});
+
+describe('sharing key', () => {
+  const request = (headers: Record<string, string> = {}) =>
+    ({ method: 'POST', headers }) as unknown as IncomingMessage;
+  const keyOf = (body: Record<string, unknown>, headers?: Record<string, string>) =>
+    sharedOperationKey(request(headers), '', JSON.stringify(body), body);
+
+  it('is given to queries only, never to mutations or subscriptions', () => {
+    expect(keyOf({ query: '{ fineTuneJobs { id } }' })).toBeDefined();
+    expect(keyOf({ query: 'mutation { stopFineTuneJob(id: "a") { id } }' })).toBeUndefined();
+    expect(keyOf({ query: 'subscription { jobChanged { id } }' })).toBeUndefined();
+    const both = 'query A { fineTuneJobs { id } } mutation B { stopFineTuneJob(id: "a") { id } }';
+    expect(keyOf({ query: both, operationName: 'A' })).toBeDefined();
+    expect(keyOf({ query: both, operationName: 'B' })).toBeUndefined();
+    expect(keyOf({ query: both })).toBeUndefined();
+    expect(keyOf({ query: '{ not valid' })).toBeUndefined();
+    expect(keyOf({ extensions: { persistedQuery: { sha256Hash: 'abc' } } })).toBeUndefined();
+  });
+
+  it('differs by credential and never contains it', () => {
+    const body = { query: '{ fineTuneJobs { id } }' };
+    const acme = keyOf(body, { authorization: `Bearer ${ACME_KEY}` });
+    const globex = keyOf(body, { authorization: `Bearer ${GLOBEX_KEY}` });
+    expect(acme).not.toBe(globex);
+    expect(acme).not.toContain(ACME_KEY);
+    expect(keyOf(body, { authorization: `Bearer ${ACME_KEY}` })).toBe(acme);
+  });
+});
