@@ -94,6 +94,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly sharedJoins = new Counter({
+    name: 'gateway_graphql_shared_operation_joins_total',
+    help: 'Requests answered by an identical query already in flight for the same credential (singleflight).',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.circuitState.set(0);
@@ -107,6 +113,10 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
+  }
+
+  sharedOperationJoined(): void {
+    this.sharedJoins.inc();
   }
 
   httpRequest(path: string, seconds: number): void {

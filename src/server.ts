@@ -178,7 +178,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
           createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
       });
     const key = sharedOperationKey(req, search, bodyText, body);
-    const { response, bytes } = await sharedOperations.run(key, execute);
+    const { response, bytes, joined } = await sharedOperations.run(key, execute);
+    if (joined) metrics.sharedOperationJoined();
 
     res.statusCode = response.status ?? 200;
     for (const [name, value] of response.headers) res.setHeader(name, value);

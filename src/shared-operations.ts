@@ -87,6 +87,8 @@ export interface SharedResponse {
   response: HTTPGraphQLResponse;
   /** A complete body, encoded once for every request that shares it. */
   bytes: Buffer | undefined;
+  /** This request got the answer of an identical one already in flight. */
+  joined?: boolean;
 }
 
 /** Runs an operation, or joins the identical one in flight when the request has a sharing key. */
@@ -103,6 +105,6 @@ export class SharedOperations {
     const shared = await result;
     // A streamed body can be read once only: a joiner then runs the operation itself.
     if (joined && shared.bytes === undefined) return { response: await execute(), bytes: undefined };
-    return shared;
+    return joined ? { ...shared, joined } : shared;
   }
 }

@@ -39,6 +39,18 @@ describe('identical queries in flight', () => {
     for (const response of responses) expect(expectData(response)).toEqual(first);
   });
 
+  it('are counted in /metrics as joins', async () => {
+    const joins = async () => {
+      const text = await (await fetch(stack.gateway.url.replace('/graphql', '/metrics'))).text();
+      return Number(/^gateway_graphql_shared_operation_joins_total (\d+)/m.exec(text)?.[1]);
+    };
+    const before = await joins();
+    slowUpstream(1);
+    await Promise.all(Array.from({ length: 4 }, () => stack.query<Jobs>(JOBS, { limit: 3 })));
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    expect((await joins()) - before).toBe(3);
+  });
+
   it('keep their own request ids', async () => {
     slowUpstream(1);
     const ids = ['shared-a', 'shared-b', 'shared-c'];
