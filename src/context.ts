@@ -55,7 +55,9 @@ export interface IncomingRequest {
   requestId: string;
 }
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
+// RFC 6750 token characters only: anything else (control characters, non-ASCII) could not
+// travel in an HTTP header, and over WebSocket connection params nothing else stops it.
+const BEARER = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i;
 
 /** The API key for this request: the client's bearer token, else the server's key. */
 function resolveApiKey(

@@ -9,16 +9,21 @@ import { parse, type DocumentNode } from 'graphql';
 import { Singleflight } from './singleflight.js';
 
 const DOCUMENT_CACHE_SIZE = 500;
-// Whether a query text's operations are all queries, by text; bounded, cleared when full.
+// Parsing here only decides sharing: a longer document simply runs on its own (and meets
+// Apollo's own token limit there).
+const MAX_TOKENS = 10_000;
+// Whether a document's operations are queries, by a hash of its text (never the text itself,
+// which can carry a user's ids and names); bounded, cleared when full.
 const queryOnlyDocuments = new Map<string, Map<string | null, boolean>>();
 
 /** The operation the request runs is a query (not a mutation or subscription), if it parses. */
 function runsQuery(query: string, operationName: string | null): boolean {
-  let byName = queryOnlyDocuments.get(query);
+  const documentHash = createHash('sha256').update(query).digest('base64');
+  let byName = queryOnlyDocuments.get(documentHash);
   if (byName === undefined) {
     let document: DocumentNode;
     try {
-      document = parse(query, { noLocation: true });
+      document = parse(query, { noLocation: true, maxTokens: MAX_TOKENS });
     } catch {
       return false;
     }
@@ -30,7 +35,7 @@ function runsQuery(query: string, operationName: string | null): boolean {
     // Without an operation name, graphql runs the only operation there is.
     if (operations.length === 1) byName.set(null, operations[0]!.operation === 'query');
     if (queryOnlyDocuments.size >= DOCUMENT_CACHE_SIZE) queryOnlyDocuments.clear();
-    queryOnlyDocuments.set(query, byName);
+    queryOnlyDocuments.set(documentHash, byName);
   }
   return byName.get(operationName) === true;
 }

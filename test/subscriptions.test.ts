@@ -153,6 +153,22 @@ describe('fineTuneJobUpdated', () => {
     expect(stack.simulator.requests).toHaveLength(0);
   });
 
+  it('refuses a key with characters no HTTP header could carry, with no upstream call', async () => {
+    const job = jobRecord(acme, { status: 'RUNNING' });
+    stack.simulator.store.put(acme, job);
+    stack.simulator.resetRequests();
+    const secret = 'sk-SECRET123';
+    for (const key of [`${secret}\u0000`, `${secret}\u00e9`, `${secret}\u0007tail`]) {
+      const live = client(null, { Authorization: `Bearer ${key}` }).subscribe(JOB_UPDATED, { id: job.id });
+      await live.finished;
+      const shown = JSON.stringify(live.failure ?? live.events);
+      expect(shown).toContain('UNAUTHENTICATED');
+      expect(shown).not.toContain(secret);
+    }
+    expect(stack.simulator.requests).toHaveLength(0);
+    expect(stack.logLines.join('\n')).not.toContain(secret);
+  });
+
   it('uses the gateway key when the connection carries none, and UNAUTHENTICATED when there is none', async () => {
     const job = jobRecord(acme, { status: 'COMPLETED' });
     stack.simulator.store.put(acme, job);

@@ -10,8 +10,10 @@ import type {
 import { KNOWN_JOB_STATUSES } from '../upstream/records.js';
 
 const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
-// Unknown statuses are logged once per process, not once per job per request.
+// Unknown statuses are logged once per process, not once per job per request; bounded, since
+// the values come from outside.
 const reportedUnknownStatuses = new Set<string>();
+const MAX_REPORTED_STATUSES = 100;
 
 export const FineTuneJob: FineTuneJobResolvers = {
   // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
@@ -19,7 +21,7 @@ export const FineTuneJob: FineTuneJobResolvers = {
   orgUuid: (job) => job.org_uuid,
   status(job, _args, { logger }) {
     if (KNOWN.has(job.status)) return job.status as FineTuneJobStatus;
-    if (!reportedUnknownStatuses.has(job.status)) {
+    if (!reportedUnknownStatuses.has(job.status) && reportedUnknownStatuses.size < MAX_REPORTED_STATUSES) {
       reportedUnknownStatuses.add(job.status);
       logger.warn(
         { upstreamStatus: job.status, jobId: job.id },

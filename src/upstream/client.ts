@@ -86,7 +86,10 @@ const READINESS_PROBE_MS = 2_000;
  */
 function isUpstreamFailure(error: unknown): boolean {
   if (error instanceof HTTPError) return error.response.status >= 500;
-  return !(error instanceof BulkheadRejectedError || error instanceof BrokenCircuitError);
+  if (error instanceof TimeoutError) return true;
+  // fetch reports a socket failure as a TypeError with a cause; a TypeError without one is a
+  // request we could not even build (a caller's bad header value), not the upstream's health.
+  return error instanceof TypeError && error.cause !== undefined;
 }
 
 /** The HTTP layer shared by every request's client: the one place for timeouts, retries and protection. */
@@ -413,7 +416,9 @@ export class FineTuneApiClient {
     // fetch rejects with a TypeError whose cause names the socket error (ECONNREFUSED, …).
     const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
     const reason = typeof cause === 'string' ? cause : error instanceof Error ? error.message : 'unknown';
-    return new UpstreamError('network', `the upstream could not be reached (${reason})`, { operation });
+    return new UpstreamError('network', `the upstream could not be reached (${this.redact(reason)})`, {
+      operation,
+    });
   }
 
   private redact(text: string): string {
