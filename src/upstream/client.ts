@@ -311,19 +311,18 @@ export class FineTuneApiClient {
 
   /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see job-writes.ts). */
   stopJob(id: string): Promise<FineTuneJobRecord> {
-    return this.call(
-      'PUT /fine-tune/jobs/{job_id}/stop',
-      `fine-tune/jobs/${encodeURIComponent(id)}/stop`,
-      fineTuneJobRecord,
-      { method: 'put' },
-    );
+    return this.putJobAction(id, 'stop');
   }
 
   /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see job-writes.ts). */
   cancelJob(id: string): Promise<FineTuneJobRecord> {
+    return this.putJobAction(id, 'cancel');
+  }
+
+  private putJobAction(id: string, action: 'stop' | 'cancel'): Promise<FineTuneJobRecord> {
     return this.call(
-      'PUT /fine-tune/jobs/{job_id}/cancel',
-      `fine-tune/jobs/${encodeURIComponent(id)}/cancel`,
+      `PUT /fine-tune/jobs/{job_id}/${action}`,
+      `fine-tune/jobs/${encodeURIComponent(id)}/${action}`,
       fineTuneJobRecord,
       { method: 'put' },
     );
