@@ -34,6 +34,11 @@ export interface GatewayContext {
    * loaders, so what one event read is never served to the next.
    */
   startSubscriptionEvent(): void;
+  /**
+   * The operation runs again from its start with this context (a direct answer fell back to
+   * full execution): the loads it repeats are neither new calls nor cache hits.
+   */
+  replayFromStart(): void;
 }
 
 export interface ContextDependencies {
@@ -135,6 +140,10 @@ class RequestContext implements GatewayContext {
     this.api = undefined;
     this.loadersOfRequest = undefined;
     this.traceOfOperation = undefined;
+  }
+
+  replayFromStart(): void {
+    this.loadersOfRequest?.replay();
   }
 
   get jobWrites(): FineTuneJobWrites {

@@ -64,21 +64,33 @@ export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<
           }
         },
         async willSendResponse({ operationName, errors }) {
-          const durationMs = performance.now() - started;
-          const errorCodes = errors?.map(errorCodeOf);
-          contextValue.logger.info(
-            {
-              operationName: operationName ?? null,
-              durationMs: Math.round(durationMs),
-              upstreamCalls: contextValue.upstreamCalls.count,
-              outcome: errorCodes?.length ? 'error' : 'ok',
-              ...(errorCodes?.length && { errorCodes }),
-            },
-            'graphql operation',
-          );
-          metrics.operation(operationName ?? null, errorCodes?.[0] ?? 'ok', durationMs / 1000);
+          logOperation(metrics, contextValue, {
+            operationName: operationName ?? null,
+            durationMs: performance.now() - started,
+            errorCodes: errors?.map(errorCodeOf) ?? [],
+          });
         },
       };
     },
   };
+}
+
+/** The line and the metrics of one finished operation, whichever way it was executed. */
+export function logOperation(
+  metrics: GatewayMetrics,
+  context: Pick<GatewayContext, 'logger' | 'upstreamCalls'>,
+  outcome: { operationName: string | null; durationMs: number; errorCodes: string[] },
+): void {
+  const { operationName, durationMs, errorCodes } = outcome;
+  context.logger.info(
+    {
+      operationName,
+      durationMs: Math.round(durationMs),
+      upstreamCalls: context.upstreamCalls.count,
+      outcome: errorCodes.length ? 'error' : 'ok',
+      ...(errorCodes.length && { errorCodes }),
+    },
+    'graphql operation',
+  );
+  metrics.operation(operationName, errorCodes[0] ?? 'ok', durationMs / 1000);
 }

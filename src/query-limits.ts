@@ -11,6 +11,8 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import {
   GraphQLError,
+  Kind,
+  visit,
   type DocumentNode,
   type GraphQLSchema,
   type ValidationContext,
@@ -99,11 +101,27 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     );
   }
 
+  // A document's cost changes only with the variables that size a list: the check is remembered
+  // per document (Apollo Server and the JSON executor reuse parsed documents) and per their values.
+  const costChecks = new WeakMap<DocumentNode, Map<string | null, CostCheck>>();
+  function costCheck(schema: GraphQLSchema, document: DocumentNode, operationName: string | null): CostCheck {
+    let byName = costChecks.get(document);
+    if (byName === undefined) costChecks.set(document, (byName = new Map()));
+    let check = byName.get(operationName);
+    if (check === undefined) {
+      check = rememberedCostCheck(document, (variables) =>
+        costError(schema, document, variables, operationName),
+      );
+      byName.set(operationName, check);
+    }
+    return check;
+  }
+
   const costLimit: ApolloServerPlugin = {
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document, schema, operationName }) {
-          const error = costError(schema, document, request.variables ?? {}, operationName);
+          const error = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
           if (error) throw error;
         },
       };
@@ -117,5 +135,66 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     parseOptions: { maxTokens: limits.maxTokens },
     /** The cost check alone, for operations Apollo Server does not run (subscriptions over WebSocket). */
     costError,
+    /** The cost check of one document, remembered by the values of its sizing variables. */
+    costCheck,
+  };
+}
+
+/** Checks an operation's cost for a request's variables: the error when over the limit. */
+export type CostCheck = (variables: Record<string, unknown>) => GraphQLError | undefined;
+
+const SIZE_ARGUMENTS = new Set(Object.values(SIZED_LISTS).flatMap((fields) => Object.values(fields)));
+const REMEMBERED_COSTS = 100;
+
+/**
+ * The variables a document's cost can depend on: those inside a sizing argument (`limit`,
+ * `first`) and those of directives (`@include(if: $x)` drops a selection).
+ */
+function costVariables(document: DocumentNode): string[] {
+  const names = new Set<string>();
+  let inCostArgument = 0;
+  visit(document, {
+    Argument: {
+      enter(node) {
+        if (SIZE_ARGUMENTS.has(node.name.value)) inCostArgument += 1;
+      },
+      leave(node) {
+        if (SIZE_ARGUMENTS.has(node.name.value)) inCostArgument -= 1;
+      },
+    },
+    Directive: {
+      enter() {
+        inCostArgument += 1;
+      },
+      leave() {
+        inCostArgument -= 1;
+      },
+    },
+    Variable(node, _key, parent) {
+      const isDefinition = (parent as { kind?: string } | undefined)?.kind === Kind.VARIABLE_DEFINITION;
+      if (inCostArgument > 0 && !isDefinition) names.add(node.name.value);
+    },
+  });
+  return [...names];
+}
+
+/** Runs `check` once per distinct value of the cost variables (offsets and filters share one). */
+function rememberedCostCheck(
+  document: DocumentNode,
+  check: (variables: Record<string, unknown>) => GraphQLError | undefined,
+): CostCheck {
+  const names = costVariables(document);
+  const known = new Map<string, GraphQLError | undefined>();
+  return (variables) => {
+    // JSON text, or `undefined` for an absent variable (its default applies, not null).
+    const key = names.map((name) => `${JSON.stringify(variables[name])}`).join('\u0000');
+    let error = known.get(key);
+    if (error === undefined && !known.has(key)) {
+      error = check(variables);
+      if (known.size >= REMEMBERED_COSTS) known.clear();
+      known.set(key, error);
+    }
+    // Each request gets its own error object: Apollo Server may annotate what it throws.
+    return error && new GraphQLError(error.message, { extensions: structuredClone(error.extensions) });
   };
 }

@@ -14,7 +14,9 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
 import { formatError } from './errors.js';
+import { DirectRequests } from './execution/direct-requests.js';
 import { jitExecution } from './execution/jit-executor.js';
+import { JsonExecutor } from './execution/json-executor.js';
 import { operationLogPlugin } from './logging.js';
 import { GatewayMetrics } from './metrics.js';
 import { queryLimitProtection } from './query-limits.js';
@@ -155,6 +157,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
   // Identical queries in flight for the same credential share one execution and response.
   const sharedOperations = new SharedOperations();
+  // Plain queries are answered straight to JSON; the rest, and every error, by Apollo Server.
+  const directRequests = new DirectRequests(
+    new JsonExecutor(schema, {
+      validationRules: limits.validationRules,
+      parseOptions: limits.parseOptions,
+      costCheck: (document, operationName) => limits.costCheck(schema, document, operationName),
+    }),
+    metrics,
+  );
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -165,18 +176,22 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     res.setHeader('x-request-id', requestId);
     const bodyText = await readBody(req, config.maxRequestBytes);
     const body = parseBody(bodyText, req.headers['content-type']);
-    const httpGraphQLRequest: HTTPGraphQLRequest = {
-      method: req.method?.toUpperCase() ?? 'GET',
-      headers: toHeaderMap(req),
-      search,
-      body,
-    };
-    const execute = () =>
-      apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest,
-        context: async () =>
-          createContext(contextDependencies, { authorization: req.headers.authorization, requestId }),
+    const direct = directRequests.match(req, body);
+    const execute = async () => {
+      const context = createContext(contextDependencies, {
+        authorization: req.headers.authorization,
+        requestId,
       });
+      const answered = direct && (await directRequests.answer(direct, context));
+      if (answered) return answered;
+      const httpGraphQLRequest: HTTPGraphQLRequest = {
+        method: req.method?.toUpperCase() ?? 'GET',
+        headers: toHeaderMap(req),
+        search,
+        body,
+      };
+      return apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: async () => context });
+    };
     const key = sharedOperationKey(req, search, bodyText, body);
     const { response, bytes, joined } = await sharedOperations.run(key, execute);
     if (joined) metrics.sharedOperationJoined();

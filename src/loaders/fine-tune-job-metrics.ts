@@ -3,7 +3,6 @@
 // one operation is fetched once. The API has no batch endpoint, so a batch is N single calls;
 // p-limit keeps at most `concurrency` of them in flight, so a page of 500 jobs does not open
 // 500 connections to the upstream at once.
-import DataLoader from 'dataloader';
 import pLimit from 'p-limit';
 import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobMetricsRecord, MetricsPage } from '../upstream/records.js';
@@ -13,7 +12,7 @@ export interface JobMetricsKey extends MetricsPage {
   jobId: string;
 }
 
-export type JobMetricsLoader = DataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>;
+export type JobMetricsLoader = TracedDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>;
 
 export function jobMetricsCacheKey(key: JobMetricsKey): string {
   return JSON.stringify([key.jobId, key.limit, key.offset]);

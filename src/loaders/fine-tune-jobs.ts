@@ -20,6 +20,8 @@ export interface FineTuneJobLoaders {
    * lists and that job's metrics are fetched again if asked for.
    */
   jobWritten(job: FineTuneJobRecord): void;
+  /** The operation runs again from its start with these loaders (see TracedDataLoader.replay). */
+  replay(): void;
 }
 
 export interface LoaderSettings {
@@ -101,6 +103,11 @@ export function createFineTuneJobLoaders(
       jobByIdLoader.clear(job.id).prime(job.id, job);
       jobListLoader.clearAll();
       metrics.forgetJob(job.id);
+    },
+    replay() {
+      jobByIdLoader.replay();
+      jobListLoader.replay();
+      metrics.loader.replay();
     },
   };
 }

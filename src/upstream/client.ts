@@ -2,6 +2,7 @@
 // UpstreamHttp (timeouts, retries, a bound on concurrent requests, a circuit breaker); each client
 // carries one caller's API key and request id. Responses are validated against the documented
 // shapes and returned as the upstream's records.
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -14,13 +15,12 @@ import {
   type CircuitBreakerPolicy,
   type IPolicy,
 } from 'cockatiel';
-import ky, { HTTPError, TimeoutError, type KyInstance, type Options } from 'ky';
+import { Agent, type Dispatcher } from 'undici';
 import type { z } from 'zod';
 import type { GatewayMetrics } from '../metrics.js';
 import { redactSecrets } from '../secrets.js';
 import type { TracedRequest, UpstreamTrace } from '../upstream-trace.js';
 import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
-import { createUpstreamFetch } from './fetch.js';
 import {
   fineTuneJobList,
   fineTuneJobMetricsRecord,
@@ -77,24 +77,77 @@ export interface CallObservation {
 
 export type Readiness = { ready: true; upstream: 'reachable' } | { ready: false; upstream: string };
 
-const RETRY_STATUSES = [429, 502, 503, 504];
-const READINESS_PROBE_MS = 2_000;
-
-/**
- * A failure that says the upstream is unwell. A 4xx is the caller's problem (bad input, unknown
- * job, rate limit for one key) and never opens the circuit.
- */
-function isUpstreamFailure(error: unknown): boolean {
-  if (error instanceof HTTPError) return error.response.status >= 500;
-  if (error instanceof TimeoutError) return true;
-  // fetch reports a socket failure as a TypeError with a cause; a TypeError without one is a
-  // request we could not even build (a caller's bad header value), not the upstream's health.
-  return error instanceof TypeError && error.cause !== undefined;
+/** One HTTP request to the upstream. */
+export interface UpstreamRequest {
+  method: 'GET' | 'POST' | 'PUT';
+  /** Path under the base URL, with its query string: `fine-tune/jobs?limit=5&offset=0`. */
+  path: string;
+  /** A JSON body. */
+  json?: unknown;
 }
 
-/** The HTTP layer shared by every request's client: the one place for timeouts, retries and protection. */
+/** The upstream answered with a status outside 2xx. */
+export class UpstreamStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly retryAfter: string | null,
+    readonly body: string,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+// Statuses whose Retry-After is honoured (up to the cap) instead of the backoff.
+const RETRY_AFTER_STATUSES = new Set([429, 503]);
+const FIRST_BACKOFF_MS = 300;
+const READINESS_PROBE_MS = 2_000;
+/** An attempt ran past `timeoutMs` (connecting, sending, waiting for and reading the answer). */
+class AttemptTimeoutError extends Error {
+  readonly code = 'UPSTREAM_ATTEMPT_TIMEOUT';
+}
+
+// An attempt that took too long: ours, and undici's own (connect, headers, body) as a backstop.
+const TIMEOUT_CODES = new Set([
+  'UPSTREAM_ATTEMPT_TIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+// A request undici refused to build (a caller's bad header value): says nothing of the upstream.
+const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG']);
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function isUpstreamTimeout(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && TIMEOUT_CODES.has(code);
+}
+
+/**
+ * A failure that says the upstream is unwell: a 5xx, a timeout, a socket that failed. A 4xx is
+ * the caller's problem (bad input, unknown job, rate limit for one key) and never opens the
+ * circuit; neither does a request we could not even build.
+ */
+function isUpstreamFailure(error: unknown): boolean {
+  if (error instanceof UpstreamStatusError) return error.status >= 500;
+  const code = errorCode(error);
+  return code === undefined || !INVALID_REQUEST_CODES.has(code);
+}
+
+/**
+ * The HTTP layer shared by every request's client: the one place for timeouts, retries and
+ * protection. Built on undici's `request` over a keep-alive pool rather than `fetch` (or ky over
+ * fetch): measured on the bench, building WHATWG Request and Response objects per call cost
+ * about 1 ms of CPU per call, as much as everything else a page of 50 jobs costs the gateway.
+ */
 export class UpstreamHttp {
-  private readonly ky: KyInstance;
+  private readonly dispatcher: Agent;
+  private readonly origin: string;
+  private readonly basePath: string;
   private readonly breaker: CircuitBreakerPolicy;
   private readonly policy: IPolicy;
 
@@ -102,28 +155,13 @@ export class UpstreamHttp {
     private readonly settings: UpstreamSettings,
     private readonly metrics: GatewayMetrics,
   ) {
-    this.ky = ky.create({
-      prefixUrl: settings.baseUrl,
-      fetch: createUpstreamFetch(),
-      timeout: settings.timeoutMs,
-      retry: {
-        limit: settings.retryLimit,
-        // Only reads are retried blindly; writes have their own read-back logic.
-        methods: ['get'],
-        statusCodes: RETRY_STATUSES,
-        afterStatusCodes: [429, 503],
-        maxRetryAfter: settings.maxRetryAfterMs,
-        backoffLimit: settings.backoffLimitMs,
-        jitter: (delay) => delay * (0.5 + Math.random() / 2),
-        shouldRetry: ({ error }) => {
-          // A Retry-After past the cap is not worth waiting for: report it to the client now.
-          if (error instanceof HTTPError) {
-            const after = parseRetryAfter(error.response.headers.get('retry-after'));
-            if (after !== undefined && after * 1000 > settings.maxRetryAfterMs) return false;
-          }
-          return undefined;
-        },
-      },
+    const base = new URL(settings.baseUrl);
+    this.origin = base.origin;
+    this.basePath = base.pathname.replace(/\/$/, '');
+    this.dispatcher = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 256,
+      connect: { timeout: settings.timeoutMs },
     });
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
       halfOpenAfter: settings.breakerHalfOpenMs,
@@ -152,64 +190,106 @@ export class UpstreamHttp {
     return this.breaker.state === CircuitState.Open || this.breaker.state === CircuitState.Isolated;
   }
 
-  /** Sends one call (retries included) and returns its body; throws what ky or the policies threw. */
+  /**
+   * Sends one call and returns its body. A GET is retried on 429, 502, 503, 504 and socket
+   * failures (not on timeouts), up to `retryLimit` times, after an exponential backoff with
+   * jitter or the `Retry-After` the upstream asked for (up to `maxRetryAfterMs`; a longer one
+   * fails at once). Throws an UpstreamStatusError, undici's error, or the policies' rejection.
+   */
   async send(
     endpoint: string,
-    path: string,
-    options: Options,
+    request: UpstreamRequest,
     caller: Caller,
-    observation?: CallObservation,
+    observation: CallObservation = { retries: 0, status: null },
   ): Promise<string> {
-    const { metrics } = this;
-    let started = 0;
-    // Each attempt is measured here and in beforeRetry, not in an afterResponse hook: ky tees the
-    // body of every response it hands to one, and an aborted tee can reject where nobody listens.
-    const attemptEnded = (outcome: unknown) => {
-      const status =
-        outcome instanceof Response
-          ? String(outcome.status)
-          : outcome instanceof HTTPError
-            ? String(outcome.response.status)
-            : outcome instanceof TimeoutError
-              ? 'timeout'
-              : 'network';
-      metrics.upstreamRequest(endpoint, status, (performance.now() - started) / 1000);
-    };
+    const { metrics, settings } = this;
     try {
       return await this.policy.execute(async () => {
-        const response = await this.ky(path, {
-          ...options,
-          headers: {
-            authorization: `Bearer ${caller.apiKey}`,
-            accept: 'application/json',
-            'x-request-id': caller.requestId,
-          },
-          hooks: {
-            beforeRequest: [
-              () => {
-                caller.calls.count += 1;
-                started = performance.now();
-              },
-            ],
-            beforeRetry: [
-              ({ error }) => {
-                attemptEnded(error);
-                metrics.upstreamRetry(endpoint);
-                if (observation) observation.retries += 1;
-              },
-            ],
-          },
-        });
-        attemptEnded(response);
-        if (observation) observation.status = response.status;
-        return response.text();
+        for (let retry = 0; ; retry++) {
+          caller.calls.count += 1;
+          const started = performance.now();
+          try {
+            const { status, body } = await this.attempt(request, caller);
+            metrics.upstreamRequest(endpoint, String(status), (performance.now() - started) / 1000);
+            observation.status = status;
+            return body;
+          } catch (error) {
+            const label =
+              error instanceof UpstreamStatusError
+                ? String(error.status)
+                : isUpstreamTimeout(error)
+                  ? 'timeout'
+                  : 'network';
+            metrics.upstreamRequest(endpoint, label, (performance.now() - started) / 1000);
+            if (error instanceof UpstreamStatusError) observation.status = error.status;
+            const delay =
+              request.method === 'GET' && retry < settings.retryLimit
+                ? this.retryDelay(error, retry)
+                : undefined;
+            if (delay === undefined) throw error;
+            metrics.upstreamRetry(endpoint);
+            observation.retries += 1;
+            await sleep(delay);
+          }
+        }
       });
     } catch (error) {
       if (error instanceof BrokenCircuitError) metrics.upstreamRejected('circuit_open');
       else if (error instanceof BulkheadRejectedError) metrics.upstreamRejected('concurrency');
-      else if (started > 0) attemptEnded(error);
       throw error;
     }
+  }
+
+  /** How long to wait before retrying after `error`; undefined when it is not worth a retry. */
+  private retryDelay(error: unknown, retriesSoFar: number): number | undefined {
+    if (error instanceof UpstreamStatusError) {
+      if (!RETRY_STATUSES.has(error.status)) return undefined;
+      const after = RETRY_AFTER_STATUSES.has(error.status) ? parseRetryAfter(error.retryAfter) : undefined;
+      if (after !== undefined) {
+        // A Retry-After past the cap is not worth waiting for: report it to the client now.
+        return after * 1000 > this.settings.maxRetryAfterMs ? undefined : after * 1000;
+      }
+    } else if (isUpstreamTimeout(error) || !isUpstreamFailure(error)) {
+      return undefined;
+    }
+    const backoff = FIRST_BACKOFF_MS * 2 ** retriesSoFar * (0.5 + Math.random() / 2);
+    return Math.min(backoff, this.settings.backoffLimitMs);
+  }
+
+  /** One attempt: the status and body of a 2xx answer; an UpstreamStatusError for any other. */
+  private async attempt(request: UpstreamRequest, caller: Caller): Promise<{ status: number; body: string }> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${caller.apiKey}`,
+      accept: 'application/json',
+      'x-request-id': caller.requestId,
+    };
+    let body: string | undefined;
+    if (request.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(request.json);
+    }
+    // Our own timer: undici's timeouts tick at about one second, too coarse for this setting.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new AttemptTimeoutError()), this.settings.timeoutMs);
+    let answer: Dispatcher.ResponseData;
+    let text: string;
+    try {
+      answer = await this.dispatcher.request({
+        origin: this.origin,
+        path: `${this.basePath}/${request.path}`,
+        method: request.method,
+        headers,
+        body,
+        signal: abort.signal,
+      });
+      text = await answer.body.text();
+    } finally {
+      clearTimeout(timer);
+    }
+    const status = answer.statusCode;
+    if (status >= 200 && status < 300) return { status, body: text };
+    const retryAfter = answer.headers['retry-after'];
+    throw new UpstreamStatusError(status, typeof retryAfter === 'string' ? retryAfter : null, text);
   }
 
   /**
@@ -276,22 +356,19 @@ export class FineTuneApiClient {
 
   /** `GET /fine-tune/jobs`, with filter and page pushed down to the query string. */
   listJobs(query: ListJobsQuery): Promise<FineTuneJobRecord[]> {
-    const searchParams = listJobsParams(query);
-    return this.call('GET /fine-tune/jobs', 'fine-tune/jobs', fineTuneJobList, {
-      method: 'get',
-      searchParams,
+    return this.call('GET /fine-tune/jobs', fineTuneJobList, {
+      method: 'GET',
+      path: `fine-tune/jobs?${listJobsParams(query)}`,
     });
   }
 
   /** `GET /fine-tune/jobs/{job_id}`; null when the organization has no such job. */
   async getJob(id: string): Promise<FineTuneJobRecord | null> {
     try {
-      return await this.call(
-        'GET /fine-tune/jobs/{job_id}',
-        `fine-tune/jobs/${encodeURIComponent(id)}`,
-        fineTuneJobRecord,
-        { method: 'get' },
-      );
+      return await this.call('GET /fine-tune/jobs/{job_id}', fineTuneJobRecord, {
+        method: 'GET',
+        path: `fine-tune/jobs/${encodeURIComponent(id)}`,
+      });
     } catch (error) {
       if (error instanceof UpstreamError && error.details.status === 404) return null;
       throw error;
@@ -303,8 +380,9 @@ export class FineTuneApiClient {
    * retried is decided in job-writes.ts, which knows the id makes it safe.
    */
   createJob(request: CreateJobRequest): Promise<FineTuneJobRecord> {
-    return this.call('POST /fine-tune/jobs', 'fine-tune/jobs', fineTuneJobRecord, {
-      method: 'post',
+    return this.call('POST /fine-tune/jobs', fineTuneJobRecord, {
+      method: 'POST',
+      path: 'fine-tune/jobs',
       json: request,
     });
   }
@@ -320,47 +398,37 @@ export class FineTuneApiClient {
   }
 
   private putJobAction(id: string, action: 'stop' | 'cancel'): Promise<FineTuneJobRecord> {
-    return this.call(
-      `PUT /fine-tune/jobs/{job_id}/${action}`,
-      `fine-tune/jobs/${encodeURIComponent(id)}/${action}`,
-      fineTuneJobRecord,
-      { method: 'put' },
-    );
+    return this.call(`PUT /fine-tune/jobs/{job_id}/${action}`, fineTuneJobRecord, {
+      method: 'PUT',
+      path: `fine-tune/jobs/${encodeURIComponent(id)}/${action}`,
+    });
   }
 
   /** `GET /fine-tune/jobs/{job_id}/metrics`, with the page pushed down to the query string. */
   getJobMetrics(id: string, page: MetricsPage): Promise<FineTuneJobMetricsRecord> {
-    const searchParams = metricsParams(page);
-    return this.call(
-      'GET /fine-tune/jobs/{job_id}/metrics',
-      `fine-tune/jobs/${encodeURIComponent(id)}/metrics`,
-      fineTuneJobMetricsRecord,
-      { method: 'get', searchParams },
-    );
+    return this.call('GET /fine-tune/jobs/{job_id}/metrics', fineTuneJobMetricsRecord, {
+      method: 'GET',
+      path: `fine-tune/jobs/${encodeURIComponent(id)}/metrics?${metricsParams(page)}`,
+    });
   }
 
   private async call<S extends z.ZodType>(
     operation: string,
-    path: string,
     schema: S,
-    options: Options,
+    request: UpstreamRequest,
   ): Promise<z.infer<S>> {
     let text: string;
     const started = performance.now();
     const observation: CallObservation = { retries: 0, status: null };
     try {
-      text = await this.http.send(operation, path, options, this.caller, observation);
+      text = await this.http.send(operation, request, this.caller, observation);
     } catch (error) {
-      if (error instanceof HTTPError) observation.status = error.response.status;
-      throw await this.failure(operation, error);
+      throw this.failure(operation, error);
     } finally {
-      if (this.trace) {
-        const search = options.searchParams ? `?${String(options.searchParams)}` : '';
-        this.trace.call(
-          { method: (options.method ?? 'get').toUpperCase(), path: `/${path}${search}` },
-          { ...observation, durationMs: Math.round(performance.now() - started) },
-        );
-      }
+      this.trace?.call(
+        { method: request.method, path: `/${request.path}` },
+        { ...observation, durationMs: Math.round(performance.now() - started) },
+      );
     }
 
     let body: unknown;
@@ -385,10 +453,9 @@ export class FineTuneApiClient {
     });
   }
 
-  private async failure(operation: string, error: unknown): Promise<UpstreamError> {
-    if (error instanceof HTTPError) {
-      const { status } = error.response;
-      const rawBody = await error.response.text().catch(() => '');
+  private failure(operation: string, error: unknown): UpstreamError {
+    if (error instanceof UpstreamStatusError) {
+      const { status, body: rawBody } = error;
       const errors = parseErrorBody(rawBody).map((e) => ({
         ...e,
         message: e.message === undefined ? undefined : this.redact(e.message),
@@ -399,11 +466,11 @@ export class FineTuneApiClient {
         operation,
         status,
         errors,
-        retryAfterSeconds: parseRetryAfter(error.response.headers.get('retry-after')),
+        retryAfterSeconds: parseRetryAfter(error.retryAfter),
         rawBody: this.redact(rawBody.slice(0, 2000)),
       });
     }
-    if (error instanceof TimeoutError) {
+    if (isUpstreamTimeout(error)) {
       return new UpstreamError('timeout', 'the upstream did not answer in time', { operation });
     }
     if (error instanceof BrokenCircuitError) {
@@ -412,9 +479,8 @@ export class FineTuneApiClient {
     if (error instanceof BulkheadRejectedError) {
       return new UpstreamError('overloaded', 'too many calls to the upstream are waiting', { operation });
     }
-    // fetch rejects with a TypeError whose cause names the socket error (ECONNREFUSED, …).
-    const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-    const reason = typeof cause === 'string' ? cause : error instanceof Error ? error.message : 'unknown';
+    // undici names the socket error in its code (ECONNREFUSED, UND_ERR_SOCKET, …).
+    const reason = errorCode(error) ?? (error instanceof Error ? error.message : 'unknown');
     return new UpstreamError('network', `the upstream could not be reached (${this.redact(reason)})`, {
       operation,
     });
