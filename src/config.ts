@@ -38,6 +38,7 @@ export const environment = z.object({
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   UPSTREAM_TRACE: flag.optional(),
   FEDERATION_SUBGRAPH: flag.default(false),
+  DIRECT_EXECUTION: flag.default(true),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
@@ -81,6 +82,8 @@ export interface Config {
   upstreamTrace: boolean;
   /** Serve the schema as an Apollo Federation 2 subgraph (adds `_service` and `_entities`). */
   federationSubgraph: boolean;
+  /** Answer plain queries with the JSON executor instead of Apollo Server's pipeline. */
+  directExecution: boolean;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
   subscriptionPoll: PollSettings;
   /** The most operations one WebSocket connection runs at once. */
@@ -158,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
+    directExecution: e.DIRECT_EXECUTION,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS.split(',')

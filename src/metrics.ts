@@ -100,6 +100,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly directOperations = new Counter({
+    name: 'gateway_graphql_direct_operations_total',
+    help: 'Queries the JSON executor took: answered directly, or handed to Apollo Server (errors, unusual values).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.circuitState.set(0);
@@ -113,6 +120,10 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
+  }
+
+  directOperation(outcome: 'answered' | 'fell_back'): void {
+    this.directOperations.inc({ outcome });
   }
 
   sharedOperationJoined(): void {

@@ -81,9 +81,11 @@ export class DirectRequests {
     const started = performance.now();
     const data = await request.operation.run(request.variables, context);
     if (data === undefined) {
+      this.metrics.directOperation('fell_back');
       context.replayFromStart();
       return undefined;
     }
+    this.metrics.directOperation('answered');
     const trace = context.upstreamTrace;
     const result = trace ? { data, extensions: { upstream: trace.summary() } } : { data };
     logOperation(this.metrics, context, {
