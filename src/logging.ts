@@ -34,7 +34,9 @@ export function createLogger(level: string, options: LoggerOptions = {}): Logger
   if (options.pretty && !options.destination) {
     return pino({ ...settings, transport: { target: 'pino-pretty', options: { colorize: true } } });
   }
-  return pino(settings, options.destination);
+  // Written asynchronously (a line per operation must not cost a blocking write each): lines
+  // that arrive while a write is in flight go out together. main.ts flushes before exiting.
+  return pino(settings, options.destination ?? pino.destination({ dest: 1, sync: false }));
 }
 
 /**

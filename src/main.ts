@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'stopping');
     await gateway.stop();
     await simulator?.stop();
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -70,17 +70,34 @@ function sendRequestError(res: ServerResponse, status: number, message: string):
   sendJson(res, status, { errors: [{ message, extensions: { code: 'BAD_REQUEST' } }] });
 }
 
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (declared > maxBytes) throw new RequestError(413, `Request body is larger than ${maxBytes} bytes.`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) throw new RequestError(413, `Request body is larger than ${maxBytes} bytes.`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+// Events rather than `for await`: the async iterator costs a promise per chunk, per request.
+function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  const tooLarge = () => new RequestError(413, `Request body is larger than ${maxBytes} bytes.`);
+  if (Number(req.headers['content-length']) > maxBytes) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        req.off('data', onData);
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    let ended = false;
+    req.on('data', onData);
+    req.once('end', () => {
+      ended = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.once('error', reject);
+    // A client that goes away mid-body: 'close' without 'end'.
+    req.once('close', () => {
+      if (!ended) reject(new RequestError(400, 'The request body was cut short.'));
+    });
+  });
 }
 
 function parseBody(text: string, contentType: string | undefined): unknown {
@@ -194,7 +211,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       };
       return apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: async () => context });
     };
-    const key = sharedOperationKey(req, search, bodyText, body);
+    const key = sharedOperationKey(req, search, bodyText, body, direct !== undefined);
     const { response, bytes, joined } = await sharedOperations.run(key, execute);
     if (joined) metrics.sharedOperationJoined();
 
@@ -208,18 +225,22 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     res.end();
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
-    if (url.pathname === '/') {
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    search: string,
+  ): Promise<void> {
+    if (path === '/') {
       res.writeHead(302, { location: GRAPHQL_PATH }).end();
       return;
     }
     // Probes and metrics, for the platform that runs the gateway (not behind CORS).
-    if (url.pathname === '/healthz') {
+    if (path === '/healthz') {
       sendJson(res, 200, { status: 'ok' });
       return;
     }
-    if (url.pathname === '/readyz') {
+    if (path === '/readyz') {
       if (stopping) {
         sendJson(res, 503, { status: 'stopping' });
         return;
@@ -231,12 +252,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       });
       return;
     }
-    if (url.pathname === '/metrics') {
+    if (path === '/metrics') {
       res.setHeader('content-type', metrics.registry.contentType);
       res.end(await metrics.registry.metrics());
       return;
     }
-    if (url.pathname !== GRAPHQL_PATH) {
+    if (path !== GRAPHQL_PATH) {
       sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}.` }] });
       return;
     }
@@ -244,16 +265,33 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       corsMiddleware(req, res, () => res.writeHead(204).end());
       return;
     }
-    await new Promise<void>((resolve, reject) =>
-      corsMiddleware(req, res, (error?: unknown) => (error ? reject(error) : resolve())),
-    );
-    await handleGraphQL(req, res, url.search);
+    if (req.headers.origin === undefined) {
+      // What the cors middleware does for a request without Origin (a server, curl), without it.
+      res.setHeader('vary', 'Origin');
+    } else {
+      await new Promise<void>((resolve, reject) =>
+        corsMiddleware(req, res, (error?: unknown) => (error ? reject(error) : resolve())),
+      );
+    }
+    await handleGraphQL(req, res, search);
   }
 
   const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz', '/metrics']);
   const server = createServer((req, res) => {
     const arrived = performance.now();
-    const path = req.url?.split('?')[0] ?? '';
+    let target = req.url ?? '/';
+    // The absolute form (`http://host/graphql`, from some proxies) is normalized once.
+    if (!target.startsWith('/')) {
+      try {
+        const url = new URL(target);
+        target = `${url.pathname}${url.search}`;
+      } catch {
+        target = '/not-a-url';
+      }
+    }
+    const queryAt = target.indexOf('?');
+    const path = queryAt < 0 ? target : target.slice(0, queryAt);
+    const search = queryAt < 0 ? '' : target.slice(queryAt);
     const label = KNOWN_PATHS.has(path) ? path : 'other';
     const done = metrics.httpRequestArrived();
     res.once('close', () => {
@@ -261,7 +299,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       if (res.writableFinished) metrics.httpRequest(label, (performance.now() - arrived) / 1000);
       else metrics.httpRequestAborted(label);
     });
-    handle(req, res).catch((error: unknown) => {
+    handle(req, res, path, search).catch((error: unknown) => {
       if (error instanceof RequestError) {
         if (!res.headersSent) sendRequestError(res, error.status, error.message);
         else res.destroy();

@@ -9,6 +9,8 @@
 // operation through Apollo Server with the same context: the loaders still hold what the
 // upstream answered, so no call is made twice and the errors are exactly graphql-js's.
 import {
+  GraphQLID,
+  GraphQLString,
   Kind,
   getArgumentValues,
   getOperationAST,
@@ -297,7 +299,10 @@ class CompleterCompiler {
       };
     }
     if (isLeafType(type)) {
+      // graphql-js's own String and ID serializers return a string unchanged: skip the call.
+      const keepsStrings = type === GraphQLString || type === GraphQLID;
       return (value) => {
+        if (keepsStrings && typeof value === 'string') return value;
         if (isPromiseLike(value)) throw FALL_BACK;
         let serialized: unknown;
         try {
@@ -317,17 +322,25 @@ class CompleterCompiler {
     return undefined;
   }
 
+  /**
+   * One generated function per selection: it reads each field (the schema's resolver, or the
+   * property as graphql-js's default resolver does) and returns an object literal with the
+   * response keys in order, so every result object of a list shares one shape, which is what
+   * makes building and then stringifying them fast.
+   */
   private objectCompleter(type: GraphQLObjectType, groups: FieldGroups): Complete | undefined {
-    const keys: string[] = [];
-    const fieldCompleters: Complete[] = [];
+    const inputs: unknown[] = [];
+    const input = (value: unknown) => `inputs[${inputs.push(value) - 1}]`;
+    const reads: string[] = [];
+    const entries: string[] = [];
     for (const [responseKey, nodes] of groups) {
       // An alias `__proto__` would set the object's prototype, not a key: full execution.
       if (responseKey === '__proto__') return undefined;
-      keys.push(responseKey);
       const name = nodes[0]!.name.value;
+      const result = `r${entries.length}`;
+      entries.push(`${JSON.stringify(responseKey)}: ${result}`);
       if (name === '__typename') {
-        const typename = type.name;
-        fieldCompleters.push(() => typename);
+        reads.push(`const ${result} = ${JSON.stringify(type.name)};`);
         continue;
       }
       const field = type.getFields()[name];
@@ -335,30 +348,33 @@ class CompleterCompiler {
       if (field === undefined || field.args.length > 0) return undefined;
       const complete = this.completer(field.type, nodes);
       if (complete === undefined) return undefined;
-      const { resolve } = field;
-      fieldCompleters.push((source, context) => {
-        let value: unknown;
-        if (resolve !== undefined) {
-          try {
-            value = resolve(source, {}, context, undefined as never);
-          } catch {
-            throw FALL_BACK;
-          }
-        } else {
-          // graphql-js's default resolver, minus calling methods (records are plain data).
-          value = (source as Record<string, unknown>)[name];
-          if (typeof value === 'function') throw FALL_BACK;
-        }
-        if (isPromiseLike(value)) throw FALL_BACK;
-        return complete(value, context);
-      });
+      const value = `v${entries.length - 1}`;
+      reads.push(
+        field.resolve === undefined
+          ? // graphql-js's default resolver, minus calling methods (records are plain data).
+            `const ${value} = source[${JSON.stringify(name)}]; if (typeof ${value} === 'function') throw FALL_BACK;`
+          : `const ${value} = ${input(field.resolve)}(source, EMPTY_ARGS, context, undefined);`,
+        `if (${value} != null && typeof ${value}.then === 'function') throw FALL_BACK;`,
+        `const ${result} = ${input(complete)}(${value}, context);`,
+      );
     }
-    const count = keys.length;
-    return (source, context) => {
-      if (isPromiseLike(source) || typeof source !== 'object') throw FALL_BACK;
-      const result: Record<string, unknown> = {};
-      for (let i = 0; i < count; i++) result[keys[i]!] = fieldCompleters[i]!(source, context);
-      return result;
-    };
+    const body = `
+      return function complete${type.name}(source, context) {
+        if (source === null || typeof source !== 'object' || typeof source.then === 'function') throw FALL_BACK;
+        try {
+          ${reads.join('\n          ')}
+          return { ${entries.join(', ')} };
+        } catch {
+          throw FALL_BACK;
+        }
+      };`;
+    // The source is built from the schema's type and field names and the document's response
+    // keys, each written as a JSON string literal; values are passed in, never written out.
+    // Arguments are frozen: a resolver that changed them would throw, and so fall back.
+    return new Function('inputs', 'FALL_BACK', 'EMPTY_ARGS', body)(
+      inputs,
+      FALL_BACK,
+      Object.freeze({}),
+    ) as Complete;
   }
 }
