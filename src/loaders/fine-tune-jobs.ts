@@ -75,10 +75,9 @@ export function createFineTuneJobLoaders(
         listsInFlight.add(pending);
         try {
           const jobs = await pending;
-          for (const job of jobs) {
-            seenInLists.set(job.id, job);
-            jobByIdLoader.prime(job.id, job);
-          }
+          // Remembered, not primed into the by-id loader: priming costs a promise per job of
+          // every page, and the by-id batch looks here first anyway.
+          for (const job of jobs) seenInLists.set(job.id, job);
           return jobs;
         } finally {
           listsInFlight.delete(pending);
