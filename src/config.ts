@@ -39,6 +39,7 @@ export const environment = z.object({
   UPSTREAM_TRACE: flag.optional(),
   FEDERATION_SUBGRAPH: flag.default(false),
   DIRECT_EXECUTION: flag.default(true),
+  CACHE_TTL_MS: int(0, 3_600_000).default(0),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
@@ -84,6 +85,8 @@ export interface Config {
   federationSubgraph: boolean;
   /** Answer plain queries with the JSON executor instead of Apollo Server's pipeline. */
   directExecution: boolean;
+  /** How long a successful query answer serves identical requests (same credential); 0: off. */
+  cacheTtlMs: number;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
   subscriptionPoll: PollSettings;
   /** The most operations one WebSocket connection runs at once. */
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
     directExecution: e.DIRECT_EXECUTION,
+    cacheTtlMs: e.CACHE_TTL_MS,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS.split(',')

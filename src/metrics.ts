@@ -107,6 +107,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly cachedResponses = new Counter({
+    name: 'gateway_graphql_cached_responses_total',
+    help: 'Requests answered from the response cache (CACHE_TTL_MS).',
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.circuitState.set(0);
@@ -124,6 +130,10 @@ export class GatewayMetrics {
 
   directOperation(outcome: 'answered' | 'fell_back'): void {
     this.directOperations.inc({ outcome });
+  }
+
+  cachedResponse(): void {
+    this.cachedResponses.inc();
   }
 
   sharedOperationJoined(): void {

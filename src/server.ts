@@ -153,9 +153,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   await apollo.start();
 
+  // Identical queries in flight for the same credential share one execution and response (and,
+  // with CACHE_TTL_MS, a recent answer); every write to the upstream empties the cache.
+  const sharedOperations = new SharedOperations(config.cacheTtlMs);
   const upstream = new UpstreamHttp(
     { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
     metrics,
+    { onWrite: () => sharedOperations.forgetAll() },
   );
   const contextDependencies = {
     http: upstream,
@@ -172,8 +176,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   };
   let stopping = false;
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
-  // Identical queries in flight for the same credential share one execution and response.
-  const sharedOperations = new SharedOperations();
   // Plain queries are answered straight to JSON; the rest, and every error, by Apollo Server.
   const directRequests =
     config.directExecution &&
@@ -212,8 +214,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       return apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: async () => context });
     };
     const key = sharedOperationKey(req, search, bodyText, body, direct !== undefined);
-    const { response, bytes, joined } = await sharedOperations.run(key, execute);
-    if (joined) metrics.sharedOperationJoined();
+    const { response, bytes, joined, cached } = await sharedOperations.run(key, execute);
+    if (cached) metrics.cachedResponse();
+    else if (joined) metrics.sharedOperationJoined();
 
     res.statusCode = response.status ?? 200;
     for (const [name, value] of response.headers) res.setHeader(name, value);

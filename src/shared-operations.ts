@@ -92,24 +92,69 @@ export interface SharedResponse {
   response: HTTPGraphQLResponse;
   /** A complete body, encoded once for every request that shares it. */
   bytes: Buffer | undefined;
-  /** This request got the answer of an identical one already in flight. */
+  /** This request got the answer of an identical one already in flight, or a recent one. */
   joined?: boolean;
+  /** The answer came from the response cache (CACHE_TTL_MS), not from a flight. */
+  cached?: boolean;
 }
 
-/** Runs an operation, or joins the identical one in flight when the request has a sharing key. */
+/** Responses the cache holds at most; the oldest goes first. */
+const CACHED_RESPONSES = 1000;
+
+/**
+ * Runs an operation, or joins the identical one in flight when the request has a sharing key.
+ * With a TTL (CACHE_TTL_MS, off by default), a successful answer also serves identical requests
+ * for that long after it completes; any write to the upstream empties the cache, and an answer
+ * whose flight overlapped a write is never kept.
+ */
 export class SharedOperations {
   private readonly flights = new Singleflight<SharedResponse>();
+  private readonly recent = new Map<string, { expires: number; shared: SharedResponse }>();
+  // Bumped by every write: an answer is kept only if no write began or ended during its flight.
+  private writes = 0;
+
+  constructor(private readonly ttlMs = 0) {}
+
+  /** The upstream's data may have changed: nothing answered before is served again. */
+  forgetAll(): void {
+    this.writes += 1;
+    this.recent.clear();
+  }
 
   async run(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>): Promise<SharedResponse> {
     if (key === undefined) return { response: await execute(), bytes: undefined };
+    if (this.ttlMs > 0) {
+      const hit = this.recent.get(key);
+      if (hit !== undefined && hit.expires > performance.now())
+        return { ...hit.shared, joined: true, cached: true };
+      if (hit !== undefined) this.recent.delete(key);
+    }
+    const writesBefore = this.writes;
     const { result, joined } = this.flights.run(key, async () => {
       const response = await execute();
       const { body } = response;
-      return { response, bytes: body.kind === 'complete' ? Buffer.from(body.string) : undefined };
+      const shared = { response, bytes: body.kind === 'complete' ? Buffer.from(body.string) : undefined };
+      if (this.ttlMs > 0 && this.writes === writesBefore && isPlainSuccess(response)) this.keep(key, shared);
+      return shared;
     });
     const shared = await result;
     // A streamed body can be read once only: a joiner then runs the operation itself.
     if (joined && shared.bytes === undefined) return { response: await execute(), bytes: undefined };
     return joined ? { ...shared, joined } : shared;
   }
+
+  private keep(key: string, shared: SharedResponse): void {
+    if (shared.bytes === undefined) return;
+    if (this.recent.size >= CACHED_RESPONSES) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(key, { expires: performance.now() + this.ttlMs, shared });
+  }
+}
+
+/** A 200 whose body is data without errors (Apollo Server writes `errors` first when there are any). */
+function isPlainSuccess(response: HTTPGraphQLResponse): boolean {
+  return (
+    (response.status ?? 200) === 200 &&
+    response.body.kind === 'complete' &&
+    response.body.string.startsWith('{"data":')
+  );
 }

@@ -154,6 +154,8 @@ export class UpstreamHttp {
   constructor(
     private readonly settings: UpstreamSettings,
     private readonly metrics: GatewayMetrics,
+    /** `onWrite`: told when a create, stop or cancel is sent, and again once it is over. */
+    private readonly events: { onWrite?: () => void } = {},
   ) {
     const base = new URL(settings.baseUrl);
     this.origin = base.origin;
@@ -203,6 +205,8 @@ export class UpstreamHttp {
     observation: CallObservation = { retries: 0, status: null },
   ): Promise<string> {
     const { metrics, settings } = this;
+    const isWrite = request.method !== 'GET';
+    if (isWrite) this.events.onWrite?.();
     try {
       return await this.policy.execute(async () => {
         for (let retry = 0; ; retry++) {
@@ -237,6 +241,8 @@ export class UpstreamHttp {
       if (error instanceof BrokenCircuitError) metrics.upstreamRejected('circuit_open');
       else if (error instanceof BulkheadRejectedError) metrics.upstreamRejected('concurrency');
       throw error;
+    } finally {
+      if (isWrite) this.events.onWrite?.();
     }
   }
 
