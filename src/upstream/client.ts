@@ -25,6 +25,8 @@ import {
   fineTuneJobList,
   fineTuneJobMetricsRecord,
   fineTuneJobRecord,
+  isFineTuneJobList,
+  isFineTuneJobRecord,
   type CreateJobRequest,
   type FineTuneJobMetricsRecord,
   type FineTuneJobRecord,
@@ -362,19 +364,23 @@ export class FineTuneApiClient {
 
   /** `GET /fine-tune/jobs`, with filter and page pushed down to the query string. */
   listJobs(query: ListJobsQuery): Promise<FineTuneJobRecord[]> {
-    return this.call('GET /fine-tune/jobs', fineTuneJobList, {
-      method: 'GET',
-      path: `fine-tune/jobs?${listJobsParams(query)}`,
-    });
+    return this.call(
+      'GET /fine-tune/jobs',
+      fineTuneJobList,
+      { method: 'GET', path: `fine-tune/jobs?${listJobsParams(query)}` },
+      isFineTuneJobList,
+    );
   }
 
   /** `GET /fine-tune/jobs/{job_id}`; null when the organization has no such job. */
   async getJob(id: string): Promise<FineTuneJobRecord | null> {
     try {
-      return await this.call('GET /fine-tune/jobs/{job_id}', fineTuneJobRecord, {
-        method: 'GET',
-        path: `fine-tune/jobs/${encodeURIComponent(id)}`,
-      });
+      return await this.call(
+        'GET /fine-tune/jobs/{job_id}',
+        fineTuneJobRecord,
+        { method: 'GET', path: `fine-tune/jobs/${encodeURIComponent(id)}` },
+        isFineTuneJobRecord,
+      );
     } catch (error) {
       if (error instanceof UpstreamError && error.details.status === 404) return null;
       throw error;
@@ -386,11 +392,12 @@ export class FineTuneApiClient {
    * retried is decided in job-writes.ts, which knows the id makes it safe.
    */
   createJob(request: CreateJobRequest): Promise<FineTuneJobRecord> {
-    return this.call('POST /fine-tune/jobs', fineTuneJobRecord, {
-      method: 'POST',
-      path: 'fine-tune/jobs',
-      json: request,
-    });
+    return this.call(
+      'POST /fine-tune/jobs',
+      fineTuneJobRecord,
+      { method: 'POST', path: 'fine-tune/jobs', json: request },
+      isFineTuneJobRecord,
+    );
   }
 
   /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see job-writes.ts). */
@@ -404,10 +411,12 @@ export class FineTuneApiClient {
   }
 
   private putJobAction(id: string, action: 'stop' | 'cancel'): Promise<FineTuneJobRecord> {
-    return this.call(`PUT /fine-tune/jobs/{job_id}/${action}`, fineTuneJobRecord, {
-      method: 'PUT',
-      path: `fine-tune/jobs/${encodeURIComponent(id)}/${action}`,
-    });
+    return this.call(
+      `PUT /fine-tune/jobs/{job_id}/${action}`,
+      fineTuneJobRecord,
+      { method: 'PUT', path: `fine-tune/jobs/${encodeURIComponent(id)}/${action}` },
+      isFineTuneJobRecord,
+    );
   }
 
   /** `GET /fine-tune/jobs/{job_id}/metrics`, with the page pushed down to the query string. */
@@ -418,10 +427,16 @@ export class FineTuneApiClient {
     });
   }
 
+  /**
+   * One call, its body parsed and validated against `schema`. `isValid`, when given, is the same
+   * check done in place (no copy): a body it accepts is returned as is, and zod runs only to
+   * describe one it refuses.
+   */
   private async call<S extends z.ZodType>(
     operation: string,
     schema: S,
     request: UpstreamRequest,
+    isValid?: (body: unknown) => body is z.infer<S>,
   ): Promise<z.infer<S>> {
     let text: string;
     const started = performance.now();
@@ -443,6 +458,7 @@ export class FineTuneApiClient {
     } catch {
       throw this.badResponse(operation, 'the upstream answered with a body that is not JSON', text);
     }
+    if (isValid?.(body)) return body;
     const parsed = schema.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
