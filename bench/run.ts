@@ -4,7 +4,9 @@
 //
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
 // 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
-// BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target).
+// BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target),
+// BENCH_CACHE_TTL_MS (one more gateway with that CACHE_TTL_MS, loaded on the shared scenarios
+// only: on distinct pages a cache would answer what must reach the upstream).
 import { cpus } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,7 @@ const WARMUP_S = 1;
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROF;
 // Another build of the gateway (its dist/main.js) to load side by side, e.g. main's.
 const BASELINE_GATEWAY = process.env.BENCH_BASELINE_GATEWAY;
+const CACHE_TTL_MS = process.env.BENCH_CACHE_TTL_MS;
 
 /** A way to get a scenario's data: the REST call direct or through the proxy, or a gateway. */
 interface Endpoint {
@@ -33,6 +36,8 @@ interface Endpoint {
   graphql: boolean;
   /** The process serving it, whose CPU time and memory are read. */
   pid: number;
+  /** Loaded only where every request asks the same page. */
+  sharedOnly?: boolean;
 }
 const GRAPHQL_PREFIX = '{"data":{"fineTuneJobs":[';
 
@@ -246,6 +251,23 @@ async function main(): Promise<void> {
       children.push(baseline);
       endpoints.push({ name: 'gateway (before)', url: baseline.url, graphql: true, pid: baseline.pid });
     }
+    if (CACHE_TTL_MS) {
+      const cached = await startChild({
+        name: 'gateway (cache)',
+        script: join(ROOT, 'dist/main.js'),
+        env: { ...gatewayEnv, CACHE_TTL_MS },
+        logFile: join(logs, 'gateway-cache.log'),
+        readyText: 'gateway ready at',
+      });
+      children.push(cached);
+      endpoints.push({
+        name: `gateway, CACHE_TTL_MS=${CACHE_TTL_MS}`,
+        url: cached.url,
+        graphql: true,
+        pid: cached.pid,
+        sharedOnly: true,
+      });
+    }
     const control = `${new URL(simulator.url).origin}/__simulator`;
 
     const cpu = cpus();
@@ -259,7 +281,11 @@ async function main(): Promise<void> {
     console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     let totalFailures = 0;
     for (const scenario of selected) {
-      const targets = await buildTargets(scenario, endpoints);
+      const shared = scenario.pages.length === 1;
+      const targets = await buildTargets(
+        scenario,
+        endpoints.filter((endpoint) => shared || !endpoint.sharedOnly),
+      );
       for (const target of targets) await load(target, WARMUP_S, control);
       const runs = new Map<string, Run[]>(targets.map((t) => [t.name, []]));
       for (let round = 0; round < ROUNDS; round++) {

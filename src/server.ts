@@ -177,16 +177,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   let stopping = false;
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
   // Plain queries are answered straight to JSON; the rest, and every error, by Apollo Server.
-  const directRequests =
-    config.directExecution &&
-    new DirectRequests(
-      new JsonExecutor(schema, {
-        validationRules: limits.validationRules,
-        parseOptions: limits.parseOptions,
-        costCheck: (document, operationName) => limits.costCheck(schema, document, operationName),
-      }),
-      metrics,
-    );
+  const directRequests = config.directExecution
+    ? new DirectRequests(
+        new JsonExecutor(schema, {
+          validationRules: limits.validationRules,
+          parseOptions: limits.parseOptions,
+          costCheck: (document, operationName) => limits.costCheck(schema, document, operationName),
+        }),
+        metrics,
+      )
+    : undefined;
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
   async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
@@ -197,13 +197,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     res.setHeader('x-request-id', requestId);
     const bodyText = await readBody(req, config.maxRequestBytes);
     const body = parseBody(bodyText, req.headers['content-type']);
-    const direct = directRequests ? directRequests.match(req, body) : undefined;
+    const direct = directRequests?.match(req, body);
     const execute = async () => {
       const context = createContext(contextDependencies, {
         authorization: req.headers.authorization,
         requestId,
       });
-      const answered = directRequests && direct && (await directRequests.answer(direct, context));
+      const answered = direct && (await directRequests!.answer(direct, context));
       if (answered) return answered;
       const httpGraphQLRequest: HTTPGraphQLRequest = {
         method: req.method?.toUpperCase() ?? 'GET',

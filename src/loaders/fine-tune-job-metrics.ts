@@ -25,7 +25,8 @@ export interface JobMetricsLoading {
 }
 
 export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: number): JobMetricsLoading {
-  const limit = pLimit(concurrency);
+  // Made on first use: most requests never ask for metrics.
+  let limit: ReturnType<typeof pLimit> | undefined;
   // Every key reaches the batch function (nothing is primed), so this knows each job's pages.
   const pagesByJob = new Map<string, JobMetricsKey[]>();
   const loader = new TracedDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>(
@@ -34,6 +35,7 @@ export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: numb
         keys.map((key) => {
           pagesByJob.set(key.jobId, [...(pagesByJob.get(key.jobId) ?? []), key]);
           // Settled one by one: a failed page fails only its own field, not its batch-mates.
+          limit ??= pLimit(concurrency);
           return limit(() => api.getJobMetrics(key.jobId, key)).catch((error: unknown) =>
             error instanceof Error ? error : new Error(String(error)),
           );
