@@ -25,7 +25,7 @@ export interface TraceEntry extends TracedRequest {
   status?: number | null;
   /** From sending the first attempt to the end of the last, retries included. */
   durationMs?: number;
-  /** Attempts after the first (ky's retries of a failed read). */
+  /** Attempts after the first (the client's retries of a failed read). */
   retries?: number;
 }
 
