@@ -100,6 +100,8 @@ export interface SharedResponse {
 
 /** Responses the cache holds at most; the oldest goes first. */
 const CACHED_RESPONSES = 1000;
+/** Bytes of response bodies the cache holds at most (a page of every job is about 1 MB). */
+const CACHED_BYTES = 64 * 1024 * 1024;
 
 /**
  * Runs an operation, or joins the identical one in flight when the request has a sharing key.
@@ -110,6 +112,7 @@ const CACHED_RESPONSES = 1000;
 export class SharedOperations {
   private readonly flights = new Singleflight<SharedResponse>();
   private readonly recent = new Map<string, { expires: number; shared: SharedResponse }>();
+  private recentBytes = 0;
   // Bumped by every write: an answer is kept only if no write began or ended during its flight.
   private writes = 0;
 
@@ -119,6 +122,7 @@ export class SharedOperations {
   forgetAll(): void {
     this.writes += 1;
     this.recent.clear();
+    this.recentBytes = 0;
   }
 
   async run(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>): Promise<SharedResponse> {
@@ -127,7 +131,7 @@ export class SharedOperations {
       const hit = this.recent.get(key);
       if (hit !== undefined && hit.expires > performance.now())
         return { ...hit.shared, joined: true, cached: true };
-      if (hit !== undefined) this.recent.delete(key);
+      if (hit !== undefined) this.forget(key);
     }
     const writesBefore = this.writes;
     const { result, joined } = this.flights.run(key, async () => {
@@ -144,9 +148,25 @@ export class SharedOperations {
   }
 
   private keep(key: string, shared: SharedResponse): void {
-    if (shared.bytes === undefined) return;
-    if (this.recent.size >= CACHED_RESPONSES) this.recent.delete(this.recent.keys().next().value!);
+    const size = shared.bytes?.length;
+    if (size === undefined || size > CACHED_BYTES) return;
+    this.forget(key);
+    // The oldest answers make room, by count and by bytes.
+    while (
+      this.recent.size > 0 &&
+      (this.recent.size >= CACHED_RESPONSES || this.recentBytes + size > CACHED_BYTES)
+    ) {
+      this.forget(this.recent.keys().next().value!);
+    }
     this.recent.set(key, { expires: performance.now() + this.ttlMs, shared });
+    this.recentBytes += size;
+  }
+
+  private forget(key: string): void {
+    const entry = this.recent.get(key);
+    if (entry === undefined) return;
+    this.recent.delete(key);
+    this.recentBytes -= entry.shared.bytes?.length ?? 0;
   }
 }
 
