@@ -6,11 +6,11 @@
 //
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (2).
 import { mkdtempSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon from 'autocannon';
-import { cpuMs, startChild, type Child } from './processes.js';
+import { benchHeader, cpuMs, median, startChild, type Child } from './processes.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 const CONNECTIONS = 16;
@@ -81,12 +81,6 @@ async function load(server: Child, seconds: number): Promise<Run> {
   };
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
 const logs = mkdtempSync(join(tmpdir(), 'http-servers-bench-'));
 const children: Child[] = [];
 try {
@@ -122,11 +116,7 @@ try {
     }
   }
 
-  const cpu = cpus();
-  console.log(
-    `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
-      `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per server, alternating\n`,
-  );
+  console.log(benchHeader(CONNECTIONS, ROUNDS, DURATION_S, 'server'));
   console.log(
     '| server | req/s (median) | × node:http | p50 ms | p99 ms | CPU ms/req (× node:http) | failures |',
   );

@@ -2,6 +2,7 @@
 // as in production, with its output in a log file and its resident memory readable from /proc.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface Child {
@@ -96,4 +97,19 @@ export function cpuMs(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The first line of a bench's output: when, on what, and how it loads. */
+export function benchHeader(connections: number, rounds: number, seconds: number, what: string): string {
+  const cpu = cpus();
+  return (
+    `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
+    `${connections} connections · ${rounds} rounds × ${seconds} s per ${what}, alternating\n`
+  );
 }

@@ -7,7 +7,6 @@
 // BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target),
 // BENCH_CACHE_TTL_MS (one more gateway with that CACHE_TTL_MS, loaded on the shared scenarios
 // only: on distinct pages a cache would answer what must reach the upstream).
-import { cpus } from 'node:os';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
-import { cpuMs, peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
+import { benchHeader, cpuMs, median, peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
 import { SCENARIOS, expectedGraphQLJobs, graphqlBody, restPath, type Scenario } from './scenarios.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -180,11 +179,6 @@ async function load(target: Target, seconds: number, simulatorControl: string): 
   };
 }
 
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
 const fixed = (value: number, digits: number) => value.toFixed(digits);
 
 async function main(): Promise<void> {
@@ -270,11 +264,7 @@ async function main(): Promise<void> {
     }
     const control = `${new URL(simulator.url).origin}/__simulator`;
 
-    const cpu = cpus();
-    console.log(
-      `${new Date().toISOString()} · Node ${process.version} · ${cpu.length} cores (${cpu[0]?.model ?? '?'}) · ` +
-        `${CONNECTIONS} connections · ${ROUNDS} rounds × ${DURATION_S} s per target, alternating\n`,
-    );
+    console.log(benchHeader(CONNECTIONS, ROUNDS, DURATION_S, 'target'));
     console.log(
       '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | gateway peak RSS MB | failed responses |',
     );
