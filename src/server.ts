@@ -28,7 +28,12 @@ import {
   subscriptionsOverHttpPlugin,
   type SubscriptionServer,
 } from './subscriptions/websocket.js';
-import { SharedOperations, sharedOperationKey } from './shared-operations.js';
+import {
+  requestIdentity,
+  runsSingleQuery,
+  SharedOperations,
+  type SharedResponse,
+} from './shared-operations.js';
 import { UpstreamHttp } from './upstream/client.js';
 import { upstreamTracePlugin } from './upstream-trace.js';
 
@@ -189,13 +194,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     : undefined;
   const corsMiddleware = cors({ origin: config.corsOrigins, maxAge: 600 });
 
-  async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
-    // A caller's request id is kept so logs can be joined across services; otherwise we make one.
-    const incomingId = req.headers['x-request-id'];
-    const requestId =
-      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
-    res.setHeader('x-request-id', requestId);
-    const bodyText = await readBody(req, config.maxRequestBytes);
+  /** Runs a request's operation, sharing it when it is a query (see shared-operations.ts). */
+  async function runGraphQL(
+    req: IncomingMessage,
+    search: string,
+    bodyText: string,
+    identity: string,
+    requestId: string,
+  ): Promise<SharedResponse> {
     const body = parseBody(bodyText, req.headers['content-type']);
     const direct = directRequests?.match(req, body);
     const execute = async () => {
@@ -213,8 +219,22 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       };
       return apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: async () => context });
     };
-    const key = sharedOperationKey(req, search, bodyText, body, direct !== undefined);
-    const { response, bytes, joined, cached } = await sharedOperations.run(key, execute);
+    const shared = direct !== undefined || runsSingleQuery(req, search, body);
+    return sharedOperations.run(shared ? identity : undefined, execute);
+  }
+
+  async function handleGraphQL(req: IncomingMessage, res: ServerResponse, search: string): Promise<void> {
+    // A caller's request id is kept so logs can be joined across services; otherwise we make one.
+    const incomingId = req.headers['x-request-id'];
+    const requestId =
+      typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const bodyText = await readBody(req, config.maxRequestBytes);
+    // An identical request in flight answers this one before anything else is done for it.
+    const identity = requestIdentity(req, search, bodyText);
+    const inFlight = sharedOperations.join(identity);
+    const { response, bytes, joined, cached } =
+      (inFlight && (await inFlight)) ?? (await runGraphQL(req, search, bodyText, identity, requestId));
     if (cached) metrics.cachedResponse();
     else if (joined) metrics.sharedOperationJoined();
 

@@ -48,27 +48,36 @@ function header(req: IncomingMessage, name: string): string {
 // Every header that can change the response (credential, content negotiation, CSRF checks).
 const KEY_HEADERS = ['accept', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'];
 
+/** Credential hashes by Authorization value: hashing on every request showed in the shared-query profile. */
+const credentialHashes = new Map<string, string>();
+const CREDENTIAL_HASHES_KEPT = 100;
+
+function credentialHash(authorization: string): string {
+  let hashed = credentialHashes.get(authorization);
+  if (hashed === undefined) {
+    hashed = hash('sha256', authorization, 'base64');
+    if (credentialHashes.size >= CREDENTIAL_HASHES_KEPT) credentialHashes.clear();
+    credentialHashes.set(authorization, hashed);
+  }
+  return hashed;
+}
+
 /**
- * The sharing key of a GraphQL HTTP request, or undefined when it must run on its own (not a
- * single query operation, persisted-query hashes, anything unusual).
+ * Everything a GraphQL HTTP request's answer depends on, as one string holding only a hash of
+ * the credential. Requests with equal identities are either all shareable or none is, so a
+ * request whose identity is already in flight may join before its body is even parsed.
  */
-export function sharedOperationKey(
-  req: IncomingMessage,
-  search: string,
-  bodyText: string,
-  body: unknown,
-  /** The request is already known to run one query (the JSON executor matched it). */
-  knownQuery = false,
-): string | undefined {
-  if (!knownQuery && !isSingleQuery(req, search, body)) return undefined;
-  // Only the credential is hashed (one-shot, it is short): hashing the whole request on every
-  // call measurably cost throughput on the shared-query bench. The rest is kept as text.
-  let key = `${hash('sha256', header(req, 'authorization'), 'base64')}\n${req.method}\n${search}\n`;
+export function requestIdentity(req: IncomingMessage, search: string, bodyText: string): string {
+  let key = `${credentialHash(header(req, 'authorization'))}\n${req.method}\n${search}\n`;
   for (const name of KEY_HEADERS) key += `${header(req, name)}\n`;
   return key + bodyText;
 }
 
-function isSingleQuery(req: IncomingMessage, search: string, body: unknown): boolean {
+/**
+ * The request runs one query operation (not a mutation or subscription) and may share its
+ * answer: false for persisted-query hashes and anything unusual.
+ */
+export function runsSingleQuery(req: IncomingMessage, search: string, body: unknown): boolean {
   let query: unknown;
   let operationName: unknown;
   if (req.method === 'POST') {
@@ -125,14 +134,22 @@ export class SharedOperations {
     this.recentBytes = 0;
   }
 
+  /**
+   * The answer of an identical request already in flight (or, with a TTL, a recent one) for a
+   * request identity (see `requestIdentity`); undefined when there is none to join.
+   */
+  join(key: string): Promise<SharedResponse | undefined> | undefined {
+    const hit = this.recentAnswer(key);
+    if (hit !== undefined) return Promise.resolve(hit);
+    const running = this.flights.joinable(key);
+    // A streamed body can be read once only: the request then runs through `run` itself.
+    return running?.then((shared) => (shared.bytes === undefined ? undefined : { ...shared, joined: true }));
+  }
+
   async run(key: string | undefined, execute: () => Promise<HTTPGraphQLResponse>): Promise<SharedResponse> {
     if (key === undefined) return { response: await execute(), bytes: undefined };
-    if (this.ttlMs > 0) {
-      const hit = this.recent.get(key);
-      if (hit !== undefined && hit.expires > performance.now())
-        return { ...hit.shared, joined: true, cached: true };
-      if (hit !== undefined) this.forget(key);
-    }
+    const hit = this.recentAnswer(key);
+    if (hit !== undefined) return hit;
     const writesBefore = this.writes;
     const { result, joined } = this.flights.run(key, async () => {
       const response = await execute();
@@ -145,6 +162,15 @@ export class SharedOperations {
     // A streamed body can be read once only: a joiner then runs the operation itself.
     if (joined && shared.bytes === undefined) return { response: await execute(), bytes: undefined };
     return joined ? { ...shared, joined } : shared;
+  }
+
+  private recentAnswer(key: string): SharedResponse | undefined {
+    if (this.ttlMs === 0) return undefined;
+    const hit = this.recent.get(key);
+    if (hit !== undefined && hit.expires > performance.now())
+      return { ...hit.shared, joined: true, cached: true };
+    if (hit !== undefined) this.forget(key);
+    return undefined;
   }
 
   private keep(key: string, shared: SharedResponse): void {

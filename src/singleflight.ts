@@ -14,6 +14,11 @@ export class Singleflight<T> {
     return { result, joined: false };
   }
 
+  /** The run in flight for `key`, if there is one. */
+  joinable(key: string): Promise<T> | undefined {
+    return this.inFlight.get(key);
+  }
+
   /** How many distinct calls are in flight now. */
   get size(): number {
     return this.inFlight.size;

@@ -3,7 +3,7 @@
 // share. Counted at the simulator.
 import type { IncomingMessage } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { sharedOperationKey } from '../src/shared-operations.js';
+import { requestIdentity, runsSingleQuery } from '../src/shared-operations.js';
 import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
 
 const JOBS = 'query Jobs($limit: Int) { fineTuneJobs(limit: $limit) { id orgUuid status } }';
@@ -139,18 +139,19 @@ describe('sharing key', () => {
   const request = (headers: Record<string, string> = {}) =>
     ({ method: 'POST', headers }) as unknown as IncomingMessage;
   const keyOf = (body: Record<string, unknown>, headers?: Record<string, string>) =>
-    sharedOperationKey(request(headers), '', JSON.stringify(body), body);
+    requestIdentity(request(headers), '', JSON.stringify(body));
+  const shared = (body: Record<string, unknown>) => runsSingleQuery(request(), '', body);
 
   it('is given to queries only, never to mutations or subscriptions', () => {
-    expect(keyOf({ query: '{ fineTuneJobs { id } }' })).toBeDefined();
-    expect(keyOf({ query: 'mutation { stopFineTuneJob(id: "a") { id } }' })).toBeUndefined();
-    expect(keyOf({ query: 'subscription { jobChanged { id } }' })).toBeUndefined();
+    expect(shared({ query: '{ fineTuneJobs { id } }' })).toBe(true);
+    expect(shared({ query: 'mutation { stopFineTuneJob(id: "a") { id } }' })).toBe(false);
+    expect(shared({ query: 'subscription { jobChanged { id } }' })).toBe(false);
     const both = 'query A { fineTuneJobs { id } } mutation B { stopFineTuneJob(id: "a") { id } }';
-    expect(keyOf({ query: both, operationName: 'A' })).toBeDefined();
-    expect(keyOf({ query: both, operationName: 'B' })).toBeUndefined();
-    expect(keyOf({ query: both })).toBeUndefined();
-    expect(keyOf({ query: '{ not valid' })).toBeUndefined();
-    expect(keyOf({ extensions: { persistedQuery: { sha256Hash: 'abc' } } })).toBeUndefined();
+    expect(shared({ query: both, operationName: 'A' })).toBe(true);
+    expect(shared({ query: both, operationName: 'B' })).toBe(false);
+    expect(shared({ query: both })).toBe(false);
+    expect(shared({ query: '{ not valid' })).toBe(false);
+    expect(shared({ extensions: { persistedQuery: { sha256Hash: 'abc' } } })).toBe(false);
   });
 
   it('differs by credential and never contains it', () => {
