@@ -5,7 +5,11 @@ import DataLoader from 'dataloader';
 import type { GatewayMetrics } from '../metrics.js';
 import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
-import { createJobMetricsLoader, type JobMetricsLoader } from './fine-tune-job-metrics.js';
+import {
+  createJobMetricsLoader,
+  type JobMetricsLoader,
+  type JobMetricsLoading,
+} from './fine-tune-job-metrics.js';
 import { TracedDataLoader } from './traced-loader.js';
 
 export interface FineTuneJobLoaders {
@@ -43,70 +47,94 @@ export function createFineTuneJobLoaders(
   settings: LoaderSettings,
   gatewayMetrics: GatewayMetrics,
 ): FineTuneJobLoaders {
+  return new RequestJobLoaders(api, settings, gatewayMetrics);
+}
+
+/**
+ * Each loader is made on first use: most operations need one of the three. A class, so the
+ * getters live on the prototype: getters on an object literal measurably slowed every request.
+ */
+class RequestJobLoaders implements FineTuneJobLoaders {
   // Lists still in flight in this request: a job they return need not be fetched by id.
-  const listsInFlight = new Set<Promise<unknown>>();
-  const seenInLists = new Map<string, FineTuneJobRecord>();
+  private readonly listsInFlight = new Set<Promise<unknown>>();
+  private readonly seenInLists = new Map<string, FineTuneJobRecord>();
+  private byId: TracedDataLoader<string, FineTuneJobRecord | null> | undefined;
+  private lists: TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> | undefined;
+  private metrics: JobMetricsLoading | undefined;
 
-  // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
-  const jobByIdLoader = new TracedDataLoader<string, FineTuneJobRecord | null>(
-    async (ids) => {
-      if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
-      return settleEach(ids, async (id) => {
-        const seen = seenInLists.get(id);
-        if (seen === undefined) return api.getJob(id);
-        gatewayMetrics.loaderHit('jobById', 'list');
-        api.trace?.reuse(upstreamReads.getJob(id), 'loader');
-        return seen;
-      });
-    },
-    {
-      // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
-      batchScheduleFn: (dispatch) => setImmediate(dispatch),
-      trace: api.trace,
-      describe: upstreamReads.getJob,
-      onCacheHit: () => gatewayMetrics.loaderHit('jobById', 'cache'),
-    },
-  );
+  constructor(
+    private readonly api: FineTuneApiClient,
+    private readonly settings: LoaderSettings,
+    private readonly gatewayMetrics: GatewayMetrics,
+  ) {}
 
-  const jobListLoader = new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
-    (queries) =>
-      settleEach(queries, async (query) => {
-        const pending = api.listJobs(query);
-        listsInFlight.add(pending);
-        try {
-          const jobs = await pending;
-          // Remembered, not primed into the by-id loader: priming costs a promise per job of
-          // every page, and the by-id batch looks here first anyway.
-          for (const job of jobs) seenInLists.set(job.id, job);
-          return jobs;
-        } finally {
-          listsInFlight.delete(pending);
-        }
-      }),
-    {
-      cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
-      trace: api.trace,
-      describe: upstreamReads.listJobs,
-      onCacheHit: () => gatewayMetrics.loaderHit('jobList', 'cache'),
-    },
-  );
+  get jobByIdLoader(): TracedDataLoader<string, FineTuneJobRecord | null> {
+    const { api, listsInFlight, seenInLists, gatewayMetrics } = this;
+    // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
+    this.byId ??= new TracedDataLoader<string, FineTuneJobRecord | null>(
+      async (ids) => {
+        if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
+        return settleEach(ids, async (id) => {
+          const seen = seenInLists.get(id);
+          if (seen === undefined) return api.getJob(id);
+          gatewayMetrics.loaderHit('jobById', 'list');
+          api.trace?.reuse(upstreamReads.getJob(id), 'loader');
+          return seen;
+        });
+      },
+      {
+        // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
+        batchScheduleFn: (dispatch) => setImmediate(dispatch),
+        trace: api.trace,
+        describe: upstreamReads.getJob,
+        onCacheHit: () => gatewayMetrics.loaderHit('jobById', 'cache'),
+      },
+    );
+    return this.byId;
+  }
 
-  const metrics = createJobMetricsLoader(api, settings.metricsConcurrency);
+  get jobListLoader(): TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> {
+    const { api, listsInFlight, seenInLists, gatewayMetrics } = this;
+    this.lists ??= new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
+      (queries) =>
+        settleEach(queries, async (query) => {
+          const pending = api.listJobs(query);
+          listsInFlight.add(pending);
+          try {
+            const jobs = await pending;
+            // Remembered, not primed into the by-id loader: priming costs a promise per job of
+            // every page, and the by-id batch looks here first anyway.
+            for (const job of jobs) seenInLists.set(job.id, job);
+            return jobs;
+          } finally {
+            listsInFlight.delete(pending);
+          }
+        }),
+      {
+        cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
+        trace: api.trace,
+        describe: upstreamReads.listJobs,
+        onCacheHit: () => gatewayMetrics.loaderHit('jobList', 'cache'),
+      },
+    );
+    return this.lists;
+  }
 
-  return {
-    jobByIdLoader,
-    jobListLoader,
-    jobMetricsLoader: metrics.loader,
-    jobWritten(job) {
-      seenInLists.set(job.id, job);
-      jobByIdLoader.clear(job.id).prime(job.id, job);
-      jobListLoader.clearAll();
-      metrics.forgetJob(job.id);
-    },
-    replay() {
-      jobByIdLoader.replay();
-      jobListLoader.replay();
-      metrics.loader.replay();
-    },
-  };
+  get jobMetricsLoader(): JobMetricsLoader {
+    this.metrics ??= createJobMetricsLoader(this.api, this.settings.metricsConcurrency);
+    return this.metrics.loader;
+  }
+
+  jobWritten(job: FineTuneJobRecord): void {
+    this.seenInLists.set(job.id, job);
+    this.jobByIdLoader.clear(job.id).prime(job.id, job);
+    this.lists?.clearAll();
+    this.metrics?.forgetJob(job.id);
+  }
+
+  replay(): void {
+    this.byId?.replay();
+    this.lists?.replay();
+    this.metrics?.loader.replay();
+  }
 }
