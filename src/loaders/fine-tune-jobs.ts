@@ -57,7 +57,9 @@ export function createFineTuneJobLoaders(
 class RequestJobLoaders implements FineTuneJobLoaders {
   // Lists still in flight in this request: a job they return need not be fetched by id.
   private readonly listsInFlight = new Set<Promise<unknown>>();
+  // Jobs the lists returned, by id; indexed only when a job is first asked for by id.
   private readonly seenInLists = new Map<string, FineTuneJobRecord>();
+  private readonly listsToIndex: FineTuneJobRecord[][] = [];
   private byId: TracedDataLoader<string, FineTuneJobRecord | null> | undefined;
   private lists: TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> | undefined;
   private metrics: JobMetricsLoading | undefined;
@@ -69,13 +71,13 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   ) {}
 
   get jobByIdLoader(): TracedDataLoader<string, FineTuneJobRecord | null> {
-    const { api, listsInFlight, seenInLists, gatewayMetrics } = this;
+    const { api, listsInFlight, gatewayMetrics } = this;
     // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
     this.byId ??= new TracedDataLoader<string, FineTuneJobRecord | null>(
       async (ids) => {
         if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
         return settleEach(ids, async (id) => {
-          const seen = seenInLists.get(id);
+          const seen = this.listedJob(id);
           if (seen === undefined) return api.getJob(id);
           gatewayMetrics.loaderHit('jobById', 'list');
           api.trace?.reuse(upstreamReads.getJob(id), 'loader');
@@ -94,7 +96,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   }
 
   get jobListLoader(): TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> {
-    const { api, listsInFlight, seenInLists, gatewayMetrics } = this;
+    const { api, listsInFlight, listsToIndex, gatewayMetrics } = this;
     this.lists ??= new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
       (queries) =>
         settleEach(queries, async (query) => {
@@ -104,7 +106,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
             const jobs = await pending;
             // Remembered, not primed into the by-id loader: priming costs a promise per job of
             // every page, and the by-id batch looks here first anyway.
-            for (const job of jobs) seenInLists.set(job.id, job);
+            listsToIndex.push(jobs);
             return jobs;
           } finally {
             listsInFlight.delete(pending);
@@ -125,7 +127,15 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     return this.metrics.loader;
   }
 
+  private listedJob(id: string): FineTuneJobRecord | undefined {
+    for (const jobs of this.listsToIndex) for (const job of jobs) this.seenInLists.set(job.id, job);
+    this.listsToIndex.length = 0;
+    return this.seenInLists.get(id);
+  }
+
   jobWritten(job: FineTuneJobRecord): void {
+    // After the lists' jobs, so the written job replaces the listed one.
+    this.listedJob(job.id);
     this.seenInLists.set(job.id, job);
     this.jobByIdLoader.clear(job.id).prime(job.id, job);
     this.lists?.clearAll();
