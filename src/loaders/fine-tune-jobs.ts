@@ -127,15 +127,19 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     return this.metrics.loader;
   }
 
-  private listedJob(id: string): FineTuneJobRecord | undefined {
+  private indexListedJobs(): void {
     for (const jobs of this.listsToIndex) for (const job of jobs) this.seenInLists.set(job.id, job);
     this.listsToIndex.length = 0;
+  }
+
+  private listedJob(id: string): FineTuneJobRecord | undefined {
+    this.indexListedJobs();
     return this.seenInLists.get(id);
   }
 
   jobWritten(job: FineTuneJobRecord): void {
     // After the lists' jobs, so the written job replaces the listed one.
-    this.listedJob(job.id);
+    this.indexListedJobs();
     this.seenInLists.set(job.id, job);
     this.jobByIdLoader.clear(job.id).prime(job.id, job);
     this.lists?.clearAll();
