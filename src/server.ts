@@ -230,7 +230,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       typeof incomingId === 'string' && REQUEST_ID.test(incomingId) ? incomingId : randomUUID();
     res.setHeader('x-request-id', requestId);
     const bodyText = await readBody(req, config.maxRequestBytes);
-    // An identical request in flight answers this one before anything else is done for it.
+    // An identical request in flight (or, with CACHE_TTL_MS, a recent answer) serves this one
+    // before anything else is done for it; a streamed answer cannot be shared and runs again.
     const identity = requestIdentity(req, search, bodyText);
     const inFlight = sharedOperations.join(identity);
     const { response, bytes, joined, cached } =

@@ -45,30 +45,24 @@ function header(req: IncomingMessage, name: string): string {
   return Array.isArray(value) ? value.join(', ') : (value ?? '');
 }
 
-// Every header that can change the response (credential, content negotiation, CSRF checks).
-const KEY_HEADERS = ['accept', 'content-type', 'apollo-require-preflight', 'x-apollo-operation-name'];
-
-/** Credential hashes by Authorization value: hashing on every request showed in the shared-query profile. */
-const credentialHashes = new Map<string, string>();
-const CREDENTIAL_HASHES_KEPT = 100;
-
-function credentialHash(authorization: string): string {
-  let hashed = credentialHashes.get(authorization);
-  if (hashed === undefined) {
-    hashed = hash('sha256', authorization, 'base64');
-    if (credentialHashes.size >= CREDENTIAL_HASHES_KEPT) credentialHashes.clear();
-    credentialHashes.set(authorization, hashed);
-  }
-  return hashed;
-}
+// Every header that can change the response: content negotiation, CSRF checks, and a federation
+// router asking a subgraph for its trace (FEDERATION_SUBGRAPH).
+const KEY_HEADERS = [
+  'accept',
+  'content-type',
+  'apollo-require-preflight',
+  'x-apollo-operation-name',
+  'apollo-federation-include-trace',
+];
 
 /**
- * Everything a GraphQL HTTP request's answer depends on, as one string holding only a hash of
- * the credential. Requests with equal identities are either all shareable or none is, so a
- * request whose identity is already in flight may join before its body is even parsed.
+ * What a GraphQL HTTP request's answer depends on (credential, method, query string, the headers
+ * above, body text), as one string holding only a hash of the credential. Requests with equal
+ * identities are either all shareable or none is, so a request whose identity is already in
+ * flight may join before its body is even parsed.
  */
 export function requestIdentity(req: IncomingMessage, search: string, bodyText: string): string {
-  let key = `${credentialHash(header(req, 'authorization'))}\n${req.method}\n${search}\n`;
+  let key = `${hash('sha256', header(req, 'authorization'), 'base64')}\n${req.method}\n${search}\n`;
   for (const name of KEY_HEADERS) key += `${header(req, name)}\n`;
   return key + bodyText;
 }

@@ -162,4 +162,18 @@ describe('sharing key', () => {
     expect(acme).not.toContain(ACME_KEY);
     expect(keyOf(body, { authorization: `Bearer ${ACME_KEY}` })).toBe(acme);
   });
+
+  it('differs by every header that changes the answer', () => {
+    const body = { query: '{ fineTuneJobs { id } }' };
+    const plain = keyOf(body);
+    for (const [name, value] of [
+      ['accept', 'application/graphql-response+json'],
+      ['content-type', 'application/json'],
+      ['apollo-require-preflight', 'true'],
+      ['x-apollo-operation-name', 'Jobs'],
+      ['apollo-federation-include-trace', 'ftv1'],
+    ] as const) {
+      expect(keyOf(body, { [name]: value }), name).not.toBe(plain);
+    }
+  });
 });

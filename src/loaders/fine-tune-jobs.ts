@@ -57,7 +57,7 @@ export function createFineTuneJobLoaders(
 class RequestJobLoaders implements FineTuneJobLoaders {
   // Lists still in flight in this request: a job they return need not be fetched by id.
   private readonly listsInFlight = new Set<Promise<unknown>>();
-  // Jobs the lists returned, by id; indexed only when a job is first asked for by id.
+  // Jobs the lists returned, by id; indexed only when a job is asked for by id or written.
   private readonly seenInLists = new Map<string, FineTuneJobRecord>();
   private readonly listsToIndex: FineTuneJobRecord[][] = [];
   private byId: TracedDataLoader<string, FineTuneJobRecord | null> | undefined;
