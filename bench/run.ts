@@ -1,6 +1,7 @@
-// `npm run bench`: the simulator (2,000 jobs), the gateway in production mode and a pass-through
-// proxy, each its own process on loopback; autocannon loads the direct REST call, the proxy and
-// the gateway in turn for every scenario, and a table of throughput ratios to direct is printed.
+// `npm run bench`: the simulator (2,000 jobs), the gateway in production mode, a pass-through
+// proxy (the floor of any Node layer) and a minimal GraphQL layer (the ceiling: see
+// minimal-layer.ts), each its own process on loopback; autocannon loads the direct REST call and
+// each of them in turn for every scenario, and a table of throughput ratios to direct is printed.
 //
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
 // 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
@@ -223,6 +224,14 @@ async function main(): Promise<void> {
       readyText: 'gateway ready at',
     });
     children.push(gateway);
+    const minimalLayer = await startChild({
+      name: 'minimal layer',
+      script: join(ROOT, 'dist-bench/bench/minimal-layer.js'),
+      env: { MINIMAL_LAYER_UPSTREAM: simulator.url },
+      logFile: join(logs, 'minimal-layer.log'),
+      readyText: 'Minimal layer at',
+    });
+    children.push(minimalLayer);
 
     const endpoints: Endpoint[] = [
       { name: 'direct', url: simulator.url, graphql: false, pid: simulator.pid },
@@ -233,6 +242,7 @@ async function main(): Promise<void> {
         pid: proxy.pid,
       },
       { name: 'gateway', url: gateway.url, graphql: true, pid: gateway.pid },
+      { name: 'minimal layer', url: minimalLayer.url, graphql: true, pid: minimalLayer.pid },
     ];
     if (BASELINE_GATEWAY) {
       const baseline = await startChild({
