@@ -276,7 +276,7 @@ async function main(): Promise<void> {
 
     console.log(benchHeader(CONNECTIONS, ROUNDS, DURATION_S, 'target'));
     console.log(
-      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | gateway peak RSS MB | failed responses |',
+      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | peak RSS MB | failed responses |',
     );
     console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     let totalFailures = 0;
