@@ -38,7 +38,7 @@ const context = async ({ req }: { req: IncomingMessage }) =>
   createContext(deps, { authorization: req.headers.authorization, requestId: randomUUID() });
 
 const apollo = new ApolloServer<GatewayContext>({
-  schema: buildGatewaySchema({ federation: false }),
+  schema: await buildGatewaySchema({ federation: false }),
   // The parent stops this process with SIGTERM; Apollo's own signal handling would only delay it.
   stopOnTerminationSignals: false,
   // As in src/server.ts: no cache hints are used, and the plugin would wrap every field resolver.

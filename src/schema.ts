@@ -4,7 +4,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import type { GraphQLSchema } from 'graphql';
-import { buildFineTuneSubgraphSchema } from './federation/subgraph-schema.js';
 import { resolvers } from './resolvers/index.js';
 
 const schemaDir = new URL('../schema/', import.meta.url);
@@ -20,7 +19,12 @@ export function loadTypeDefs(): string[] {
  * The executable schema. As a federation subgraph it is the same API plus the federation
  * fields (`_service`, `_entities`); otherwise exactly the SDL in schema/*.graphql.
  */
-export function buildGatewaySchema(options: { federation: boolean }): GraphQLSchema {
-  if (options.federation) return buildFineTuneSubgraphSchema(loadTypeDefs(), resolvers);
+export async function buildGatewaySchema(options: { federation: boolean }): Promise<GraphQLSchema> {
+  if (options.federation) {
+    // Imported only for a subgraph: Apollo's federation libraries would otherwise take memory in
+    // every process.
+    const { buildFineTuneSubgraphSchema } = await import('./federation/subgraph-schema.js');
+    return buildFineTuneSubgraphSchema(loadTypeDefs(), resolvers);
+  }
   return makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers });
 }

@@ -128,7 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics();
   const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
 
-  const schema = buildGatewaySchema({ federation: config.federationSubgraph });
+  const schema = await buildGatewaySchema({ federation: config.federationSubgraph });
   // Set once the listener exists; Apollo's drain phase closes it.
   const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({

@@ -13,7 +13,7 @@ import { generateOperation, type Generated } from './generated-operations.js';
 import { ACME_KEY } from './harness.js';
 
 const OPERATIONS = 300;
-const schema = buildGatewaySchema({ federation: false });
+const schema = await buildGatewaySchema({ federation: false });
 
 let simulator: RunningSimulator;
 let direct: RunningGateway;

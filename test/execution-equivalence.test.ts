@@ -15,7 +15,7 @@ import { UpstreamHttp } from '../src/upstream/client.js';
 import { generateOperation as generate, type Generated } from './generated-operations.js';
 import { ACME_KEY } from './harness.js';
 
-const schema = buildGatewaySchema({ federation: false });
+const schema = await buildGatewaySchema({ federation: false });
 const runCompiled = compiledExecution(schema);
 const OPERATIONS = 240;
 
