@@ -16,17 +16,12 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
-import type { CompiledQuery } from 'graphql-jit';
+import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 
 /** Compiled operations kept; the least recently used one is dropped past this. */
 const COMPILED_OPERATIONS = 1000;
 
 type Compiled = CompiledQuery<Record<string, unknown>, Record<string, unknown>>;
-
-// Loaded on the first operation the direct execution hands over, not at start: most traffic never
-// needs it, and graphql-jit with its dependencies holds about 10 MB of memory once loaded.
-let graphqlJit: Promise<typeof import('graphql-jit')> | undefined;
-const loadGraphqlJit = () => (graphqlJit ??= import('graphql-jit'));
 
 export interface ExecutionRequest {
   document: DocumentNode;
@@ -41,7 +36,7 @@ export interface ExecutionRequest {
 export function compiledExecution(schema: GraphQLSchema) {
   const compiled = new Map<string, Compiled>();
 
-  async function compiledFor(request: ExecutionRequest): Promise<Compiled | undefined> {
+  function compiledFor(request: ExecutionRequest): Compiled | ExecutionResult {
     const key = `${request.documentKey}:${request.operationName ?? ''}`;
     const cached = compiled.get(key);
     if (cached !== undefined) {
@@ -50,9 +45,8 @@ export function compiledExecution(schema: GraphQLSchema) {
       compiled.set(key, cached);
       return cached;
     }
-    const { compileQuery, isCompiledQuery } = await loadGraphqlJit();
     const result = compileQuery(schema, request.document, request.operationName ?? undefined);
-    if (!isCompiledQuery(result)) return undefined;
+    if (!isCompiledQuery(result)) return result;
     const query = result as Compiled;
     if (compiled.size >= COMPILED_OPERATIONS) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, query);
@@ -74,8 +68,8 @@ export function compiledExecution(schema: GraphQLSchema) {
     if (getOperationAST(request.document, request.operationName)?.operation !== 'query') {
       return executeGeneric(request);
     }
-    const query = await compiledFor(request);
-    if (query === undefined) return executeGeneric(request);
+    const query = compiledFor(request);
+    if (!isCompiledQuery(query)) return executeGeneric(request);
     const result = await query.query(undefined, request.contextValue, request.variables ?? {});
     if (!result.errors?.length) return result;
     // No data: the variables were refused before any resolver ran; graphql-js gives the exact
