@@ -172,4 +172,31 @@ describe('concurrency bound', () => {
     }
     expect(s.simulator.requestsTo('getJob')).toHaveLength(3);
   });
+
+  it('never opens the circuit on its own refusals: the upstream was never asked', async () => {
+    const s = (stack = await startStack({
+      env: {
+        UPSTREAM_MAX_CONCURRENCY: '1',
+        UPSTREAM_MAX_QUEUE: '0',
+        UPSTREAM_BREAKER_FAILURE_RATE: '0.5',
+        UPSTREAM_BREAKER_MIN_CALLS: '3',
+        UPSTREAM_BREAKER_HALF_OPEN_MS: '30000',
+      },
+    }));
+    const acme = s.simulator.store.organizations[0]!;
+    const ids = s.simulator.store
+      .list(acme, null)
+      .slice(0, 6)
+      .map((j) => j.id);
+    s.simulator.faults.set('getJob', { delayMs: 200 });
+    const responses = await Promise.all(
+      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
+    );
+    // One served, five refused by the bound: five of six "failed", far past the breaker's rate.
+    expect(responses.filter((r) => r.errors)).toHaveLength(5);
+    s.simulator.faults.clear();
+    expectData(await s.query(LIST));
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(1);
+    expect((await readyStatus(s)).status).toBe(200);
+  });
 });

@@ -132,10 +132,12 @@ export function isUpstreamTimeout(error: unknown): boolean {
 /**
  * A failure that says the upstream is unwell: a 5xx, a timeout, a socket that failed. A 4xx is
  * the caller's problem (bad input, unknown job, rate limit for one key) and never opens the
- * circuit; neither does a request we could not even build.
+ * circuit; neither does a request we could not even build, nor one the concurrency bound
+ * refused (the breaker wraps the bound, so it sees those refusals; the upstream never did).
  */
 function isUpstreamFailure(error: unknown): boolean {
   if (error instanceof UpstreamStatusError) return error.status >= 500;
+  if (error instanceof BulkheadRejectedError) return false;
   const code = errorCode(error);
   return code === undefined || !INVALID_REQUEST_CODES.has(code);
 }
