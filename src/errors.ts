@@ -110,6 +110,7 @@ function describeFailure(error: UpstreamError): DescribedError {
             ...(first?.code !== undefined && { code: first.code }),
             ...(first?.errorUid !== undefined && { errorUid: first.errorUid }),
             ...(first?.suggestion !== undefined && { suggestion: first.suggestion }),
+            ...(first?.field !== undefined && { field: first.field }),
             ...(errors.length > 1 && { errors }),
           },
         },

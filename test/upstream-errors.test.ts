@@ -38,10 +38,10 @@ describe('upstream error statuses and envelopes', () => {
       { status: 400, code: 'invalid_limit' },
     ],
     [
-      '422, older envelope',
-      { status: 422, envelope: 'older', code: 'ERROR_CODE' },
+      '422, older envelope, with the field it is about',
+      { status: 422, envelope: 'older', code: 'ERROR_CODE', details: { field: 'additional_context' } },
       'BAD_USER_INPUT',
-      { status: 422, code: 'ERROR_CODE' },
+      { status: 422, code: 'ERROR_CODE', field: 'additional_context' },
     ],
     ['413', { status: 413 }, 'BAD_USER_INPUT', { status: 413 }],
     ['500', { status: 500 }, 'UPSTREAM_UNAVAILABLE', { status: 500 }],
@@ -96,6 +96,34 @@ describe('retries of reads', () => {
     expect(error.extensions?.retryAfter).toBe(120);
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
   });
+
+  it("waits for the older envelope's details.retry_after when no Retry-After header came", async () => {
+    stack.simulator.faults.set('listJobs', {
+      status: 429,
+      envelope: 'older',
+      details: { retry_after: 1 },
+      times: 1,
+    });
+    const started = performance.now();
+    expectData(await stack.query(LIST));
+    // The backoff alone would have retried within 300 ms.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(950);
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
+  });
+
+  it.each([120, '120'])(
+    'does not wait for a details.retry_after (%j) beyond the cap either, and reports it',
+    async (retryAfter) => {
+      stack.simulator.faults.set('listJobs', {
+        status: 429,
+        envelope: 'older',
+        details: { retry_after: retryAfter },
+      });
+      const error = expectErrorCode(await stack.query(LIST), 'UPSTREAM_RATE_LIMITED');
+      expect(error.extensions?.retryAfter).toBe(120);
+      expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    },
+  );
 
   it('retries a dropped connection', async () => {
     stack.simulator.faults.set('listJobs', { drop: 'before', times: 1 });

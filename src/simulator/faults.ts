@@ -22,6 +22,8 @@ export interface Fault {
   code?: string;
   /** Sent as `Retry-After` (seconds, or an HTTP date). */
   retryAfter?: number | string;
+  /** The older envelope's `details` object (default `{}`), e.g. `{ field, retry_after }`. */
+  details?: Record<string, unknown>;
   /** Wait this long before handling the request (and so before answering or dropping). */
   delayMs?: number;
   /**
@@ -95,12 +97,13 @@ export function errorBody(
   message: string,
   code = DEFAULT_CODES[status] ?? 'error',
   suggestion?: string,
+  details: Record<string, unknown> = {},
 ): string {
   switch (envelope) {
     case 'legacy':
       return JSON.stringify({ detail: message });
     case 'older':
-      return JSON.stringify({ error: { code, message, details: {} } });
+      return JSON.stringify({ error: { code, message, details } });
     case 'text':
       return `<html><body><h1>${status}</h1><p>${message}</p></body></html>`;
     case 'current':

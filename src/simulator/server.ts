@@ -348,7 +348,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       return send(
         res,
         fault.status,
-        errorBody(fault.envelope ?? 'current', fault.status, message, fault.code),
+        errorBody(fault.envelope ?? 'current', fault.status, message, fault.code, undefined, fault.details),
         headers,
       );
     }

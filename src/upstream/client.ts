@@ -20,7 +20,7 @@ import type { z } from 'zod';
 import type { GatewayMetrics } from '../metrics.js';
 import { redactSecrets } from '../secrets.js';
 import type { TracedRequest, UpstreamTrace } from '../upstream-trace.js';
-import { UpstreamError, parseErrorBody, parseRetryAfter } from './errors.js';
+import { UpstreamError, parseErrorBody, requestedRetryAfter } from './errors.js';
 import {
   fineTuneJobList,
   fineTuneJobMetricsRecord,
@@ -254,7 +254,9 @@ export class UpstreamHttp {
   private retryDelay(error: unknown, retriesSoFar: number): number | undefined {
     if (error instanceof UpstreamStatusError) {
       if (!RETRY_STATUSES.has(error.status)) return undefined;
-      const after = RETRY_AFTER_STATUSES.has(error.status) ? parseRetryAfter(error.retryAfter) : undefined;
+      const after = RETRY_AFTER_STATUSES.has(error.status)
+        ? requestedRetryAfter(error.retryAfter, parseErrorBody(error.body))
+        : undefined;
       if (after !== undefined) {
         // A Retry-After past the cap is not worth waiting for: report it to the client now.
         return after * 1000 > this.settings.maxRetryAfterMs ? undefined : after * 1000;
@@ -480,7 +482,8 @@ export class FineTuneApiClient {
   private failure(operation: string, error: unknown): UpstreamError {
     if (error instanceof UpstreamStatusError) {
       const { status, body: rawBody } = error;
-      const errors = parseErrorBody(rawBody).map((e) => ({
+      const reported = parseErrorBody(rawBody);
+      const errors = reported.map((e) => ({
         ...e,
         message: e.message === undefined ? undefined : this.redact(e.message),
         suggestion: e.suggestion === undefined ? undefined : this.redact(e.suggestion),
@@ -490,7 +493,7 @@ export class FineTuneApiClient {
         operation,
         status,
         errors,
-        retryAfterSeconds: parseRetryAfter(error.retryAfter),
+        retryAfterSeconds: requestedRetryAfter(error.retryAfter, reported),
         rawBody: this.redact(rawBody.slice(0, 2000)),
       });
     }

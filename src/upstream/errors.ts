@@ -15,6 +15,10 @@ export interface UpstreamErrorDetail {
   message?: string;
   suggestion?: string;
   errorUid?: string;
+  /** The input field the error is about (older envelope: `details.field`). */
+  field?: string;
+  /** How long to wait before trying again (older envelope: `details.retry_after`, seconds). */
+  retryAfterSeconds?: number;
 }
 
 export class UpstreamError extends Error {
@@ -28,7 +32,7 @@ export class UpstreamError extends Error {
       operation: string;
       status?: number;
       errors?: UpstreamErrorDetail[];
-      /** Seconds from the upstream's `Retry-After`, when it sent one. */
+      /** Seconds from the upstream's `Retry-After`, or else its body's `retry_after`, when it sent one. */
       retryAfterSeconds?: number;
       /** The body, scrubbed of credentials, kept for the log only. */
       rawBody?: string;
@@ -77,9 +81,39 @@ export function parseErrorBody(text: string): UpstreamErrorDetail[] {
   }
   if (typeof record.error === 'object' && record.error !== null) {
     const e = record.error as Record<string, unknown>;
-    return [{ code: asString(e.code), message: asString(e.message) }];
+    const details = (typeof e.details === 'object' && e.details !== null ? e.details : {}) as Record<
+      string,
+      unknown
+    >;
+    return [
+      {
+        code: asString(e.code),
+        message: asString(e.message),
+        field: asString(details.field),
+        retryAfterSeconds: delaySeconds(details.retry_after),
+      },
+    ];
   }
   return [];
+}
+
+/** A delay in seconds, given as a number or a numeric string; undefined for anything else. */
+function delaySeconds(value: unknown): number | undefined {
+  const seconds = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof seconds === 'number' && Number.isFinite(seconds)
+    ? Math.max(0, Math.ceil(seconds))
+    : undefined;
+}
+
+/**
+ * The delay the upstream asked for: its `Retry-After` header, or else a `retry_after` in the
+ * error body (the older envelope's `details` carries one).
+ */
+export function requestedRetryAfter(
+  header: string | null,
+  errors: UpstreamErrorDetail[],
+): number | undefined {
+  return parseRetryAfter(header) ?? errors.find((e) => e.retryAfterSeconds !== undefined)?.retryAfterSeconds;
 }
 
 /** `Retry-After` is either delay-seconds or an HTTP date. */
