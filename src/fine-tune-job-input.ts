@@ -19,7 +19,14 @@ const datasetInput = z.object({
 // Fields in the order a form shows them: the first violation reported is the first on screen.
 const createInput = z.object({
   name: notBlank,
-  id: z.string().min(1, 'must be 1 to 64 characters').max(64, 'must be 1 to 64 characters').nullish(),
+  // The id goes into URL paths as one segment: a `/` or a dot segment would make a job no one
+  // could read, stop or cancel afterwards.
+  id: z
+    .string()
+    .min(1, 'must be 1 to 64 characters')
+    .max(64, 'must be 1 to 64 characters')
+    .refine((id) => !id.includes('/') && id !== '.' && id !== '..', 'cannot contain `/` or be `.` or `..`')
+    .nullish(),
   model: notBlank,
   datasets: z.array(datasetInput).min(1, 'must list at least one data set'),
 });

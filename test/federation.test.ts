@@ -9,7 +9,7 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import { GraphQLClient } from 'graphql-request';
 import { parse } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
+import { ACME_KEY, GLOBEX_KEY, expectData, expectErrorCode, startStack, type Stack } from './harness.js';
 import { connect } from './live-client.js';
 
 const OWNERS_SDL = `
@@ -154,6 +154,22 @@ describe('federation subgraph', () => {
       null,
     ]);
     expect(stack.simulator.requestsTo('getJob')).toHaveLength(3);
+  });
+
+  it('refuses a representation whose id no URL path can carry, without an upstream call', async () => {
+    const response = await stack.query<{ _entities: ({ id: string } | null)[] }>(
+      'query ($r: [_Any!]!) { _entities(representations: $r) { ... on FineTuneJob { id } } }',
+      {
+        r: [
+          { __typename: 'FineTuneJob', id: '..' },
+          { __typename: 'FineTuneJob', id: jobIds[0] },
+        ],
+      },
+    );
+    const error = expectErrorCode(response, 'BAD_USER_INPUT');
+    expect(error.path).toEqual(['_entities', 0]);
+    expect(response.data?._entities).toEqual([null, { id: jobIds[0] }]);
+    expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
   });
 
   it("keeps organizations apart: another key's jobs are not resolved", async () => {

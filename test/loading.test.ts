@@ -110,6 +110,8 @@ describe('bad input', () => {
     ['negative offset', 'fineTuneJobs(offset: -1) { id }', 'offset'],
     ['empty id', 'fineTuneJob(id: "") { id }', 'id'],
     ['id over 64 characters', `fineTuneJob(id: "${'x'.repeat(65)}") { id }`, 'id'],
+    ['the dot segment `.` as id', 'fineTuneJob(id: ".") { id }', 'id'],
+    ['the dot segment `..` as id', 'fineTuneJob(id: "..") { id }', 'id'],
   ])('rejects %s as BAD_USER_INPUT with no upstream call', async (_name, field, argument) => {
     const error = expectErrorCode(await stack.query(`query { ${field} }`), 'BAD_USER_INPUT');
     expect(error.extensions?.argument).toBe(argument);

@@ -109,6 +109,8 @@ describe('createFineTuneJob', () => {
     ['a blank name', { name: '   ' }, 'input.name'],
     ['an empty id', { id: '' }, 'input.id'],
     ['an id over 64 characters', { id: 'x'.repeat(65) }, 'input.id'],
+    ['an id with a slash, which no path could address', { id: 'team/job-1' }, 'input.id'],
+    ['the dot segment `..` as id', { id: '..' }, 'input.id'],
     ['an empty model', { model: '' }, 'input.model'],
     ['no data sets', { datasets: [] }, 'input.datasets'],
     [
@@ -319,8 +321,8 @@ describe('stopFineTuneJob', () => {
     expect(stack.simulator.requestsTo('stopJob')).toHaveLength(1);
   });
 
-  it('rejects a bad id with no upstream call', async () => {
-    const error = expectErrorCode(await stack.query(STOP, { id: 'x'.repeat(65) }), 'BAD_USER_INPUT');
+  it.each(['x'.repeat(65), '.', '..'])('rejects the id %j with no upstream call', async (id) => {
+    const error = expectErrorCode(await stack.query(STOP, { id }), 'BAD_USER_INPUT');
     expect(error.extensions?.argument).toBe('id');
     expect(stack.simulator.requests).toHaveLength(0);
   });

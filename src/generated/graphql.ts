@@ -28,7 +28,8 @@ export type CreateFineTuneJobInput = {
   /** The data sets to train and evaluate on; at least one. */
   datasets: Array<FineTuneDatasetInput>;
   /**
-   * The job's id, 1 to 64 characters; a create with an id already in use is a `CONFLICT`.
+   * The job's id, 1 to 64 characters, without `/` and not `.` or `..` (it goes into URL paths); a
+   * create with an id already in use is a `CONFLICT`.
    * Omit it and the gateway generates one (`ftj-<slug of the name>-<8 hex>`).
    */
   id?: InputMaybe<Scalars['ID']['input']>;

@@ -1,6 +1,6 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
-import { checkPage } from './arguments.js';
+import { checkJobId, checkPage } from './arguments.js';
 import { allowedActions, isTerminal } from '../fine-tune-job-lifecycle.js';
 import type {
   FineTuneDatasetResolvers,
@@ -17,7 +17,11 @@ const MAX_REPORTED_STATUSES = 100;
 
 export const FineTuneJob: FineTuneJobResolvers = {
   // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
-  __resolveReference: (reference, { loaders }) => loaders.jobByIdLoader.load(reference.id),
+  // Async so a refused id fails its own entity, not every representation of the call.
+  async __resolveReference(reference, { loaders }) {
+    checkJobId(reference.id);
+    return loaders.jobByIdLoader.load(reference.id);
+  },
   orgUuid: (job) => job.org_uuid,
   status(job, _args, { logger }) {
     if (KNOWN.has(job.status)) return job.status as FineTuneJobStatus;

@@ -2,10 +2,18 @@
 // BAD_USER_INPUT that names the argument.
 import { ErrorCode, gatewayError } from '../errors.js';
 
-/** The documented range of a job id in paths; anything else cannot exist upstream. */
+/**
+ * The documented range of a job id in paths; anything else cannot exist upstream. `.` and `..`
+ * are dot segments: any URL normaliser on the way drops them, and the call reaches another route.
+ */
 export function checkJobId(id: string): void {
   if (id.length < 1 || id.length > 64) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'id must be 1 to 64 characters long', { argument: 'id' });
+  }
+  if (id === '.' || id === '..') {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'id cannot be `.` or `..`: no URL path can carry it', {
+      argument: 'id',
+    });
   }
 }
 
