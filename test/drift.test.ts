@@ -56,6 +56,21 @@ describe('drift', () => {
     expect(warnings).toHaveLength(1);
   });
 
+  it('filters on UNKNOWN upstream: the literal status, not one new to the gateway', async () => {
+    putRaw({ ...baseRecord('ftj-literal-unknown'), status: 'UNKNOWN' });
+    putRaw({ ...baseRecord('ftj-new-status'), status: 'PAUSED' });
+    type Jobs = { fineTuneJobs: { id: string; status: string }[] };
+    const filtered = expectData(
+      await stack.query<Jobs>('query { fineTuneJobs(statuses: [UNKNOWN]) { id status } }'),
+    );
+    expect(filtered.fineTuneJobs).toEqual([{ id: 'ftj-literal-unknown', status: 'UNKNOWN' }]);
+    expect(stack.simulator.requestsTo('listJobs')[0]!.search).toContain('statuses=UNKNOWN');
+    const all = expectData(await stack.query<Jobs>('query { fineTuneJobs { id status } }'));
+    expect(all.fineTuneJobs.filter((job) => job.status === 'UNKNOWN').map((job) => job.id)).toEqual(
+      expect.arrayContaining(['ftj-literal-unknown', 'ftj-new-status']),
+    );
+  });
+
   it('ignores fields the upstream adds', async () => {
     putRaw({
       ...baseRecord('ftj-extra-fields'),
