@@ -152,22 +152,46 @@ export function errorCodeOf(error: GraphQLError): string {
   return ErrorCode.INTERNAL_SERVER_ERROR;
 }
 
+export interface ErrorFormatting {
+  /** graphql-js may suggest names in its messages (GRAPHQL_FIELD_SUGGESTIONS). */
+  fieldSuggestions: boolean;
+}
+
+// graphql-js's hints: `Did you mean "name"?`, `Did you mean the enum value "RUNNING"?`.
+const SUGGESTION = /Did you mean [^?]*\?/g;
+/** What graphql-armor puts in place of a suggestion in validation errors, used for the rest too. */
+const SUGGESTION_HIDDEN = '[Suggestion hidden]';
+
 /**
- * Apollo Server's `formatError`: upstream failures get their code, anything unexpected is
- * masked (its details go to the log), and no message ever carries a bearer token.
+ * The `formatError` of both transports (Apollo Server over HTTP, graphql-ws): upstream failures
+ * get their code, anything unexpected is masked (its details go to the log), no message ever
+ * carries a bearer token, and with suggestions off no message names a field the caller did not.
  */
-export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {
+export function createErrorFormatter({ fieldSuggestions }: ErrorFormatting) {
+  const shown = (message: string) =>
+    redactSecrets(fieldSuggestions ? message : message.replace(SUGGESTION, SUGGESTION_HIDDEN));
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError =>
+    formatError(formatted, error, shown);
+}
+
+function formatError(
+  formatted: GraphQLFormattedError,
+  error: unknown,
+  shown: (message: string) => string,
+): GraphQLFormattedError {
   const original = unwrapResolverError(error);
   if (original instanceof UpstreamError) {
     const { message, extensions } = describeUpstreamError(original);
     return { ...formatted, message: redactSecrets(message), extensions };
   }
   if (original instanceof GraphQLError) {
-    // Ours, graphql-js's (validation, coercion) or Apollo's: already well-formed and coded.
+    // Ours, graphql-js's (validation, coercion) or Apollo's: well-formed, and coded except for
+    // graphql-js's request errors outside Apollo (a missing variable over WebSocket, say).
     const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
     const limit = queryLimitError(formatted.message, extensions);
     if (limit) return { ...formatted, ...limit };
-    return { ...formatted, message: redactSecrets(formatted.message), extensions };
+    const code = typeof extensions.code === 'string' ? extensions.code : ErrorCode.BAD_USER_INPUT;
+    return { ...formatted, message: shown(formatted.message), extensions: { ...extensions, code } };
   }
   return {
     message: 'Internal server error.',

@@ -13,7 +13,7 @@ import cors from 'cors';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
-import { formatError } from './errors.js';
+import { createErrorFormatter } from './errors.js';
 import { DirectRequests } from './execution/direct-requests.js';
 import { jitExecution } from './execution/jit-executor.js';
 import { JsonExecutor } from './execution/json-executor.js';
@@ -129,6 +129,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
 
   const schema = await buildGatewaySchema({ federation: config.federationSubgraph });
+  const formatError = createErrorFormatter({ fieldSuggestions: config.fieldSuggestions });
   // Set once the listener exists; Apollo's drain phase closes it.
   const live: { subscriptions?: SubscriptionServer } = {};
   const apollo = new ApolloServer<GatewayContext>({
@@ -349,6 +350,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxMessageBytes: config.maxRequestBytes,
     allowedOrigins: config.corsOrigins,
     operationLimits: limits,
+    introspection: config.introspection,
+    formatError,
     // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
     createContext: (authorization, requestId) =>
       createContext(

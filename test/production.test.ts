@@ -2,9 +2,11 @@
 // CSRF prevention on; request bodies capped.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACME_KEY, expectData, startStack, type Stack } from './harness.js';
+import { connect } from './live-client.js';
 
 const INTROSPECTION = 'query { __schema { queryType { name } } }';
 const TYPO = 'query { fineTuneJobs(limit: 1) { nam } }';
+const STATUS_VARIABLE = 'query ($s: [FineTuneJobStatus!]) { fineTuneJobs(statuses: $s, limit: 1) { id } }';
 
 let production: Stack;
 let productionWithOverrides: Stack;
@@ -49,11 +51,47 @@ describe('in production', () => {
     expect(message).not.toMatch(/"name"/);
   });
 
+  it('hides the suggestion in a bad variable value too', async () => {
+    const response = await production.query(STATUS_VARIABLE, { s: ['RUNNIN'] });
+    const message = response.errors?.[0]?.message ?? '';
+    expect(message).toMatch(/"RUNNIN"/);
+    expect(message).not.toMatch(/Did you mean|"RUNNING"/);
+    expect(response.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it('applies the same settings over WebSocket', async () => {
+    const live = connect(production.gateway.url, null);
+    try {
+      const introspection = live.subscribe(INTROSPECTION);
+      const typo = live.subscribe(TYPO);
+      const variable = live.subscribe(STATUS_VARIABLE, { s: ['RUNNIN'] });
+      await Promise.all([introspection.finished, typo.finished, variable.finished]);
+      expect(introspection.events).toEqual([]);
+      expect(JSON.stringify(introspection.failure)).toMatch(/introspection has been disabled/);
+      expect(JSON.stringify(introspection.failure)).toContain('GRAPHQL_VALIDATION_FAILED');
+      for (const refused of [typo, variable]) {
+        const shown = JSON.stringify(refused.failure ?? refused.events);
+        expect(shown).not.toMatch(/Did you mean|"name"|"RUNNING"/);
+        expect(shown).toMatch(/"code":"(GRAPHQL_VALIDATION_FAILED|BAD_USER_INPUT)"/);
+      }
+    } finally {
+      await live.client.dispose();
+    }
+  });
+
   it('turns each back on when configured', async () => {
     expectData(await productionWithOverrides.query(INTROSPECTION));
     expect(await (await landingPage(productionWithOverrides)).text()).toMatch(/sandbox/i);
     const response = await productionWithOverrides.query(TYPO);
     expect(response.errors?.[0]?.message).toMatch(/Did you mean "name"/);
+    const live = connect(productionWithOverrides.gateway.url, null);
+    try {
+      const introspection = live.subscribe(INTROSPECTION);
+      await introspection.waitForEvents(1);
+      expect(introspection.events[0]?.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+    } finally {
+      await live.client.dispose();
+    }
   });
 });
 

@@ -419,6 +419,15 @@ describe('the WebSocket server', () => {
     expect(JSON.stringify(bad.failure)).toContain('GRAPHQL_VALIDATION_FAILED');
   });
 
+  it("codes graphql-js's request errors too, as Apollo Server does over HTTP", async () => {
+    const c = client(ACME_KEY);
+    const missing = c.subscribe('subscription ($id: ID!) { fineTuneJobUpdated(id: $id) { id } }');
+    await missing.finished;
+    const shown = JSON.stringify(missing.failure ?? missing.events);
+    expect(shown).toMatch(/\$id/);
+    expect(shown).toContain('"code":"BAD_USER_INPUT"');
+  });
+
   it('closes open subscriptions when the gateway stops, without waiting for them', async () => {
     const own = await startStack({ simulator: { jobsPerOrganization: 1, providerExamples: false } });
     const job = own.simulator.store.list(own.simulator.store.organizations[0]!, null)[0]!;

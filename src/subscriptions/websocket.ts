@@ -1,24 +1,28 @@
 // GraphQL subscriptions over WebSocket (the graphql-ws protocol) on the HTTP server's own port
 // and path: `ws` takes the upgrade requests, graphql-ws runs the protocol with the same schema
-// and context rules as HTTP, and errors are formatted by the same `formatError`.
+// and context rules as HTTP, the same introspection setting, and errors formatted by the same
+// `formatError`.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { ApolloServerPlugin } from '@apollo/server';
 import {
   GraphQLError,
+  NoSchemaIntrospectionCustomRule,
   parse,
   specifiedRules,
   validate,
   type DocumentNode,
+  type GraphQLFormattedError,
   type GraphQLSchema,
   type ParseOptions,
   type ValidationRule,
 } from 'graphql';
+import { unwrapResolverError } from '@apollo/server/errors';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
-import { formatError } from '../errors.js';
+import { UpstreamError } from '../upstream/errors.js';
 import type { LiveJobPollers } from './live-jobs.js';
 
 export interface SubscriptionServerOptions {
@@ -32,6 +36,10 @@ export interface SubscriptionServerOptions {
   maxMessageBytes: number;
   /** The query limits HTTP operations get (src/query-limits.ts), applied to socket operations too. */
   operationLimits: OperationLimits;
+  /** Whether introspection is allowed (GRAPHQL_INTROSPECTION), as over HTTP. */
+  introspection: boolean;
+  /** The errors' formatting over HTTP (src/errors.ts), so the socket's errors read the same. */
+  formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
   /** The context of one subscription, from the caller's `Authorization` (or none). */
@@ -119,10 +127,6 @@ function originAllowed(
   }
 }
 
-function formatted(errors: readonly GraphQLError[]) {
-  return errors.map((error) => formatError(error.toJSON(), error));
-}
-
 function withCode(error: GraphQLError, code: string): GraphQLError {
   return new GraphQLError(error.message, {
     nodes: error.nodes,
@@ -139,6 +143,7 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
 function documentErrors(
   schema: GraphQLSchema,
   limits: OperationLimits,
+  introspection: boolean,
   payload: { query: string; variables?: Record<string, unknown> | null; operationName?: string | null },
 ): readonly GraphQLError[] | undefined {
   let document;
@@ -148,7 +153,12 @@ function documentErrors(
     if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
     throw error;
   }
-  const errors = validate(schema, document, [...specifiedRules, ...limits.validationRules]);
+  const rules = [
+    ...specifiedRules,
+    ...limits.validationRules,
+    ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+  ];
+  const errors = validate(schema, document, rules);
   if (errors.length > 0) return errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
   const costError = limits.costError(schema, document, payload.variables ?? {}, payload.operationName);
   return costError ? [costError] : undefined;
@@ -156,6 +166,15 @@ function documentErrors(
 
 export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
   const { logger, pollers } = options;
+  const formatted = (errors: readonly GraphQLError[]) =>
+    errors.map((error) => {
+      // The client sees INTERNAL_SERVER_ERROR only: what went wrong goes to the log, as over HTTP.
+      const original = unwrapResolverError(error);
+      if (!(original instanceof GraphQLError) && !(original instanceof UpstreamError)) {
+        logger.error({ err: original, path: error.path }, 'unexpected error in a subscription');
+      }
+      return options.formatError(error.toJSON(), error);
+    });
   const wsServer = new WebSocketServer({
     server: options.httpServer,
     path: options.path,
@@ -193,7 +212,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           'subscription started',
         );
         // Valid documents are left to graphql-ws, which parses and validates them as usual.
-        return documentErrors(options.schema, options.operationLimits, payload);
+        return documentErrors(options.schema, options.operationLimits, options.introspection, payload);
       },
       onComplete: (_ctx, id, payload) => {
         logger.info(
