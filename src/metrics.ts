@@ -4,6 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /** Operation names come from clients: past this many distinct ones, the rest share one label. */
 const MAX_OPERATION_NAMES = 200;
+/** A longer name shares that label too: a few huge names would otherwise make /metrics huge. */
+const MAX_OPERATION_NAME_LENGTH = 100;
 const OTHER_OPERATIONS = '(other)';
 
 export type CircuitStateName = 'closed' | 'half-open' | 'open';
@@ -120,6 +122,7 @@ export class GatewayMetrics {
 
   operation(name: string | null, outcome: string, seconds: number): void {
     let label = name ?? '(anonymous)';
+    if (label.length > MAX_OPERATION_NAME_LENGTH) label = OTHER_OPERATIONS;
     if (!this.operationNames.has(label)) {
       if (this.operationNames.size >= MAX_OPERATION_NAMES) label = OTHER_OPERATIONS;
       else this.operationNames.add(label);

@@ -127,6 +127,17 @@ describe('GET /metrics', () => {
     ).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts an operation with a name over 100 characters as (other), never by its name', async () => {
+    const name = `Long${'x'.repeat(100)}`;
+    const before = await metricsText();
+    expectData(await stack.query(`query ${name} { fineTuneJobs(limit: 1) { id } }`));
+    const after = await metricsText();
+    const other = (text: string) =>
+      metricValue(text, 'gateway_graphql_operations_total', { operation: '(other)', outcome: 'ok' });
+    expect(other(after) - other(before)).toBe(1);
+    expect(after).not.toContain(name);
+  });
+
   it('counts upstream requests by endpoint and status, retries and timeouts', async () => {
     const endpoint = 'GET /fine-tune/jobs';
     const before = await metricsText();
