@@ -6,15 +6,26 @@ import { createHash, hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { HTTPGraphQLResponse } from '@apollo/server';
 import { parse, type DocumentNode } from 'graphql';
+import { BoundedMap } from './bounded-map.js';
 import { Singleflight } from './singleflight.js';
 
 const DOCUMENT_CACHE_SIZE = 500;
+/** Characters of operation names kept, all documents together (names come from clients). */
+const DOCUMENT_CACHE_CHARS = 1024 * 1024;
 // Parsing here only decides sharing: a longer document simply runs on its own (and meets
 // Apollo's own token limit there).
 const MAX_TOKENS = 10_000;
 // Whether a document's operations are queries, by a hash of its text (never the text itself,
 // which can carry a user's ids and names); bounded, cleared when full.
-const queryOnlyDocuments = new Map<string, Map<string | null, boolean>>();
+const queryOnlyDocuments = new BoundedMap<string, Map<string | null, boolean>>(
+  DOCUMENT_CACHE_SIZE,
+  DOCUMENT_CACHE_CHARS,
+  (_hash, byName) => {
+    let chars = 0;
+    for (const name of byName.keys()) chars += name?.length ?? 0;
+    return chars;
+  },
+);
 
 /** The operation the request runs is a query (not a mutation or subscription), if it parses. */
 function runsQuery(query: string, operationName: string | null): boolean {
@@ -34,7 +45,6 @@ function runsQuery(query: string, operationName: string | null): boolean {
     }
     // Without an operation name, graphql runs the only operation there is.
     if (operations.length === 1) byName.set(null, operations[0]!.operation === 'query');
-    if (queryOnlyDocuments.size >= DOCUMENT_CACHE_SIZE) queryOnlyDocuments.clear();
     queryOnlyDocuments.set(documentHash, byName);
   }
   return byName.get(operationName) === true;
@@ -114,8 +124,12 @@ const CACHED_BYTES = 64 * 1024 * 1024;
  */
 export class SharedOperations {
   private readonly flights = new Singleflight<SharedResponse>();
-  private readonly recent = new Map<string, { expires: number; shared: SharedResponse }>();
-  private recentBytes = 0;
+  // Weighed by body bytes plus key characters: the key holds the request's text.
+  private readonly recent = new BoundedMap<string, { expires: number; shared: SharedResponse }>(
+    CACHED_RESPONSES,
+    CACHED_BYTES,
+    (key, { shared }) => key.length + (shared.bytes?.length ?? 0),
+  );
   // Bumped by every write: an answer is kept only if no write began or ended during its flight.
   private writes = 0;
 
@@ -125,7 +139,6 @@ export class SharedOperations {
   forgetAll(): void {
     this.writes += 1;
     this.recent.clear();
-    this.recentBytes = 0;
   }
 
   /**
@@ -163,30 +176,14 @@ export class SharedOperations {
     const hit = this.recent.get(key);
     if (hit !== undefined && hit.expires > performance.now())
       return { ...hit.shared, joined: true, cached: true };
-    if (hit !== undefined) this.forget(key);
+    if (hit !== undefined) this.recent.delete(key);
     return undefined;
   }
 
   private keep(key: string, shared: SharedResponse): void {
-    const size = shared.bytes?.length;
-    if (size === undefined || size > CACHED_BYTES) return;
-    this.forget(key);
-    // The oldest answers make room, by count and by bytes.
-    while (
-      this.recent.size > 0 &&
-      (this.recent.size >= CACHED_RESPONSES || this.recentBytes + size > CACHED_BYTES)
-    ) {
-      this.forget(this.recent.keys().next().value!);
-    }
+    // A streamed body is never kept; the oldest answers make room, by count and by bytes.
+    if (shared.bytes === undefined) return;
     this.recent.set(key, { expires: performance.now() + this.ttlMs, shared });
-    this.recentBytes += size;
-  }
-
-  private forget(key: string): void {
-    const entry = this.recent.get(key);
-    if (entry === undefined) return;
-    this.recent.delete(key);
-    this.recentBytes -= entry.shared.bytes?.length ?? 0;
   }
 }
 

@@ -36,6 +36,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import type { CostCheck } from '../query-limits.js';
+import { BoundedMap } from '../bounded-map.js';
 
 /** Thrown inside the completers: this answer needs the full pipeline. Never leaves this module. */
 const FALL_BACK = Symbol('fall back to full execution');
@@ -63,11 +64,17 @@ export interface CompiledJsonOperation {
   ): Promise<Record<string, unknown> | undefined>;
 }
 
-/** Documents compiled (or found unsupported) kept; the oldest is dropped past this. */
+/** Documents compiled (or found unsupported) kept; the oldest is dropped past either bound. */
 const OPERATIONS_KEPT = 1000;
+/** Characters of document text kept as keys, all documents together. */
+const OPERATIONS_KEPT_CHARS = 8 * 1024 * 1024;
 
 export class JsonExecutor {
-  private readonly operations = new Map<string, CompiledJsonOperation | null>();
+  private readonly operations = new BoundedMap<string, CompiledJsonOperation | null>(
+    OPERATIONS_KEPT,
+    OPERATIONS_KEPT_CHARS,
+    (key) => key.length,
+  );
   private readonly rules: readonly ValidationRule[];
 
   constructor(
@@ -84,8 +91,6 @@ export class JsonExecutor {
     let compiled = this.operations.get(key);
     if (compiled === undefined) {
       compiled = this.compile(query, operationName) ?? null;
-      if (this.operations.size >= OPERATIONS_KEPT)
-        this.operations.delete(this.operations.keys().next().value!);
       this.operations.set(key, compiled);
     }
     return compiled ?? undefined;
