@@ -135,10 +135,14 @@ export class SharedOperations {
 
   constructor(private readonly ttlMs = 0) {}
 
-  /** The upstream's data may have changed: nothing answered before is served again. */
+  /**
+   * The upstream's data may have changed: nothing answered before is served again, and no
+   * request from now on joins a flight that began before (it may have read the old data).
+   */
   forgetAll(): void {
     this.writes += 1;
     this.recent.clear();
+    this.flights.detachAll();
   }
 
   /**

@@ -9,7 +9,10 @@ export class Singleflight<T> {
   run(key: string, work: () => Promise<T>): { result: Promise<T>; joined: boolean } {
     const running = this.inFlight.get(key);
     if (running !== undefined) return { result: running, joined: true };
-    const result = work().finally(() => this.inFlight.delete(key));
+    const result: Promise<T> = work().finally(() => {
+      // Only its own entry: after `detachAll`, a newer run may hold the key.
+      if (this.inFlight.get(key) === result) this.inFlight.delete(key);
+    });
     this.inFlight.set(key, result);
     return { result, joined: false };
   }
@@ -17,6 +20,11 @@ export class Singleflight<T> {
   /** The run in flight for `key`, if there is one. */
   joinable(key: string): Promise<T> | undefined {
     return this.inFlight.get(key);
+  }
+
+  /** Runs in flight finish for those who joined them; callers from now on start their own. */
+  detachAll(): void {
+    this.inFlight.clear();
   }
 
   /** How many distinct calls are in flight now. */

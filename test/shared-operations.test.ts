@@ -2,6 +2,7 @@
 // and share one response; different credentials, different operations and later requests never
 // share. Counted at the simulator.
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { requestIdentity, runsSingleQuery } from '../src/shared-operations.js';
 import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
@@ -118,6 +119,21 @@ describe('what is never shared', () => {
     const stop = 'mutation Stop($id: ID!) { stopFineTuneJob(id: $id) { id } }';
     await Promise.all([stack.query(stop, { id: running }), stack.query(stop, { id: running })]);
     expect(stack.simulator.requestsTo('stopJob')).toHaveLength(2);
+  });
+
+  it('a request that arrives after a write never joins a flight that began before it', async () => {
+    const acme = stack.simulator.store.organizations[0]!;
+    const job = stack.simulator.store.list(acme, ['RUNNING'])[0]!;
+    const statusOf = (jobs: Jobs) => jobs.fineTuneJobs.find((j) => j.id === job.id)?.status;
+    // The upstream reads its jobs at once but answers late: this flight holds the state before the stop.
+    stack.simulator.faults.set('listJobs', { answerDelayMs: 400, times: 1 });
+    const before = stack.query<Jobs>(JOBS, { limit: -1 });
+    await sleep(100);
+    expectData(await stack.query('mutation ($id: ID!) { stopFineTuneJob(id: $id) { id } }', { id: job.id }));
+    const after = expectData(await stack.query<Jobs>(JOBS, { limit: -1 }));
+    expect(statusOf(after)).toBe('STOPPING');
+    expect(statusOf(expectData(await before))).toBe('RUNNING');
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
   });
 
   it('nothing is served after the operation completes (no cache)', async () => {

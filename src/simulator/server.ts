@@ -360,10 +360,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     }
 
     const reply = handleApi(store, org, matched.route, matched.jobId, url.searchParams, rawBody);
+    const ok = reply.status < 300;
+    // Written now, sent later: a late answer carries the state as it was when the request was handled.
+    const body = fault && ok ? distort(reply.body, fault) : JSON.stringify(reply.body);
     if (fault?.answerDelayMs) await sleep(fault.answerDelayMs);
     if (fault?.drop === 'after') return void req.socket.destroy();
-    const ok = reply.status < 300;
-    send(res, reply.status, fault && ok ? distort(reply.body, fault) : JSON.stringify(reply.body));
+    send(res, reply.status, body);
   }
 
   const server = createServer((req, res) => {
