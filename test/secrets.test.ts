@@ -84,6 +84,18 @@ describe('every way a key could leak', () => {
     stack.simulator.faults.clear();
   });
 
+  it('an error body cut for the log just inside a key: not even its start is kept', async () => {
+    const kept = 2_000;
+    const body = `${'x'.repeat(kept - 6)}${ACME_KEY} and more`;
+    stack.simulator.faults.set('listJobs', { status: 500, body });
+    const linesBefore = stack.logLines.length;
+    await send(LIST, `Bearer ${ACME_KEY}`);
+    stack.simulator.faults.clear();
+    const logged = stack.logLines.slice(linesBefore).filter((line) => line.includes('xxxxxxxx'));
+    expect(logged.length).toBeGreaterThan(0);
+    for (const line of logged) expect(line).not.toContain(ACME_KEY.slice(0, 6));
+  });
+
   it('timeouts and dropped connections', async () => {
     stack.simulator.faults.set('listJobs', { delayMs: 1_000, times: 1 });
     await send(LIST, `Bearer ${ACME_KEY}`);

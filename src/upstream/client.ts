@@ -475,7 +475,7 @@ export class FineTuneApiClient {
   private badResponse(operation: string, message: string, body: string): UpstreamError {
     return new UpstreamError('bad-response', message, {
       operation,
-      rawBody: this.redact(body.slice(0, 2000)),
+      rawBody: this.redact(body).slice(0, 2000),
     });
   }
 
@@ -494,7 +494,7 @@ export class FineTuneApiClient {
         status,
         errors,
         retryAfterSeconds: requestedRetryAfter(error.retryAfter, reported),
-        rawBody: this.redact(rawBody.slice(0, 2000)),
+        rawBody: this.redact(rawBody).slice(0, 2000),
       });
     }
     if (isUpstreamTimeout(error)) {
