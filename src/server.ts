@@ -283,7 +283,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       return;
     }
     if (path !== GRAPHQL_PATH) {
-      sendJson(res, 404, { errors: [{ message: `Not found; GraphQL is served at ${GRAPHQL_PATH}.` }] });
+      sendJson(res, 404, {
+        errors: [
+          { message: `Not found; GraphQL is served at ${GRAPHQL_PATH}.`, extensions: { code: 'NOT_FOUND' } },
+        ],
+      });
       return;
     }
     if (req.method === 'OPTIONS') {

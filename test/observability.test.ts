@@ -200,6 +200,14 @@ describe('health probes', () => {
     expect(await ready.json()).toEqual({ status: 'ready', upstream: 'reachable' });
   });
 
+  it('answers any other path 404 with a coded error that says where GraphQL is', async () => {
+    const response = await fetch(new URL('/graphq', stack.gateway.url));
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({
+      errors: [{ message: 'Not found; GraphQL is served at /graphql.', extensions: { code: 'NOT_FOUND' } }],
+    });
+  });
+
   it('/readyz reports an unreachable upstream while /healthz stays 200', async () => {
     const lonely = await startStack();
     await lonely.simulator.stop();
