@@ -97,11 +97,13 @@ function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
       ended = true;
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
-    req.once('error', reject);
-    // A client that goes away mid-body: 'close' without 'end'.
-    req.once('close', () => {
+    // A client that goes away mid-body: 'error' (ECONNRESET, "aborted"), then 'close' without 'end'.
+    // Its doing, not the gateway's: a 400 the socket no longer takes, and no error in the log.
+    const cutShort = () => {
       if (!ended) reject(new RequestError(400, 'The request body was cut short.'));
-    });
+    };
+    req.once('error', cutShort);
+    req.once('close', cutShort);
   });
 }
 

@@ -1,4 +1,6 @@
 // Observability: one log line per operation, the request id end to end, /metrics, /healthz and /readyz.
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
 
@@ -187,6 +189,25 @@ describe('GET /metrics', () => {
     ).toBeGreaterThan(5);
     expect(text).toMatch(/^gateway_http_oldest_in_flight_seconds 0\.\d+$/m);
     expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+  });
+});
+
+describe('a client that goes away mid-body', () => {
+  it('is no error of the gateway: nothing logged at error level, and it keeps serving', async () => {
+    const linesBefore = stack.logLines.length;
+    const { port } = new URL(stack.gateway.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(
+      'POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n' +
+        'content-length: 1000\r\n\r\n{"query":"{ fineTu',
+    );
+    await sleep(100);
+    socket.destroy();
+    await sleep(200);
+    const errors = stack.logLines.slice(linesBefore).filter((line) => JSON.parse(line).level >= 50);
+    expect(errors).toEqual([]);
+    expectData(await stack.query('query { fineTuneJobs(limit: 1) { id } }'));
   });
 });
 
