@@ -9,6 +9,16 @@ export const DEFAULT_API_URL = 'https://api.u1.archetypeai.app/v0.5';
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** `https://app.example.com` or `http://localhost:3000`, exactly as a browser sends it. */
+function isOrigin(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 /** Every environment variable the gateway reads, with its default (the README table mirrors it). */
 export const environment = z.object({
   NODE_ENV: z.string().default('development'),
@@ -44,7 +54,21 @@ export const environment = z.object({
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
-  CORS_ORIGINS: z.string().default('https://studio.apollographql.com'),
+  // Matched exactly against a browser's Origin header: a path, a trailing slash or `*` would
+  // match nothing, and CORS and the WebSocket origin check would fail without a word.
+  CORS_ORIGINS: z
+    .string()
+    .default('https://studio.apollographql.com')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine(
+      (origins) => origins.every(isOrigin),
+      'each entry must be an origin such as https://app.example.com (scheme, host, port; no path, no trailing slash, no *)',
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
@@ -168,9 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cacheTtlMs: e.CACHE_TTL_MS,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
-    corsOrigins: e.CORS_ORIGINS.split(',')
-      .map((o) => o.trim())
-      .filter(Boolean),
+    corsOrigins: e.CORS_ORIGINS,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     logLevel: e.LOG_LEVEL,
     // Pretty only where a person watches a terminal: pino-pretty is never loaded in production.

@@ -6,6 +6,8 @@ import { startGateway } from './server.js';
 import { DEMO_API_KEY } from './simulator/seed.js';
 import { startSimulator, type RunningSimulator } from './simulator/server.js';
 
+const LISTEN_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -34,7 +36,16 @@ async function main(): Promise<void> {
     upstreamDescription = `${upstreamBaseUrl}; clients without a key ${serverApiKey ? "use the gateway's ATAI_API_KEY" : 'are refused'}`;
   }
 
-  const gateway = await startGateway({ config, upstreamBaseUrl, serverApiKey, logger });
+  let gateway;
+  try {
+    gateway = await startGateway({ config, upstreamBaseUrl, serverApiKey, logger });
+  } catch (error) {
+    // A port in use or a HOST that does not resolve is the operator's to fix: one line, no stack.
+    const code = (error as { code?: unknown } | null)?.code;
+    if (typeof code !== 'string' || !LISTEN_ERRORS.has(code)) throw error;
+    console.error(`fine-tune-gateway: cannot listen on ${config.host}:${config.port} (${code})`);
+    process.exit(1);
+  }
   console.log(`Fine-tune jobs GraphQL gateway ready at ${gateway.url}`);
   console.log(`Upstream: ${upstreamDescription}`);
   if (config.sandbox) console.log(`Open ${gateway.url} in a browser to explore it in Apollo Sandbox.`);

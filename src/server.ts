@@ -347,6 +347,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
   });
 
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  // Attached once listening: graphql-ws would print a listen failure (a port in use) as its own.
   const subscriptions = serveSubscriptions({
     httpServer: server,
     path: GRAPHQL_PATH,
@@ -368,13 +376,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   live.subscriptions = subscriptions;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
   const { port } = server.address() as AddressInfo;
   const shownHost = ['0.0.0.0', '::', ''].includes(config.host) ? 'localhost' : config.host;
 

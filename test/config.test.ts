@@ -23,6 +23,14 @@ describe('configuration', () => {
     }
   });
 
+  it('takes CORS_ORIGINS as a comma-separated list of origins', () => {
+    const config = loadConfig({
+      ATAI_API_URL: 'http://127.0.0.1:1/v0.5',
+      CORS_ORIGINS: 'https://app.example.com, http://localhost:3000,',
+    });
+    expect(config.corsOrigins).toEqual(['https://app.example.com', 'http://localhost:3000']);
+  });
+
   it.each([
     ['UPSTREAM_MAX_CONCURRENCY', '0'],
     ['UPSTREAM_BREAKER_FAILURE_RATE', '1.5'],
@@ -31,10 +39,13 @@ describe('configuration', () => {
     ['GRAPHQL_FIELD_SUGGESTIONS', 'maybe'],
     ['SHUTDOWN_GRACE_MS', '-1'],
     ['LOG_FORMAT', 'xml'],
+    ['CORS_ORIGINS', '*'],
+    ['CORS_ORIGINS', 'https://app.example.com/'],
+    ['CORS_ORIGINS', 'https://a.example.com,app.example.com'],
   ])('refuses %s=%s with a message naming it', (name, value) => {
     expect(() => loadConfig({ ATAI_API_URL: 'http://127.0.0.1:1/v0.5', [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ ATAI_API_URL: 'http://127.0.0.1:1/v0.5', [name]: value })).toThrow(
-      new RegExp(`^Invalid ${name} \\(got "${value}"\\)`),
+      new RegExp(`^Invalid ${name} \\(got "${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\)`),
     );
   });
 

@@ -2,6 +2,7 @@
 // operator's refusal messages for a bad configuration.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const children: ChildProcessWithoutNullStreams[] = [];
@@ -90,6 +91,27 @@ describe('a configuration the gateway refuses', () => {
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
     expect(stderr).toMatch(message);
+  });
+
+  it('stops with one clear line when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const main = startMain({
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ATAI_API_URL: 'http://127.0.0.1:9/v0.5',
+      });
+      const [code] = await main.exited;
+      const { stderr } = main.output();
+      expect(code).toBe(1);
+      expect(stderr.trim().split('\n')).toEqual([
+        `fine-tune-gateway: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`,
+      ]);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('never prints the key it was given, even when refusing it', async () => {
