@@ -52,7 +52,11 @@ async function main(): Promise<void> {
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal (Ctrl-C again): whoever sent it will not wait for the grace period.
+      console.error(`fine-tune-gateway: ${signal} again, exiting without waiting`);
+      process.exit(1);
+    }
     stopping = true;
     logger.info({ signal }, 'stopping');
     await gateway.stop();

@@ -362,6 +362,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pollers: liveJobPollers,
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxMessageBytes: config.maxRequestBytes,
+    shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,
     operationLimits: limits,
     introspection: config.introspection,
@@ -384,15 +385,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     port,
     async stop() {
       stopping = true;
-      // Upgraded sockets would keep the listener open: subscribers are told to go first.
-      await subscriptions.dispose();
-      // Stop accepting, let in-flight requests finish, then cut what is left after the grace period.
+      // Stop accepting at once; in-flight requests may finish and subscribers are told to go,
+      // both within the grace period, after which what is left is cut (the listener closes only
+      // once its upgraded sockets are gone too).
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const subscribersGone = subscriptions.dispose();
       // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       server.closeIdleConnections();
       const idle = setInterval(() => server.closeIdleConnections(), 50);
       const grace = setTimeout(() => server.closeAllConnections(), config.shutdownGraceMs);
-      await closed;
+      await Promise.all([closed, subscribersGone]);
       clearInterval(idle);
       clearTimeout(grace);
       await apollo.stop();

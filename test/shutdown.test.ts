@@ -3,6 +3,7 @@
 // setting stops the start with one line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
@@ -120,6 +121,54 @@ describe('graceful shutdown', () => {
     expect(performance.now() - signalled).toBeLessThan(3_000);
     expect(await pending).toBe('cut');
   }, 30_000);
+});
+
+describe('a second signal', () => {
+  it('exits at once, without waiting for the grace period', async () => {
+    simulator.resetRequests();
+    simulator.faults.set('listJobs', { delayMs: 8_000, times: 1 });
+    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '20000' });
+    void postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').catch(() => undefined);
+    await untilUpstreamReceived(1);
+    gateway.child.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const again = performance.now();
+    gateway.child.kill('SIGINT');
+    expect(await gateway.exit).toEqual({ code: 1, signal: null });
+    expect(performance.now() - again).toBeLessThan(3_000);
+    expect(gateway.output()).toMatch(/SIGINT again, exiting without waiting/);
+  }, 30_000);
+});
+
+/** A WebSocket client that completes the upgrade and then never reads: it never answers a close. */
+async function unresponsiveSubscriber(httpUrl: string): Promise<Socket> {
+  const { hostname, port } = new URL(httpUrl);
+  const socket = connect(Number(port), hostname);
+  await once(socket, 'connect');
+  socket.write(
+    'GET /graphql HTTP/1.1\r\nhost: localhost\r\nconnection: Upgrade\r\nupgrade: websocket\r\n' +
+      'sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+      'sec-websocket-protocol: graphql-transport-ws\r\n\r\n',
+  );
+  const [head] = (await once(socket, 'data')) as [Buffer];
+  expect(head.toString()).toMatch(/^HTTP\/1.1 101/);
+  socket.pause();
+  return socket;
+}
+
+describe('shutdown with a WebSocket peer that never answers', () => {
+  it('cuts it at SHUTDOWN_GRACE_MS instead of waiting for its close handshake', async () => {
+    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
+    const socket = await unresponsiveSubscriber(gateway.url);
+    try {
+      const signalled = performance.now();
+      gateway.child.kill('SIGTERM');
+      expect(await gateway.exit).toEqual({ code: 0, signal: null });
+      expect(performance.now() - signalled).toBeLessThan(3_000);
+    } finally {
+      socket.destroy();
+    }
+  }, 40_000);
 });
 
 describe('configuration errors', () => {

@@ -34,6 +34,8 @@ export interface SubscriptionServerOptions {
   maxOperationsPerSocket: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
+  /** How long `dispose` waits for peers to answer their close before cutting them (SHUTDOWN_GRACE_MS). */
+  shutdownGraceMs: number;
   /** The query limits HTTP operations get (src/query-limits.ts), applied to socket operations too. */
   operationLimits: OperationLimits;
   /** Whether introspection is allowed (GRAPHQL_INTROSPECTION), as over HTTP. */
@@ -59,7 +61,10 @@ export interface OperationLimits {
 }
 
 export interface SubscriptionServer {
-  /** Closes every socket (1001, going away), stops the pollers and the WebSocket server. */
+  /**
+   * Closes every socket (1001, going away), stops the pollers and the WebSocket server; a peer
+   * that has not answered its close within `shutdownGraceMs` is cut.
+   */
   dispose(): Promise<void>;
 }
 
@@ -230,7 +235,18 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
   return {
     dispose() {
       // Once only: both the gateway's stop() and Apollo's drain phase call it.
-      disposed ??= Promise.resolve(server.dispose()).finally(() => pollers.stopAll());
+      disposed ??= (async () => {
+        // ws waits up to 30 s for a peer's answer to the close frame; we wait the grace period.
+        const cut = setTimeout(() => {
+          for (const socket of wsServer.clients) socket.terminate();
+        }, options.shutdownGraceMs);
+        try {
+          await server.dispose();
+        } finally {
+          clearTimeout(cut);
+          pollers.stopAll();
+        }
+      })();
       return disposed;
     },
   };
