@@ -16,7 +16,7 @@ const DOCUMENT_CACHE_CHARS = 1024 * 1024;
 // Apollo's own token limit there).
 const MAX_TOKENS = 10_000;
 // Whether a document's operations are queries, by a hash of its text (never the text itself,
-// which can carry a user's ids and names); bounded, cleared when full.
+// which can carry a user's ids and names); bounded in entries and in the names it holds.
 const queryOnlyDocuments = new BoundedMap<string, Map<string | null, boolean>>(
   DOCUMENT_CACHE_SIZE,
   DOCUMENT_CACHE_CHARS,
