@@ -502,6 +502,9 @@ describe('limits of one connection', () => {
       const huge = c.subscribe(`subscription { fineTuneJobUpdated(id: "${'x'.repeat(4096)}") { id } }`);
       await huge.finished;
       expect(String((huge.failure as { code?: number })?.code)).toBe('1009');
+      // One log line through the logger, not a stack on stderr.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(limited.logLines.filter((line) => line.includes('Max payload size exceeded'))).toHaveLength(1);
     } finally {
       await c.dispose();
       await limited.stop();

@@ -231,6 +231,16 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
     },
     wsServer,
   );
+  // graphql-ws prints a socket's error (a message over MAX_REQUEST_BYTES, a bad frame) with its
+  // stack to stderr, which any client can repeat at will. ws has already closed such a socket
+  // (1009, 1002): the error is the client's, and goes to the log as one line.
+  wsServer.on('connection', (socket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => {
+      logger.warn({ reason: error.message }, 'WebSocket client error; connection closed');
+      if (socket.readyState === socket.OPEN) socket.close(1011, 'Internal server error');
+    });
+  });
   let disposed: Promise<void> | undefined;
   return {
     dispose() {
