@@ -128,21 +128,24 @@ describe('circuit breaker', () => {
   });
 });
 
+/** Reads `count` different jobs by id at once, each upstream answer `delayMs` late. */
+function readJobsAtOnce(s: Stack, count: number, delayMs: number) {
+  const acme = s.simulator.store.organizations[0]!;
+  const ids = s.simulator.store
+    .list(acme, null)
+    .slice(0, count)
+    .map((j) => j.id);
+  s.simulator.faults.set('getJob', { delayMs });
+  return Promise.all(ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)));
+}
+
 describe('concurrency bound', () => {
   it('keeps at most UPSTREAM_MAX_CONCURRENCY requests in flight; the queue waits', async () => {
     const s = (stack = await startStack({
       env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '10' },
     }));
-    const acme = s.simulator.store.organizations[0]!;
-    const ids = s.simulator.store
-      .list(acme, null)
-      .slice(0, 6)
-      .map((j) => j.id);
-    s.simulator.faults.set('getJob', { delayMs: 200 });
     const started = performance.now();
-    const responses = await Promise.all(
-      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
-    );
+    const responses = await readJobsAtOnce(s, 6, 200);
     const elapsed = performance.now() - started;
     for (const response of responses) expectData(response);
     // Six 200 ms calls, two at a time: three rounds.
@@ -152,15 +155,7 @@ describe('concurrency bound', () => {
 
   it('fails fast with UPSTREAM_UNAVAILABLE once the queue is full', async () => {
     const s = (stack = await startStack({ env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '1' } }));
-    const acme = s.simulator.store.organizations[0]!;
-    const ids = s.simulator.store
-      .list(acme, null)
-      .slice(0, 5)
-      .map((j) => j.id);
-    s.simulator.faults.set('getJob', { delayMs: 300 });
-    const responses = await Promise.all(
-      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
-    );
+    const responses = await readJobsAtOnce(s, 5, 300);
     const served = responses.filter((r) => !r.errors);
     const refused = responses.filter((r) => r.errors);
     expect(served).toHaveLength(3);
@@ -183,15 +178,7 @@ describe('concurrency bound', () => {
         UPSTREAM_BREAKER_HALF_OPEN_MS: '30000',
       },
     }));
-    const acme = s.simulator.store.organizations[0]!;
-    const ids = s.simulator.store
-      .list(acme, null)
-      .slice(0, 6)
-      .map((j) => j.id);
-    s.simulator.faults.set('getJob', { delayMs: 200 });
-    const responses = await Promise.all(
-      ids.map((id) => s.query(`query { fineTuneJob(id: "${id}") { id } }`)),
-    );
+    const responses = await readJobsAtOnce(s, 6, 200);
     // One served, five refused by the bound: five of six "failed", far past the breaker's rate.
     expect(responses.filter((r) => r.errors)).toHaveLength(5);
     s.simulator.faults.clear();
