@@ -2,7 +2,7 @@
 // its default; the README's configuration table mirrors this file.
 import { z } from 'zod';
 import type { PollSettings } from './subscriptions/live-jobs.js';
-import type { UpstreamSettings } from './upstream/client.js';
+import type { UpstreamSettings } from './upstream/http.js';
 
 export const DEFAULT_API_URL = 'https://api.u1.archetypeai.app/v0.5';
 

@@ -7,10 +7,11 @@ import {
   type FineTuneJobLoaders,
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
-import type { GatewayMetrics } from './metrics.js';
+import type { GatewayMetrics } from './observability/metrics.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
-import { FineTuneApiClient, type UpstreamHttp } from './upstream/client.js';
-import { UpstreamTrace } from './upstream-trace.js';
+import { FineTuneApiClient } from './upstream/client.js';
+import type { UpstreamHttp } from './upstream/http.js';
+import { UpstreamTrace } from './observability/upstream-trace.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {

@@ -2,7 +2,7 @@
 // errors. Every error a client sees carries one of these codes in `extensions.code`.
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { redactSecrets } from './secrets.js';
+import { redactSecrets } from './observability/secrets.js';
 import { UpstreamError } from './upstream/errors.js';
 
 export const ErrorCode = {

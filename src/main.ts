@@ -1,7 +1,7 @@
 // Entry point: read the configuration, start the upstream (the built-in simulator when no real
 // API is configured) and the gateway, and stop both cleanly on SIGTERM or SIGINT.
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logging.js';
+import { createLogger } from './observability/logging.js';
 import { startGateway } from './server.js';
 import { DEMO_API_KEY } from './simulator/seed.js';
 import { startSimulator, type RunningSimulator } from './simulator/server.js';

@@ -15,12 +15,12 @@ import type { Config } from './config.js';
 import { createContext, type GatewayContext } from './context.js';
 import { createErrorFormatter } from './errors.js';
 import { DirectRequests } from './execution/direct-requests.js';
-import { jitExecution } from './execution/jit-executor.js';
+import { jitExecution } from './graphql/jit-executor.js';
 import { JsonExecutor } from './execution/json-executor.js';
-import { operationLogPlugin } from './logging.js';
-import { GatewayMetrics } from './metrics.js';
-import { queryLimitProtection } from './query-limits.js';
-import { buildGatewaySchema } from './schema.js';
+import { operationLogPlugin } from './observability/logging.js';
+import { GatewayMetrics } from './observability/metrics.js';
+import { queryLimitProtection } from './limits/query-limits.js';
+import { buildGatewaySchema } from './graphql/schema.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import {
   serveSubscriptions,
@@ -34,8 +34,8 @@ import {
   SharedOperations,
   type SharedResponse,
 } from './shared-operations.js';
-import { UpstreamHttp } from './upstream/client.js';
-import { upstreamTracePlugin } from './upstream-trace.js';
+import { UpstreamHttp } from './upstream/http.js';
+import { upstreamTracePlugin } from './observability/upstream-trace.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -398,6 +398,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       clearInterval(idle);
       clearTimeout(grace);
       await apollo.stop();
+      await upstream.close();
     },
   };
 }

@@ -5,8 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, validate } from 'graphql';
 import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logging.js';
-import { buildGatewaySchema } from '../src/schema.js';
+import { createLogger } from '../src/observability/logging.js';
+import { buildGatewaySchema } from '../src/graphql/schema.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { generateOperation, type Generated } from './generated-operations.js';

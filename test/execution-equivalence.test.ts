@@ -6,12 +6,12 @@ import { execute, parse, validate, type ExecutionResult } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
-import { compiledExecution } from '../src/execution/jit-executor.js';
-import { createLogger } from '../src/logging.js';
-import { GatewayMetrics } from '../src/metrics.js';
-import { buildGatewaySchema } from '../src/schema.js';
+import { compiledExecution } from '../src/graphql/jit-executor.js';
+import { createLogger } from '../src/observability/logging.js';
+import { GatewayMetrics } from '../src/observability/metrics.js';
+import { buildGatewaySchema } from '../src/graphql/schema.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
-import { UpstreamHttp } from '../src/upstream/client.js';
+import { UpstreamHttp } from '../src/upstream/http.js';
 import { generateOperation as generate, type Generated } from './generated-operations.js';
 import { ACME_KEY } from './harness.js';
 

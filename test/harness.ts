@@ -3,7 +3,7 @@
 import { ClientError, GraphQLClient } from 'graphql-request';
 import { expect } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logging.js';
+import { createLogger } from '../src/observability/logging.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../src/simulator/server.js';
 

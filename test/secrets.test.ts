@@ -3,7 +3,7 @@
 // gateway's own key), keeps every response it receives and every line the gateway logs, and at
 // the end searches all of them for every key it used.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logging.js';
+import { createLogger } from '../src/observability/logging.js';
 import type { ErrorEnvelope } from '../src/simulator/faults.js';
 import { ACME_KEY, GLOBEX_KEY, startStack, type Stack } from './harness.js';
 import { postGraphQL, type WireResponse } from './wire.js';

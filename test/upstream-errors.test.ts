@@ -3,7 +3,7 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logging.js';
+import { createLogger } from '../src/observability/logging.js';
 import { startGateway } from '../src/server.js';
 import type { Fault } from '../src/simulator/faults.js';
 import { ACME_KEY, expectData, expectErrorCode, startStack, type Stack } from './harness.js';

@@ -7,8 +7,8 @@ import type { IncomingMessage } from 'node:http';
 import { HeaderMap, type HTTPGraphQLResponse } from '@apollo/server';
 import Negotiator from 'negotiator';
 import type { GatewayContext } from '../context.js';
-import { logOperation } from '../logging.js';
-import type { GatewayMetrics } from '../metrics.js';
+import { logOperation } from '../observability/logging.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { CompiledJsonOperation, JsonExecutor } from './json-executor.js';
 
 /** Apollo Server's media types for a single result, in its order of preference. */

@@ -35,7 +35,7 @@ import {
   type SelectionSetNode,
   type ValidationRule,
 } from 'graphql';
-import type { CostCheck } from '../query-limits.js';
+import type { CostCheck } from '../limits/query-limits.js';
 import { BoundedMap } from '../bounded-map.js';
 
 /** Thrown inside the completers: this answer needs the full pipeline. Never leaves this module. */

@@ -2,7 +2,7 @@
 // make one upstream call, a job is fetched by id at most once, and jobs seen in a list are not
 // fetched again by id. Built per request, so nothing here outlives one operation.
 import DataLoader from 'dataloader';
-import type { GatewayMetrics } from '../metrics.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
 import {

@@ -2,7 +2,7 @@
 // when the value was already there, `coalesced` when an identical load was still in flight; and
 // counts those loads for /metrics. Priming is not a load, so it is never counted.
 import DataLoader from 'dataloader';
-import type { TracedRequest, UpstreamTrace } from '../upstream-trace.js';
+import type { TracedRequest, UpstreamTrace } from '../observability/upstream-trace.js';
 
 /** DataLoader's cache, plus whether each cached promise has settled yet. */
 class SettlingCache<V, C> implements DataLoader.CacheMap<C, Promise<V>> {

@@ -1,7 +1,7 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
 import { checkJobId, checkPage } from './arguments.js';
-import { allowedActions, isTerminal } from '../fine-tune-job-lifecycle.js';
+import { allowedActions, isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type {
   FineTuneDatasetResolvers,
   FineTuneJobResolvers,

@@ -1,6 +1,6 @@
 import { checkJobId, checkPage } from './arguments.js';
 import type { FineTuneJobStatus, QueryResolvers } from '../generated/graphql.js';
-import { loadFineTuneJobPage } from '../pagination/fine-tune-job-connection.js';
+import { loadFineTuneJobPage } from '../fine-tune-jobs/connection.js';
 import type { FineTuneJobRecord } from '../upstream/records.js';
 
 const NO_JOBS: FineTuneJobRecord[] = [];

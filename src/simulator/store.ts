@@ -1,7 +1,7 @@
 // The simulator's state: organizations, their jobs and metrics, and the job life cycle.
 // Jobs of one organization are never visible through another organization's key.
 import { randomUUID } from 'node:crypto';
-import { STATUS_AFTER, accepts, type FineTuneJobAction } from '../fine-tune-job-lifecycle.js';
+import { STATUS_AFTER, accepts, type FineTuneJobAction } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneJobRecord } from '../upstream/records.js';
 
 export interface SimulatedOrganization {

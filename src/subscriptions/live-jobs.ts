@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
-import { isTerminal } from '../fine-tune-job-lifecycle.js';
+import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
 import { UpstreamError } from '../upstream/errors.js';
 import {

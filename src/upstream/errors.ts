@@ -1,5 +1,10 @@
-// What went wrong on a call to the upstream API, in the upstream's own terms. The translation
-// to GraphQL error codes lives in src/errors.ts; this module only reads what the upstream said.
+// What went wrong on a call to the upstream API, in the upstream's own terms: ky's HTTPError and
+// TimeoutError, the socket's error, the policies' refusals, read into one UpstreamError. The
+// translation to GraphQL error codes lives in src/errors.ts; this module only reads what the
+// upstream (or the way to it) said.
+import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel';
+import { HTTPError, TimeoutError } from 'ky';
+import { redactSecrets } from '../observability/secrets.js';
 
 export type UpstreamFailureKind =
   | 'http' // the upstream answered with an error status
@@ -124,4 +129,70 @@ export function parseRetryAfter(header: string | null, now = Date.now()): number
   const date = Date.parse(header);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - now) / 1000));
+}
+
+// undici's own timeouts (connect, headers, body), a backstop behind ky's `timeout`.
+const UNDICI_TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+/** The `code` of a Node or undici error (`ECONNREFUSED`, `UND_ERR_SOCKET`, …). */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** No answer in time: ky's timeout, or undici's own. */
+export function isUpstreamTimeout(error: unknown): boolean {
+  if (error instanceof TimeoutError) return true;
+  const code = errorCode(error);
+  return code !== undefined && UNDICI_TIMEOUT_CODES.has(code);
+}
+
+/**
+ * One failed call as an UpstreamError: the status, the errors the body reports and the delay
+ * it asks for; a timeout, an open circuit, a full queue, or a socket that failed. Every text
+ * that came from the upstream is scrubbed of `secrets` (the caller's key) and of bearer tokens.
+ */
+export async function readUpstreamFailure(
+  operation: string,
+  error: unknown,
+  secrets: readonly string[],
+): Promise<UpstreamError> {
+  const redact = (text: string) => redactSecrets(text, secrets);
+  if (error instanceof HTTPError) {
+    const { status } = error.response;
+    // ky hands the response over unread: its body is read here, once.
+    const rawBody = await error.response.text();
+    const errors = parseErrorBody(rawBody).map((e) => ({
+      ...e,
+      message: e.message === undefined ? undefined : redact(e.message),
+      suggestion: e.suggestion === undefined ? undefined : redact(e.suggestion),
+    }));
+    const message = errors.find((e) => e.message)?.message ?? `HTTP ${status}`;
+    return new UpstreamError('http', message, {
+      operation,
+      status,
+      errors,
+      retryAfterSeconds: requestedRetryAfter(error.response.headers.get('retry-after'), errors),
+      // Redacted before it is cut: a key across the cut would leave its start in the log.
+      rawBody: redact(rawBody).slice(0, 2000),
+    });
+  }
+  if (isUpstreamTimeout(error)) {
+    return new UpstreamError('timeout', 'the upstream did not answer in time', { operation });
+  }
+  if (error instanceof BrokenCircuitError) {
+    return new UpstreamError('circuit-open', 'the upstream is failing; calls are paused', { operation });
+  }
+  if (error instanceof BulkheadRejectedError) {
+    return new UpstreamError('overloaded', 'too many calls to the upstream are waiting', { operation });
+  }
+  // undici names the socket error in its code (ECONNREFUSED, UND_ERR_SOCKET, …).
+  const reason = errorCode(error) ?? (error instanceof Error ? error.message : 'unknown');
+  return new UpstreamError('network', `the upstream could not be reached (${redact(reason)})`, {
+    operation,
+  });
 }

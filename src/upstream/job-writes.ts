@@ -8,7 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from '../errors.js';
-import { showsEffectOf, type FineTuneJobAction } from '../fine-tune-job-lifecycle.js';
+import { showsEffectOf, type FineTuneJobAction } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from './client.js';
 import { UpstreamError } from './errors.js';
 import type { CreateJobRequest, FineTuneJobRecord } from './records.js';

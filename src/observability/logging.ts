@@ -4,10 +4,10 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError } from 'graphql';
 import { pino, type Logger } from 'pino';
-import type { GatewayContext } from './context.js';
-import { describeUpstreamError, errorCodeOf } from './errors.js';
+import type { GatewayContext } from '../context.js';
+import { describeUpstreamError, errorCodeOf } from '../errors.js';
 import type { GatewayMetrics } from './metrics.js';
-import { UpstreamError } from './upstream/errors.js';
+import { UpstreamError } from '../upstream/errors.js';
 
 export interface LoggerOptions {
   /** Human-readable lines (pino-pretty, loaded only then); JSON lines otherwise. */

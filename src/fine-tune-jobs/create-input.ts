@@ -2,10 +2,10 @@
 // create body. A violation is BAD_USER_INPUT naming the field (`input.datasets[0].split`), so a
 // form can put the message next to the right box.
 import { z } from 'zod';
-import { ErrorCode, gatewayError } from './errors.js';
-import type { CreateFineTuneJobInput } from './generated/graphql.js';
-import { generateJobId } from './upstream/job-writes.js';
-import type { CreateJobRequest } from './upstream/records.js';
+import { ErrorCode, gatewayError } from '../errors.js';
+import type { CreateFineTuneJobInput } from '../generated/graphql.js';
+import { generateJobId } from '../upstream/job-writes.js';
+import type { CreateJobRequest } from '../upstream/records.js';
 
 // Checked, not trimmed: what the client typed is what the upstream gets.
 const notBlank = z.string().refine((value) => value.trim() !== '', 'must not be empty');

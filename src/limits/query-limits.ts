@@ -19,8 +19,8 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import type { QueryLimits } from './config.js';
-import { ErrorCode } from './errors.js';
+import type { QueryLimits } from '../config.js';
+import { ErrorCode } from '../errors.js';
 
 export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost';
 

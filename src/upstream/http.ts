@@ -1,0 +1,314 @@
+// The HTTP layer every request's client shares: one ky instance over a keep-alive pool, with the
+// timeout, the retries and Retry-After, and around it the circuit breaker and the bound on
+// concurrent requests (cockatiel). Each call carries its caller (key, request id, tallies) in
+// ky's `context`, which the hooks read.
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  CircuitState,
+  SamplingBreaker,
+  bulkhead,
+  circuitBreaker,
+  handleWhen,
+  type BulkheadPolicy,
+  type CircuitBreakerPolicy,
+} from 'cockatiel';
+import ky, { HTTPError, type KyInstance, type Options } from 'ky';
+import { Agent } from 'undici';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { UpstreamTrace } from '../observability/upstream-trace.js';
+import { BufferedResponse, bufferedFetch } from './buffered-fetch.js';
+import {
+  errorCode,
+  isUpstreamTimeout,
+  parseErrorBody,
+  parseRetryAfter,
+  requestedRetryAfter,
+} from './errors.js';
+
+export interface UpstreamSettings {
+  /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
+  baseUrl: string;
+  /** Per attempt: from asking for a connection slot to the end of the response body. */
+  timeoutMs: number;
+  /** Retries of a GET after the first attempt. */
+  retryLimit: number;
+  /** The longest `Retry-After` the gateway waits for; a longer one fails at once. */
+  maxRetryAfterMs: number;
+  /** Upper bound of the exponential backoff between retries. */
+  backoffLimitMs: number;
+  /** Calls to the upstream in flight at once, across all clients of the gateway. */
+  maxConcurrency: number;
+  /** Calls waiting for a free slot; past this, a call fails at once. */
+  maxQueue: number;
+  /** The share of failed calls (5xx, timeout, unreachable) in the window that opens the circuit. */
+  breakerFailureRate: number;
+  /** The sliding window over which calls are counted. */
+  breakerWindowMs: number;
+  /** The fewest calls in the window for the circuit to open: a quiet gateway never trips on one failure. */
+  breakerMinCalls: number;
+  /** How long the circuit stays open before one call probes the upstream again. */
+  breakerHalfOpenMs: number;
+}
+
+/** Whose call this is: the key it carries, the request id sent along, and a tally for the log. */
+export interface Caller {
+  apiKey: string;
+  requestId: string;
+  /** Counts the HTTP requests (retries included) this operation sent upstream. */
+  calls: { count: number };
+  /** Where this operation's calls are recorded for `extensions.upstream`, when tracing is on. */
+  trace?: UpstreamTrace;
+}
+
+/** What one call's attempts came to, for the upstream trace. */
+export interface CallObservation {
+  /** Attempts after the first. */
+  retries: number;
+  /** The HTTP status of the last attempt that got one. */
+  status: number | null;
+}
+
+export type Readiness = { ready: true; upstream: 'reachable' } | { ready: false; upstream: string };
+
+/** One call to the upstream: a path under the base URL, its query and JSON body. */
+export interface UpstreamRequest {
+  method: 'GET' | 'POST' | 'PUT';
+  /** Path under the base URL, no leading slash: `fine-tune/jobs`. */
+  path: string;
+  searchParams?: URLSearchParams;
+  json?: unknown;
+}
+
+/** What the hooks and the fetch read from ky's `context`. */
+interface CallContext {
+  /** `GET /fine-tune/jobs/{job_id}`: the metrics label of the endpoint. */
+  endpoint: string;
+  caller: Caller;
+  observation: CallObservation;
+}
+
+const RETRY_STATUSES = [429, 502, 503, 504];
+// Statuses whose Retry-After is honoured (up to the cap) instead of the backoff.
+const RETRY_AFTER_STATUSES = [429, 503];
+const FIRST_BACKOFF_MS = 300;
+const READINESS_PROBE_MS = 2_000;
+
+// A request undici refused to build (a caller's bad header value): says nothing of the upstream.
+const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG']);
+
+/**
+ * A failure that says the upstream is unwell: a 5xx, a timeout, a socket that failed. A 4xx is
+ * the caller's problem (bad input, unknown job, rate limit for one key) and never opens the
+ * circuit; neither does a request we could not even build, nor one the concurrency bound
+ * refused (the upstream never saw it).
+ */
+function isUpstreamFailure(error: unknown): boolean {
+  if (error instanceof HTTPError) return error.response.status >= 500;
+  if (error instanceof BulkheadRejectedError) return false;
+  const code = errorCode(error);
+  return code === undefined || !INVALID_REQUEST_CODES.has(code);
+}
+
+/**
+ * The older error envelope gives its delay in the body (`details.retry_after`): shown to ky as
+ * the `Retry-After` header it reads, when the upstream sent none.
+ */
+async function withRetryAfterFromBody(response: Response): Promise<Response> {
+  if (!RETRY_AFTER_STATUSES.includes(response.status) || response.headers.has('retry-after')) {
+    return response;
+  }
+  const text = await response.text();
+  const seconds = requestedRetryAfter(null, parseErrorBody(text));
+  if (seconds === undefined) return response;
+  const headers = new Headers(response.headers);
+  headers.set('retry-after', String(seconds));
+  return new BufferedResponse(text, { status: response.status, statusText: response.statusText, headers });
+}
+
+/** The delay an HTTPError asks for before a retry (ky's reading), in ms; undefined when none. */
+function askedDelayMs(error: HTTPError): number | undefined {
+  if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
+  const seconds = parseRetryAfter(error.response.headers.get('retry-after'));
+  return seconds === undefined ? undefined : seconds * 1000;
+}
+
+export class UpstreamHttp {
+  private readonly dispatcher: Agent;
+  private readonly api: KyInstance;
+  private readonly probe: KyInstance;
+  private readonly breaker: CircuitBreakerPolicy;
+  private readonly slots: BulkheadPolicy;
+  /** Each attempt's call, by the Request ky hands to fetch (ky copies the Request per attempt). */
+  private readonly attempts = new WeakMap<Request, CallContext>();
+
+  constructor(
+    private readonly settings: UpstreamSettings,
+    private readonly metrics: GatewayMetrics,
+    /** `onWrite`: told when a create, stop or cancel is sent, and again once it is over. */
+    private readonly events: { onWrite?: () => void } = {},
+  ) {
+    this.dispatcher = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 256,
+      connect: { timeout: settings.timeoutMs },
+    });
+    const send = bufferedFetch(this.dispatcher);
+    this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
+    this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
+      halfOpenAfter: settings.breakerHalfOpenMs,
+      // A failure rate rather than a run of failures: under concurrency, timeouts of requests sent
+      // together arrive together, and a run of them says little about the upstream's health.
+      breaker: new SamplingBreaker({
+        threshold: settings.breakerFailureRate,
+        duration: settings.breakerWindowMs,
+        minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
+      }),
+    });
+    this.breaker.onStateChange((state) =>
+      metrics.circuit(
+        state === CircuitState.Open || state === CircuitState.Isolated
+          ? 'open'
+          : state === CircuitState.HalfOpen
+            ? 'half-open'
+            : 'closed',
+      ),
+    );
+
+    const prefixUrl = `${settings.baseUrl.replace(/\/+$/, '')}/`;
+    this.api = ky.create({
+      prefixUrl,
+      headers: { accept: 'application/json' },
+      timeout: settings.timeoutMs,
+      retry: {
+        limit: settings.retryLimit,
+        methods: ['get'],
+        statusCodes: RETRY_STATUSES,
+        afterStatusCodes: RETRY_AFTER_STATUSES,
+        maxRetryAfter: settings.maxRetryAfterMs,
+        backoffLimit: settings.backoffLimitMs,
+        delay: (attempt) => FIRST_BACKOFF_MS * 2 ** (attempt - 1),
+        jitter: (delay) => delay * (0.5 + Math.random() / 2),
+        shouldRetry: ({ error }) => this.shouldRetry(error),
+      },
+      // Each attempt takes a slot of the concurrency bound only while it is sent: a retry waits
+      // for its delay outside the slot. ky's timeout runs from here, the wait for a slot included.
+      fetch: async (input) => {
+        const request = input as Request;
+        const call = this.attempts.get(request);
+        const started = performance.now();
+        try {
+          const response = await this.slots.execute(() => send(request), request.signal);
+          if (call) this.attempted(call, String(response.status), started, response.status);
+          return await withRetryAfterFromBody(response);
+        } catch (error) {
+          if (call && !(error instanceof BulkheadRejectedError)) {
+            const label = request.signal.aborted || isUpstreamTimeout(error) ? 'timeout' : 'network';
+            this.attempted(call, label, started, null);
+          }
+          throw error;
+        }
+      },
+      hooks: {
+        beforeRequest: [
+          (request, options) => {
+            const call = options.context as unknown as CallContext;
+            request.headers.set('authorization', `Bearer ${call.caller.apiKey}`);
+            request.headers.set('x-request-id', call.caller.requestId);
+            call.caller.calls.count += 1;
+            this.attempts.set(request, call);
+          },
+        ],
+        beforeRetry: [
+          ({ options }) => {
+            const call = options.context as unknown as CallContext;
+            call.observation.retries += 1;
+            metrics.upstreamRetry(call.endpoint);
+          },
+        ],
+      },
+    });
+    // Readiness: no key, no retries, neither the breaker nor the bound (it must see a recovery).
+    this.probe = ky.create({
+      prefixUrl,
+      retry: 0,
+      throwHttpErrors: false,
+      timeout: Math.min(settings.timeoutMs, READINESS_PROBE_MS),
+      fetch: (input) => send(input as Request),
+    });
+  }
+
+  get circuitOpen(): boolean {
+    return this.breaker.state === CircuitState.Open || this.breaker.state === CircuitState.Isolated;
+  }
+
+  /**
+   * Sends one call and returns its body. A GET is retried on 429, 502, 503, 504 and socket
+   * failures (not on timeouts), up to `retryLimit` times, after an exponential backoff with
+   * jitter or the `Retry-After` the upstream asked for (up to `maxRetryAfterMs`; a longer one
+   * fails at once). Throws ky's HTTPError or TimeoutError, undici's error, or the policies'.
+   */
+  async send(
+    endpoint: string,
+    request: UpstreamRequest,
+    caller: Caller,
+    observation: CallObservation = { retries: 0, status: null },
+  ): Promise<string> {
+    const isWrite = request.method !== 'GET';
+    if (isWrite) this.events.onWrite?.();
+    const context: CallContext = { endpoint, caller, observation };
+    const options: Options = {
+      method: request.method,
+      context: context as unknown as Record<string, unknown>,
+      ...(request.searchParams && { searchParams: request.searchParams }),
+      ...(request.json !== undefined && { json: request.json }),
+    };
+    try {
+      // The breaker first: while it is open, a call neither waits for a slot nor reaches the upstream.
+      return await this.breaker.execute(async () => (await this.api(request.path, options)).text());
+    } catch (error) {
+      if (error instanceof BrokenCircuitError) this.metrics.upstreamRejected('circuit_open');
+      else if (error instanceof BulkheadRejectedError) this.metrics.upstreamRejected('concurrency');
+      throw error;
+    } finally {
+      if (isWrite) this.events.onWrite?.();
+    }
+  }
+
+  /**
+   * false: not worth a retry (a refusal of the bound, a request that cannot be built, a
+   * Retry-After past the cap); undefined: ky decides (statuses, timeouts, Retry-After).
+   */
+  private shouldRetry(error: Error): false | undefined {
+    if (error instanceof HTTPError) {
+      const asked = askedDelayMs(error);
+      return asked !== undefined && asked > this.settings.maxRetryAfterMs ? false : undefined;
+    }
+    return isUpstreamFailure(error) ? undefined : false;
+  }
+
+  private attempted(call: CallContext, label: string, started: number, status: number | null): void {
+    this.metrics.upstreamRequest(call.endpoint, label, (performance.now() - started) / 1000);
+    if (status !== null) call.observation.status = status;
+  }
+
+  /**
+   * Whether the upstream answers at all: any HTTP answer below 500 to its base URL counts (it
+   * needs no key). Never goes through the breaker, so it can see a recovery first.
+   */
+  async readiness(): Promise<Readiness> {
+    if (this.circuitOpen) return { ready: false, upstream: 'circuit open' };
+    try {
+      const response = await this.probe.get('');
+      if (response.status >= 500) return { ready: false, upstream: `unavailable (${response.status})` };
+      return { ready: true, upstream: 'reachable' };
+    } catch (error) {
+      return { ready: false, upstream: isUpstreamTimeout(error) ? 'unreachable (timeout)' : 'unreachable' };
+    }
+  }
+
+  /** Closes the pooled connections, cutting calls still in flight (the gateway has stopped). */
+  async close(): Promise<void> {
+    await this.dispatcher.destroy();
+  }
+}
