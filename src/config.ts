@@ -48,7 +48,6 @@ export const environment = z.object({
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   UPSTREAM_TRACE: flag.optional(),
   FEDERATION_SUBGRAPH: flag.default(false),
-  DIRECT_EXECUTION: flag.default(true),
   CACHE_TTL_MS: int(0, 3_600_000).default(0),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
@@ -79,7 +78,7 @@ export type UpstreamTarget =
   | { kind: 'simulator'; paceMs: number }
   | { kind: 'remote'; baseUrl: string; serverApiKey: string | undefined };
 
-/** What a query may ask for before it is rejected, unexecuted (see src/query-limits.ts). */
+/** What a query may ask for before it is rejected, unexecuted (see src/limits/query-limits.ts). */
 export interface QueryLimits {
   maxDepth: number;
   maxAliases: number;
@@ -107,8 +106,6 @@ export interface Config {
   upstreamTrace: boolean;
   /** Serve the schema as an Apollo Federation 2 subgraph (adds `_service` and `_entities`). */
   federationSubgraph: boolean;
-  /** Answer plain queries with the JSON executor instead of Apollo Server's pipeline. */
-  directExecution: boolean;
   /** How long a successful query answer serves identical requests (same credential); 0: off. */
   cacheTtlMs: number;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
@@ -188,7 +185,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
-    directExecution: e.DIRECT_EXECUTION,
     cacheTtlMs: e.CACHE_TTL_MS,
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,

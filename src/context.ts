@@ -1,5 +1,7 @@
 // The per-request context every resolver receives: who is calling (the API key to use), a
 // request id and logger, and the loaders, built fresh for each request.
+import { createHash } from 'node:crypto';
+import type { ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
 import {
@@ -17,6 +19,17 @@ import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.
 export interface GatewayContext {
   requestId: string;
   logger: Logger;
+  /** Where the operation came in: HTTP, or a graphql-ws socket. */
+  readonly transport: 'http' | 'websocket';
+  /**
+   * Who the operation's answer belongs to, for sharing it (a hash of the API key it uses, never
+   * the key); undefined when the request has no usable key.
+   */
+  readonly credentialIdentity: string | undefined;
+  /** How the answer came: set by the sharing plugins (joined a flight, or kept), read by the log. */
+  readonly answer: { from?: 'flight' | 'cache' };
+  /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
+  readonly liveStream: { events?: AsyncGenerator<ExecutionResult> };
   /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
   readonly upstreamCalls: { count: number };
   /**
@@ -35,11 +48,6 @@ export interface GatewayContext {
    * loaders, so what one event read is never served to the next.
    */
   startSubscriptionEvent(): void;
-  /**
-   * The operation runs again from its start with this context (a direct answer fell back to
-   * full execution): the loads it repeats are neither new calls nor cache hits.
-   */
-  replayFromStart(): void;
 }
 
 export interface ContextDependencies {
@@ -59,6 +67,14 @@ export interface ContextDependencies {
 export interface IncomingRequest {
   authorization: string | undefined;
   requestId: string;
+  transport: 'http' | 'websocket';
+  /** The request's logger (Fastify's, bound to the request id); a child of the gateway's otherwise. */
+  logger?: Logger;
+}
+
+/** The identity of a key for sharing: a hash, so the key itself is never a map key. */
+export function credentialIdentity(apiKey: string): string {
+  return createHash('sha256').update(apiKey).digest('base64');
 }
 
 // RFC 6750 token characters only: anything else (control characters, non-ASCII) could not
@@ -88,6 +104,8 @@ function resolveApiKey(
 class RequestContext implements GatewayContext {
   // Plain fields (not #private): Apollo's copy of the context must carry them.
   readonly upstreamCalls = { count: 0 };
+  readonly answer: { from?: 'flight' | 'cache' } = {};
+  readonly liveStream: { events?: AsyncGenerator<ExecutionResult> } = {};
   private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
@@ -95,6 +113,7 @@ class RequestContext implements GatewayContext {
 
   constructor(
     readonly requestId: string,
+    readonly transport: 'http' | 'websocket',
     readonly logger: Logger,
     private readonly credential: { apiKey: string } | { error: string },
     private readonly deps: ContextDependencies,
@@ -109,6 +128,10 @@ class RequestContext implements GatewayContext {
       trace: this.upstreamTrace,
     });
     return this.api;
+  }
+
+  get credentialIdentity(): string | undefined {
+    return 'apiKey' in this.credential ? credentialIdentity(this.credential.apiKey) : undefined;
   }
 
   // Lazy like the loaders, so each operation's copy of the context records its own calls.
@@ -134,17 +157,13 @@ class RequestContext implements GatewayContext {
     const { apiKey } = this.credential;
     // The pollers outlive this request, so they get a client of their own, without a trace.
     const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
-    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), apiKey);
+    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), credentialIdentity(apiKey));
   }
 
   startSubscriptionEvent(): void {
     this.api = undefined;
     this.loadersOfRequest = undefined;
     this.traceOfOperation = undefined;
-  }
-
-  replayFromStart(): void {
-    this.loadersOfRequest?.replay();
   }
 
   get jobWrites(): FineTuneJobWrites {
@@ -156,7 +175,8 @@ class RequestContext implements GatewayContext {
 export function createContext(deps: ContextDependencies, incoming: IncomingRequest): GatewayContext {
   return new RequestContext(
     incoming.requestId,
-    deps.logger.child({ requestId: incoming.requestId }),
+    incoming.transport,
+    incoming.logger ?? deps.logger.child({ requestId: incoming.requestId }),
     resolveApiKey(incoming.authorization, deps.serverApiKey),
     deps,
   );

@@ -67,7 +67,7 @@ describe('in production', () => {
       const variable = live.subscribe(STATUS_VARIABLE, { s: ['RUNNIN'] });
       await Promise.all([introspection.finished, typo.finished, variable.finished]);
       expect(introspection.events).toEqual([]);
-      expect(JSON.stringify(introspection.failure)).toMatch(/introspection has been disabled/);
+      expect(JSON.stringify(introspection.failure)).toMatch(/introspection is not allowed/);
       expect(JSON.stringify(introspection.failure)).toContain('GRAPHQL_VALIDATION_FAILED');
       for (const refused of [typo, variable]) {
         const shown = JSON.stringify(refused.failure ?? refused.events);

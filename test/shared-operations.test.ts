@@ -1,10 +1,8 @@
 // Singleflight: identical queries in flight at once for one credential make one upstream call
 // and share one response; different credentials, different operations and later requests never
 // share. Counted at the simulator.
-import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { requestIdentity, runsSingleQuery } from '../src/shared-operations.js';
 import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
 
 const JOBS = 'query Jobs($limit: Int) { fineTuneJobs(limit: $limit) { id orgUuid status } }';
@@ -136,6 +134,26 @@ describe('what is never shared', () => {
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
   });
 
+  it('in a document with a query and a mutation, only the query is shared', async () => {
+    const running = stack.simulator.store
+      .list(stack.simulator.store.organizations[0]!, ['RUNNING'])
+      .map((j) => j.id)
+      .slice(0, 1)[0]!;
+    const document = `query List { fineTuneJobs(limit: 2) { id } }
+      mutation Cancel { cancelFineTuneJob(id: "${running}") { id } }`;
+    slowUpstream(1);
+    stack.simulator.faults.set('cancelJob', { delayMs: 300, times: 1 });
+    const run = (operationName: string) =>
+      fetch(stack.gateway.url, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query: document, operationName }),
+      }).then((r) => r.json());
+    await Promise.all([run('List'), run('List'), run('List'), run('Cancel'), run('Cancel')]);
+    expect(stack.simulator.requestsTo('listJobs').length).toBeLessThanOrEqual(2);
+    expect(stack.simulator.requestsTo('cancelJob')).toHaveLength(2);
+  });
+
   it('nothing is served after the operation completes (no cache)', async () => {
     expectData(await stack.query(JOBS, { limit: 2 }));
     expectData(await stack.query(JOBS, { limit: 2 }));
@@ -148,48 +166,5 @@ describe('what is never shared', () => {
     for (const response of responses) expect(response.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
     expectData(await stack.query(JOBS, { limit: 2 }));
-  });
-});
-
-describe('sharing key', () => {
-  const request = (headers: Record<string, string> = {}) =>
-    ({ method: 'POST', headers }) as unknown as IncomingMessage;
-  const keyOf = (body: Record<string, unknown>, headers?: Record<string, string>) =>
-    requestIdentity(request(headers), '', JSON.stringify(body));
-  const shared = (body: Record<string, unknown>) => runsSingleQuery(request(), '', body);
-
-  it('is given to queries only, never to mutations or subscriptions', () => {
-    expect(shared({ query: '{ fineTuneJobs { id } }' })).toBe(true);
-    expect(shared({ query: 'mutation { stopFineTuneJob(id: "a") { id } }' })).toBe(false);
-    expect(shared({ query: 'subscription { jobChanged { id } }' })).toBe(false);
-    const both = 'query A { fineTuneJobs { id } } mutation B { stopFineTuneJob(id: "a") { id } }';
-    expect(shared({ query: both, operationName: 'A' })).toBe(true);
-    expect(shared({ query: both, operationName: 'B' })).toBe(false);
-    expect(shared({ query: both })).toBe(false);
-    expect(shared({ query: '{ not valid' })).toBe(false);
-    expect(shared({ extensions: { persistedQuery: { sha256Hash: 'abc' } } })).toBe(false);
-  });
-
-  it('differs by credential and never contains it', () => {
-    const body = { query: '{ fineTuneJobs { id } }' };
-    const acme = keyOf(body, { authorization: `Bearer ${ACME_KEY}` });
-    const globex = keyOf(body, { authorization: `Bearer ${GLOBEX_KEY}` });
-    expect(acme).not.toBe(globex);
-    expect(acme).not.toContain(ACME_KEY);
-    expect(keyOf(body, { authorization: `Bearer ${ACME_KEY}` })).toBe(acme);
-  });
-
-  it('differs by every header that changes the answer', () => {
-    const body = { query: '{ fineTuneJobs { id } }' };
-    const plain = keyOf(body);
-    for (const [name, value] of [
-      ['accept', 'application/graphql-response+json'],
-      ['content-type', 'application/json'],
-      ['apollo-require-preflight', 'true'],
-      ['x-apollo-operation-name', 'Jobs'],
-      ['apollo-federation-include-trace', 'ftv1'],
-    ] as const) {
-      expect(keyOf(body, { [name]: value }), name).not.toBe(plain);
-    }
   });
 });

@@ -2,6 +2,8 @@
 // operation is compiled once into plain JS functions, which run the same resolvers with the
 // same results far faster on long lists. Plugged in through Apollo Server's executor hook (the
 // `gateway` option), so parsing, validation, plugins, error formatting and HTTP stay Apollo's.
+// A subscription (over WebSocket only) is opened here: graphql-js's `subscribe` runs its
+// `subscribe` resolver, and the stream of event results is left on the context for graphql-ws.
 import type {
   GatewayExecutionResult,
   GatewayExecutor,
@@ -11,12 +13,14 @@ import {
   GraphQLError,
   execute,
   getOperationAST,
+  subscribe,
   printSchema,
   type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
+import { LRUCache } from 'lru-cache';
 
 /** Compiled operations kept; the least recently used one is dropped past this. */
 const COMPILED_OPERATIONS = 1000;
@@ -34,21 +38,16 @@ export interface ExecutionRequest {
 
 /** Runs operations compiled by graphql-jit, with graphql-js's exact errors when there are any. */
 export function compiledExecution(schema: GraphQLSchema) {
-  const compiled = new Map<string, Compiled>();
+  // Keyed by Apollo's hash of the document text and the operation name (documents come from clients).
+  const compiled = new LRUCache<string, Compiled>({ max: COMPILED_OPERATIONS });
 
   function compiledFor(request: ExecutionRequest): Compiled | ExecutionResult {
     const key = `${request.documentKey}:${request.operationName ?? ''}`;
     const cached = compiled.get(key);
-    if (cached !== undefined) {
-      // Map keeps insertion order: re-inserting marks it as most recently used.
-      compiled.delete(key);
-      compiled.set(key, cached);
-      return cached;
-    }
+    if (cached !== undefined) return cached;
     const result = compileQuery(schema, request.document, request.operationName ?? undefined);
     if (!isCompiledQuery(result)) return result;
     const query = result as Compiled;
-    if (compiled.size >= COMPILED_OPERATIONS) compiled.delete(compiled.keys().next().value!);
     compiled.set(key, query);
     return query;
   }
@@ -63,11 +62,30 @@ export function compiledExecution(schema: GraphQLSchema) {
       operationName: request.operationName,
     }) as Promise<ExecutionResult>;
 
-  return async (request: ExecutionRequest): Promise<ExecutionResult> => {
-    // Mutations run once, by graphql-js: a write must never run again to get exact errors.
-    if (getOperationAST(request.document, request.operationName)?.operation !== 'query') {
-      return executeGeneric(request);
+  /** Opens the subscription's stream onto the context; the errors when it could not be opened. */
+  async function openSubscription(request: ExecutionRequest): Promise<ExecutionResult> {
+    const opened = await subscribe({
+      schema,
+      document: request.document,
+      contextValue: request.contextValue,
+      variableValues: request.variables,
+      operationName: request.operationName,
+    });
+    if (!(Symbol.asyncIterator in opened)) return opened;
+    const { liveStream } = request.contextValue as { liveStream?: { events?: unknown } };
+    if (liveStream === undefined) {
+      void opened.return(undefined);
+      throw new Error('a subscription ran without a stream to open (HTTP refuses them first)');
     }
+    liveStream.events = opened;
+    return {};
+  }
+
+  return async (request: ExecutionRequest): Promise<ExecutionResult> => {
+    const type = getOperationAST(request.document, request.operationName)?.operation;
+    if (type === 'subscription') return openSubscription(request);
+    // Mutations run once, by graphql-js: a write must never run again to get exact errors.
+    if (type !== 'query') return executeGeneric(request);
     const query = compiledFor(request);
     if (!isCompiledQuery(query)) return executeGeneric(request);
     const result = await query.query(undefined, request.contextValue, request.variables ?? {});

@@ -24,8 +24,6 @@ export interface FineTuneJobLoaders {
    * lists and that job's metrics are fetched again if asked for.
    */
   jobWritten(job: FineTuneJobRecord): void;
-  /** The operation runs again from its start with these loaders (see TracedDataLoader.replay). */
-  replay(): void;
 }
 
 export interface LoaderSettings {
@@ -144,11 +142,5 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     this.jobByIdLoader.clear(job.id).prime(job.id, job);
     this.lists?.clearAll();
     this.metrics?.forgetJob(job.id);
-  }
-
-  replay(): void {
-    this.byId?.replay();
-    this.lists?.replay();
-    this.metrics?.loader.replay();
   }
 }

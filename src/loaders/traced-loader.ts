@@ -64,24 +64,7 @@ export class TracedDataLoader<K, V, C = K> extends DataLoader<K, V, C> {
     this.keyOf = options.cacheKeyFn ?? ((key: K) => key as unknown as C);
   }
 
-  private loadsMade = 0;
-  private loadsToReplay = 0;
-
-  /**
-   * The operation starts over with this loader (a direct answer fell back to full execution):
-   * its first loads repeat the ones made so far, which were traced and counted already.
-   */
-  replay(): void {
-    this.loadsToReplay = this.loadsMade;
-    this.loadsMade = 0;
-  }
-
   override load(key: K): Promise<V> {
-    this.loadsMade += 1;
-    if (this.loadsToReplay > 0) {
-      this.loadsToReplay -= 1;
-      return super.load(key);
-    }
     const state = this.cache.state(this.keyOf(key));
     if (state !== undefined) {
       this.onCacheHit?.();

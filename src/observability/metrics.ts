@@ -102,13 +102,6 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  private readonly directOperations = new Counter({
-    name: 'gateway_graphql_direct_operations_total',
-    help: 'Queries the JSON executor took: answered directly, or handed to Apollo Server (errors, unusual values).',
-    labelNames: ['outcome'] as const,
-    registers: [this.registry],
-  });
-
   private readonly cachedResponses = new Counter({
     name: 'gateway_graphql_cached_responses_total',
     help: 'Requests answered from the response cache (CACHE_TTL_MS).',
@@ -129,10 +122,6 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
-  }
-
-  directOperation(outcome: 'answered' | 'fell_back'): void {
-    this.directOperations.inc({ outcome });
   }
 
   cachedResponse(): void {

@@ -1,12 +1,15 @@
 // The per-operation upstream trace: which REST calls one GraphQL operation made, and which
 // loads were answered without a call. The client records the calls, the loaders record the
-// reuses; the plugin adds the trace to the response as `extensions.upstream`. It holds methods,
-// paths and statuses only: no headers, and the key is redacted from paths (job ids are input).
-import type { ApolloServerPlugin } from '@apollo/server';
+// reuses; a plugin (graphql/plugins/upstream-trace.ts) adds the trace to the response as
+// `extensions.upstream`. It holds methods, paths and statuses only: no headers, and the key is
+// redacted from paths (job ids are input).
 import { redactSecrets } from './secrets.js';
 
-/** How a load was answered: by a REST call, or by this operation's loaders without one. */
-export type TraceSource = 'upstream' | 'loader' | 'coalesced';
+/**
+ * How a load was answered: by a REST call, by this operation's loaders without one, or by an
+ * identical operation whose answer this one shared.
+ */
+export type TraceSource = 'upstream' | 'loader' | 'coalesced' | 'shared';
 
 export interface TracedRequest {
   method: string;
@@ -18,7 +21,8 @@ export interface TraceEntry extends TracedRequest {
   /**
    * `upstream`: a REST call was made. `loader`: answered from a result this operation already
    * had (the same page, or a job seen in a list). `coalesced`: joined an identical call still in
-   * flight.
+   * flight. `shared`: the whole operation was answered by an identical one (in flight, or kept
+   * with CACHE_TTL_MS), whose call this was.
    */
   source: TraceSource;
   /** The HTTP status of the last attempt; null when none arrived (timeout, network). */
@@ -53,6 +57,12 @@ export class UpstreamTrace {
     this.entries.push({ ...this.clean(request), source });
   }
 
+  /** This operation shared the answer of another, which made these calls. */
+  shared(entries: readonly TraceEntry[]): void {
+    for (const entry of entries)
+      this.entries.push({ method: entry.method, path: entry.path, source: 'shared' });
+  }
+
   summary(): UpstreamTraceSummary {
     const calls = this.entries.filter((e) => e.source === 'upstream').length;
     return { calls, reused: this.entries.length - calls, entries: [...this.entries] };
@@ -61,25 +71,4 @@ export class UpstreamTrace {
   private clean(request: TracedRequest): TracedRequest {
     return { method: request.method, path: redactSecrets(request.path, this.secrets) };
   }
-}
-
-/** What the plugin needs from the context: this operation's trace, when tracing is on. */
-export interface TracedContext {
-  readonly upstreamTrace: UpstreamTrace | undefined;
-}
-
-/** Adds `extensions.upstream` to each response whose operation has a trace. */
-export function upstreamTracePlugin(): ApolloServerPlugin<TracedContext> {
-  return {
-    async requestDidStart() {
-      return {
-        async willSendResponse({ response, contextValue }) {
-          const trace = contextValue.upstreamTrace;
-          if (trace === undefined || response.body.kind !== 'single') return;
-          const result = response.body.singleResult;
-          result.extensions = { ...result.extensions, upstream: trace.summary() };
-        },
-      };
-    },
-  };
 }

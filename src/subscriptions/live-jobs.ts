@@ -3,7 +3,6 @@
 // interval, and a subscriber only ever shares a poller with holders of the same key. Each
 // subscription turns the shared snapshots into its own events (what changed since *it* last
 // heard), so subscribers who join late get correct events too.
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
@@ -52,11 +51,6 @@ const ENDING_CODES: ReadonlySet<string> = new Set([
   ErrorCode.INTERNAL_SERVER_ERROR,
 ]);
 
-/** The key's identity for sharing pollers: a hash, so the key itself is never a map key. */
-export function credentialIdentity(apiKey: string): string {
-  return createHash('sha256').update(apiKey).digest('hex');
-}
-
 function isActive(status: string | undefined): boolean {
   return status !== undefined && ACTIVE_STATUSES.has(status);
 }
@@ -86,9 +80,9 @@ export class LiveJobPollers {
     return this.pollers.size;
   }
 
-  /** The live view for one API key. */
-  forKey(api: FineTuneApiClient, apiKey: string): LiveJobs {
-    return new LiveJobs(this, api, credentialIdentity(apiKey));
+  /** The live view for one API key, by its identity (see context.ts). */
+  forKey(api: FineTuneApiClient, identity: string): LiveJobs {
+    return new LiveJobs(this, api, identity);
   }
 
   /** Stops every poller (server shutdown). */

@@ -1,23 +1,23 @@
-// GraphQL subscriptions over WebSocket (the graphql-ws protocol) on the HTTP server's own port
-// and path: `ws` takes the upgrade requests, graphql-ws runs the protocol with the same schema
-// and context rules as HTTP, the same introspection setting, and errors formatted by the same
-// `formatError`.
+// GraphQL over WebSocket (the graphql-ws protocol) on the HTTP server's own port and path. Every
+// operation a socket sends runs once through Apollo Server's request pipeline, as over HTTP:
+// parsing, validation, the limits and every plugin see it. A query or mutation is answered by
+// that run; a subscription's run opens its stream of events (see graphql/jit-executor.ts), whose
+// results graphql-ws then sends, their errors formatted as over HTTP.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
-import type { ApolloServerPlugin } from '@apollo/server';
+import type { ApolloServer } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
 import {
   GraphQLError,
-  NoSchemaIntrospectionCustomRule,
-  parse,
-  specifiedRules,
-  validate,
+  Kind,
+  OperationTypeNode,
   type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type FormattedExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
-  type ParseOptions,
-  type ValidationRule,
 } from 'graphql';
-import { unwrapResolverError } from '@apollo/server/errors';
 import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
@@ -29,6 +29,7 @@ export interface SubscriptionServerOptions {
   httpServer: Server;
   path: string;
   schema: GraphQLSchema;
+  apollo: ApolloServer<GatewayContext>;
   pollers: LiveJobPollers;
   /** The most operations one socket may run at once; more are refused with BAD_REQUEST. */
   maxOperationsPerSocket: number;
@@ -36,28 +37,13 @@ export interface SubscriptionServerOptions {
   maxMessageBytes: number;
   /** How long `dispose` waits for peers to answer their close before cutting them (SHUTDOWN_GRACE_MS). */
   shutdownGraceMs: number;
-  /** The query limits HTTP operations get (src/query-limits.ts), applied to socket operations too. */
-  operationLimits: OperationLimits;
-  /** Whether introspection is allowed (GRAPHQL_INTROSPECTION), as over HTTP. */
-  introspection: boolean;
-  /** The errors' formatting over HTTP (src/errors.ts), so the socket's errors read the same. */
+  /** The errors' formatting over HTTP (src/errors.ts), for the errors of subscription events. */
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
-  /** The context of one subscription, from the caller's `Authorization` (or none). */
+  /** The context of one operation, from the caller's `Authorization` (or none). */
   createContext(authorization: string | undefined, requestId: string): GatewayContext;
   logger: Logger;
-}
-
-export interface OperationLimits {
-  validationRules: readonly ValidationRule[];
-  parseOptions: ParseOptions;
-  costError(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    variables: Record<string, unknown>,
-    operationName: string | null | undefined,
-  ): GraphQLError | undefined;
 }
 
 export interface SubscriptionServer {
@@ -66,39 +52,6 @@ export interface SubscriptionServer {
    * that has not answered its close within `shutdownGraceMs` is cut.
    */
   dispose(): Promise<void>;
-}
-
-/**
- * A subscription sent over plain HTTP gets a clear 400 (`BAD_REQUEST`) that says where
- * subscriptions are served, instead of running without its stream.
- */
-export function subscriptionsOverHttpPlugin(): ApolloServerPlugin {
-  return {
-    async requestDidStart() {
-      return {
-        async didResolveOperation({ operation }) {
-          if (operation?.operation !== 'subscription') return;
-          throw new GraphQLError(
-            'Subscriptions are served over WebSocket (graphql-ws protocol) at this same URL, not over HTTP.',
-            { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } },
-          );
-        },
-      };
-    },
-  };
-}
-
-/** Apollo's drain-server pattern: stopping Apollo also closes the WebSocket side. */
-export function subscriptionDrainPlugin(server: () => SubscriptionServer | undefined): ApolloServerPlugin {
-  return {
-    async serverWillStart() {
-      return {
-        async drainServer() {
-          await server()?.dispose();
-        },
-      };
-    },
-  };
 }
 
 /**
@@ -132,47 +85,43 @@ function originAllowed(
   }
 }
 
-function withCode(error: GraphQLError, code: string): GraphQLError {
-  return new GraphQLError(error.message, {
-    nodes: error.nodes,
-    source: error.source,
-    positions: error.positions,
-    extensions: { ...error.extensions, code },
-  });
+/** An error Apollo Server has already formatted, carried to graphql-ws's `error` message as is. */
+class FormattedError extends GraphQLError {
+  constructor(readonly formatted: GraphQLFormattedError) {
+    super(formatted.message);
+  }
 }
 
 /**
- * Parse, validation and query-limit errors, coded as Apollo codes them over HTTP (formatError
- * then recodes a limit's as QUERY_LIMIT_EXCEEDED).
+ * graphql-ws sends an operation to `execute` or `subscribe` by its type, read from the document
+ * it is given: the pipeline has parsed the real one, so these stand in for it.
  */
-function documentErrors(
-  schema: GraphQLSchema,
-  limits: OperationLimits,
-  introspection: boolean,
-  payload: { query: string; variables?: Record<string, unknown> | null; operationName?: string | null },
-): readonly GraphQLError[] | undefined {
-  let document;
-  try {
-    document = parse(payload.query, limits.parseOptions);
-  } catch (error) {
-    if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
-    throw error;
-  }
-  const rules = [
-    ...specifiedRules,
-    ...limits.validationRules,
-    ...(introspection ? [] : [NoSchemaIntrospectionCustomRule]),
-  ];
-  const errors = validate(schema, document, rules);
-  if (errors.length > 0) return errors.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
-  const costError = limits.costError(schema, document, payload.variables ?? {}, payload.operationName);
-  return costError ? [costError] : undefined;
+function placeholder(operation: OperationTypeNode): DocumentNode {
+  return {
+    kind: Kind.DOCUMENT,
+    definitions: [
+      {
+        kind: Kind.OPERATION_DEFINITION,
+        operation,
+        selectionSet: { kind: Kind.SELECTION_SET, selections: [] },
+      },
+    ],
+  };
 }
+const QUERY = placeholder(OperationTypeNode.QUERY);
+const SUBSCRIPTION = placeholder(OperationTypeNode.SUBSCRIPTION);
+
+/** What an operation's run through the pipeline left for graphql-ws to send. */
+type Outcome =
+  | { kind: 'result'; result: FormattedExecutionResult }
+  | { kind: 'stream'; events: AsyncGenerator<ExecutionResult> };
 
 export function serveSubscriptions(options: SubscriptionServerOptions): SubscriptionServer {
-  const { logger, pollers } = options;
+  const { logger, pollers, apollo } = options;
+  /** An event's errors (graphql-js executed it): formatted as Apollo Server formats them. */
   const formatted = (errors: readonly GraphQLError[]) =>
     errors.map((error) => {
+      if (error instanceof FormattedError) return error.formatted;
       // The client sees INTERNAL_SERVER_ERROR only: what went wrong goes to the log, as over HTTP.
       const original = unwrapResolverError(error);
       if (!(original instanceof GraphQLError) && !(original instanceof UpstreamError)) {
@@ -190,18 +139,14 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
     verifyClient: ({ origin, req }: { origin: string | undefined; req: IncomingMessage }) =>
       originAllowed(origin, req.headers.host, options.allowedOrigins),
   });
+  const outcomeOf = (args: ExecutionArgs) => (args.rootValue as { outcome: Outcome }).outcome;
   const server = useServer(
     {
       schema: options.schema,
-      context: (ctx) =>
-        options.createContext(
-          authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),
-          randomUUID(),
-        ),
       onConnect: () => {
         logger.debug('subscription client connected');
       },
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload): Promise<ExecutionArgs | readonly GraphQLError[]> => {
         // Each distinct job watched is a poller: one socket may not start them without bound.
         // graphql-ws has already reserved this operation's id, so it counts itself.
         if (Object.keys(ctx.subscriptions).length > options.maxOperationsPerSocket) {
@@ -212,12 +157,60 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
             ),
           ];
         }
-        logger.info(
-          { operationName: payload.operationName ?? null, subscriptionId: id },
-          'subscription started',
+        const contextValue = options.createContext(
+          authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),
+          randomUUID(),
         );
-        // Valid documents are left to graphql-ws, which parses and validates them as usual.
-        return documentErrors(options.schema, options.operationLimits, options.introspection, payload);
+        let response;
+        try {
+          response = await apollo.executeOperation(
+            {
+              query: payload.query,
+              variables: payload.variables ?? undefined,
+              operationName: payload.operationName ?? undefined,
+              extensions: payload.extensions ?? undefined,
+            },
+            { contextValue },
+          );
+        } catch (error) {
+          // Apollo Server has logged it; a stream the run had opened must not poll on unheard.
+          void contextValue.liveStream.events?.return(undefined);
+          logger.error({ err: error }, 'a WebSocket operation failed in the pipeline');
+          return [
+            new GraphQLError('Internal server error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
+          ];
+        }
+        if (response.body.kind !== 'single') {
+          return [new GraphQLError('Incremental delivery is not served over WebSocket.')];
+        }
+        const result = response.body.singleResult;
+        // Refused before execution (parse, validation, limits, a plugin): an `error` message.
+        if (!('data' in result) && result.errors?.length) {
+          return result.errors.map((error) => new FormattedError(error));
+        }
+        const events = contextValue.liveStream.events;
+        if (events !== undefined) {
+          logger.info(
+            { operationName: payload.operationName ?? null, subscriptionId: id },
+            'subscription started',
+          );
+        }
+        const outcome: Outcome = events ? { kind: 'stream', events } : { kind: 'result', result };
+        return {
+          schema: options.schema,
+          document: events ? SUBSCRIPTION : QUERY,
+          rootValue: { outcome },
+          contextValue,
+        };
+      },
+      // The run through the pipeline has answered; these hand its outcome to graphql-ws.
+      execute: (args) => {
+        const outcome = outcomeOf(args);
+        return outcome.kind === 'result' ? (outcome.result as ExecutionResult) : { data: null };
+      },
+      subscribe: (args) => {
+        const outcome = outcomeOf(args);
+        return outcome.kind === 'stream' ? outcome.events : (outcome.result as ExecutionResult);
       },
       onComplete: (_ctx, id, payload) => {
         logger.info(
@@ -225,8 +218,11 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           'subscription ended',
         );
       },
+      // A result from the pipeline is already formatted; an event's errors are graphql-js's.
       onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? { ...result, errors: formatted(result.errors) } : undefined,
+        result.errors?.some((error) => error instanceof GraphQLError)
+          ? { ...result, errors: formatted(result.errors) }
+          : (result as FormattedExecutionResult),
       onError: (_ctx, _id, _payload, errors) => formatted(errors),
     },
     wsServer,

@@ -1,0 +1,61 @@
+// One log line per GraphQL operation when its response is sent (name, duration, upstream calls,
+// outcome, and whether the answer was shared), its count and duration in the metrics, and a
+// line for each failure with its details.
+import type { ApolloServerPlugin } from '@apollo/server';
+import { unwrapResolverError } from '@apollo/server/errors';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { GatewayContext } from '../../context.js';
+import { describeUpstreamError, ErrorCode } from '../../errors.js';
+import type { GatewayMetrics } from '../../observability/metrics.js';
+import { UpstreamError } from '../../upstream/errors.js';
+
+/** The codes the client was sent (a shared answer's errors were formatted for its first request). */
+function errorCodes(errors: readonly GraphQLFormattedError[] | undefined): string[] {
+  return errors?.map((e) => String(e.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR)) ?? [];
+}
+
+export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<GatewayContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      const started = performance.now();
+      return {
+        async didEncounterErrors({ errors }) {
+          for (const error of errors) {
+            const original = unwrapResolverError(error);
+            if (original instanceof UpstreamError) {
+              const { extensions } = describeUpstreamError(original);
+              contextValue.logger.warn(
+                { code: extensions.code, upstream: original.details, path: error.path },
+                original.message,
+              );
+            } else if (!(original instanceof GraphQLError)) {
+              contextValue.logger.error(
+                { err: original, path: error.path },
+                'unexpected error in a resolver',
+              );
+            }
+          }
+        },
+        async willSendResponse({ operationName, response }) {
+          const { body } = response;
+          const codes = errorCodes(
+            body.kind === 'single' ? body.singleResult.errors : body.initialResult.errors,
+          );
+          const durationMs = performance.now() - started;
+          contextValue.logger.info(
+            {
+              operationName,
+              durationMs: Math.round(durationMs),
+              upstreamCalls: contextValue.upstreamCalls.count,
+              outcome: codes.length ? 'error' : 'ok',
+              ...(codes.length && { errorCodes: codes }),
+              ...(contextValue.answer.from && { sharedFrom: contextValue.answer.from }),
+            },
+            'graphql operation',
+          );
+          metrics.operation(operationName ?? null, codes[0] ?? 'ok', durationMs / 1000);
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,192 @@
+// Identical queries share one execution. A query whose identical twin (same credential, document,
+// operation and variables) is executing waits for that answer instead of running its own; with
+// CACHE_TTL_MS, a successful answer also serves identical queries for that long. Both are
+// plugins that answer in `responseForOperation`, after parsing, validation and
+// `didResolveOperation`: every request still runs its own pipeline (every plugin's hooks, its
+// log line, its inline trace when a router asks) and only the execution is shared.
+//
+// Never shared: mutations and subscriptions; requests without a usable key; answers across
+// organizations (the key holds the credential's identity); answers across a write (a create,
+// stop or cancel empties the cache, and no request from then on joins a flight begun before it).
+import type { ApolloServerPlugin, GraphQLRequestContext, GraphQLResponse } from '@apollo/server';
+import { HeaderMap } from '@apollo/server';
+import type { FormattedExecutionResult } from 'graphql';
+import { LRUCache } from 'lru-cache';
+import type { GatewayContext } from '../../context.js';
+import type { GatewayMetrics } from '../../observability/metrics.js';
+import type { TraceEntry } from '../../observability/upstream-trace.js';
+import type { ResultSerializer } from '../result-serializer.js';
+
+/** What identical operations share: the result's data and errors as sent, and its status. */
+interface SharedAnswer {
+  result: Omit<FormattedExecutionResult, 'extensions'>;
+  status: number | undefined;
+  /** The upstream calls that made the answer, for the sharers' `extensions.upstream`. */
+  trace: readonly TraceEntry[];
+}
+
+/** Answers the cache holds at most; the least recently used goes first. */
+const KEPT_ANSWERS = 1000;
+/** Characters of kept answers (data text and key) at most: a page of every job is about 1 MB. */
+const KEPT_CHARS = 64 * 1024 * 1024;
+
+type OperationContext = GraphQLRequestContext<GatewayContext>;
+
+/**
+ * What an operation's answer depends on: whose it is, the document, the operation and the
+ * variables. Undefined for what is never shared.
+ */
+function sharingKey(requestContext: OperationContext): string | undefined {
+  const { operation, operationName, queryHash, request, contextValue } = requestContext;
+  if (operation?.operation !== 'query' || queryHash === undefined) return undefined;
+  const identity = contextValue.credentialIdentity;
+  if (identity === undefined) return undefined;
+  return `${identity}\n${operationName ?? ''}\n${queryHash}\n${JSON.stringify(request.variables ?? {})}`;
+}
+
+function sharedResponse(answer: SharedAnswer, requestContext: OperationContext): GraphQLResponse {
+  requestContext.contextValue.upstreamTrace?.shared(answer.trace);
+  return {
+    http: { status: answer.status, headers: new HeaderMap() },
+    // A copy of the envelope: each request's plugins add extensions of their own.
+    body: { kind: 'single', singleResult: { ...answer.result } },
+  };
+}
+
+function answerOf(
+  requestContext: OperationContext & { response: GraphQLResponse },
+): SharedAnswer | undefined {
+  const { body, http } = requestContext.response;
+  if (body.kind !== 'single') return undefined;
+  const { extensions: _own, ...result } = body.singleResult;
+  return {
+    result,
+    status: http.status,
+    trace: requestContext.contextValue.upstreamTrace?.summary().entries ?? [],
+  };
+}
+
+/** A 200 with data and no errors: the only answer worth keeping. */
+function isPlainSuccess(answer: SharedAnswer): boolean {
+  return (answer.status ?? 200) === 200 && answer.result.errors === undefined && answer.result.data != null;
+}
+
+interface Flight {
+  /** Settles when the leading request sends its answer; undefined if it never got one. */
+  answer: Promise<SharedAnswer | undefined>;
+  settle(answer: SharedAnswer | undefined): void;
+}
+
+function newFlight(): Flight {
+  let settle!: (answer: SharedAnswer | undefined) => void;
+  const answer = new Promise<SharedAnswer | undefined>((resolve) => (settle = resolve));
+  return { answer, settle };
+}
+
+export interface SharedOperationsOptions {
+  /** How long a successful answer serves identical queries (CACHE_TTL_MS); 0: no cache. */
+  ttlMs: number;
+  metrics: GatewayMetrics;
+  /** Weighs a kept answer by its data text, which responses then reuse. */
+  serializer: ResultSerializer;
+}
+
+export class SharedOperations {
+  private flights = new Map<string, Flight>();
+  private readonly kept: LRUCache<string, SharedAnswer> | undefined;
+  // Bumped by every write: an answer is kept only if no write began or ended during its flight.
+  private writes = 0;
+
+  constructor(private readonly options: SharedOperationsOptions) {
+    if (options.ttlMs > 0) {
+      this.kept = new LRUCache<string, SharedAnswer>({
+        max: KEPT_ANSWERS,
+        maxSize: KEPT_CHARS,
+        ttl: options.ttlMs,
+        sizeCalculation: (answer, key) =>
+          key.length + (answer.result.data ? options.serializer.data(answer.result.data).length : 0),
+      });
+    }
+  }
+
+  /**
+   * The upstream's data may have changed: nothing answered before is served again, and no
+   * request from now on joins a flight that began before (it may have read the old data).
+   */
+  forgetAll(): void {
+    this.writes += 1;
+    this.kept?.clear();
+    this.flights = new Map();
+  }
+
+  /** The plugins, in the order they must run: the cache (when on), then the flights. */
+  plugins(): ApolloServerPlugin<GatewayContext>[] {
+    return this.kept ? [this.cachePlugin(this.kept), this.flightPlugin()] : [this.flightPlugin()];
+  }
+
+  private cachePlugin(kept: LRUCache<string, SharedAnswer>): ApolloServerPlugin<GatewayContext> {
+    const { metrics } = this.options;
+    return {
+      async requestDidStart() {
+        return {
+          async responseForOperation(requestContext) {
+            const key = sharingKey(requestContext);
+            const answer = key === undefined ? undefined : kept.get(key);
+            if (answer === undefined) return null;
+            requestContext.contextValue.answer.from = 'cache';
+            // What usage reporting reads for an answer served from a cache.
+            requestContext.metrics.responseCacheHit = true;
+            metrics.cachedResponse();
+            return sharedResponse(answer, requestContext);
+          },
+        };
+      },
+    };
+  }
+
+  private flightPlugin(): ApolloServerPlugin<GatewayContext> {
+    // The flight each request leads, for a request whose pipeline failed before its answer.
+    const leading = new WeakMap<OperationContext, () => void>();
+    return {
+      unexpectedErrorProcessingRequest: async ({ requestContext }) => {
+        leading.get(requestContext as OperationContext)?.();
+      },
+      requestDidStart: async () => {
+        let lead: { key: string; flight: Flight; writesBefore: number } | undefined;
+        const finish = (answer: SharedAnswer | undefined) => {
+          if (lead === undefined) return;
+          const { key, flight, writesBefore } = lead;
+          lead = undefined;
+          if (this.flights.get(key) === flight) this.flights.delete(key);
+          flight.settle(answer);
+          if (answer && this.kept && this.writes === writesBefore && isPlainSuccess(answer)) {
+            this.kept.set(key, answer);
+          }
+        };
+        return {
+          responseForOperation: async (requestContext) => {
+            const key = sharingKey(requestContext);
+            if (key === undefined) return null;
+            const running = this.flights.get(key);
+            if (running !== undefined) {
+              const answer = await running.answer;
+              // Its leader got no answer: this request runs the operation itself.
+              if (answer === undefined) return null;
+              requestContext.contextValue.answer.from = 'flight';
+              this.options.metrics.sharedOperationJoined();
+              return sharedResponse(answer, requestContext);
+            }
+            const flight = newFlight();
+            this.flights.set(key, flight);
+            lead = { key, flight, writesBefore: this.writes };
+            leading.set(requestContext, () => finish(undefined));
+            return null;
+          },
+          willSendResponse: async (requestContext) => {
+            if (lead !== undefined) finish(answerOf(requestContext));
+          },
+        };
+      },
+    };
+  }
+}

@@ -1,0 +1,137 @@
+// The HTTP side of the gateway, on Fastify: GraphQL at /graphql through Apollo Server's Fastify
+// integration, CORS there, the probes and /metrics beside it, request ids, the body limit, and
+// every error as a GraphQL-shaped JSON body with a code. Fastify's own error and 404 handlers
+// answer what never reaches Apollo Server.
+import { randomUUID } from 'node:crypto';
+import { fastifyApolloHandler } from '@as-integrations/fastify';
+import type { ApolloServer } from '@apollo/server';
+import cors from '@fastify/cors';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import type { GatewayContext } from '../context.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { Readiness } from '../upstream/http.js';
+
+export const GRAPHQL_PATH = '/graphql';
+/** What a caller's own `x-request-id` may be for the gateway to keep it (and send it upstream). */
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz', '/metrics']);
+
+export interface HttpAppOptions {
+  apollo: ApolloServer<GatewayContext>;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  maxRequestBytes: number;
+  corsOrigins: string[];
+  /** The context of one GraphQL request, from its headers. */
+  createContext(request: FastifyRequest): GatewayContext;
+  readiness(): Promise<Readiness>;
+  /** True once the gateway is stopping: /readyz says so before the listener closes. */
+  stopping(): boolean;
+}
+
+function errorBody(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+/** What Fastify refused before the handler ran, as the client should read it. */
+function requestError(error: FastifyError, maxRequestBytes: number): { status: number; message: string } {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { status: 413, message: `Request body is larger than ${maxRequestBytes} bytes.` };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { status: 400, message: 'Request body is not valid JSON.' };
+    default:
+      return { status: error.statusCode ?? 400, message: error.message };
+  }
+}
+
+export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInstance> {
+  const { metrics, maxRequestBytes } = options;
+  const app = Fastify({
+    // pino, as the gateway's own lines: each request's `request.log` is a child bound to its id.
+    loggerInstance: options.logger as FastifyBaseLogger,
+    // One line per GraphQL operation is logged by Apollo's plugin; a line per request would double it.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    // A caller's request id is kept so logs can be joined across services; otherwise we make one.
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id'];
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    },
+    bodyLimit: maxRequestBytes,
+    // The absolute form (`http://host/graphql`, from some proxies) is routed by its path.
+    rewriteUrl: (req) => {
+      const url = req.url ?? '/';
+      if (url.startsWith('/')) return url;
+      try {
+        const parsed = new URL(url);
+        return `${parsed.pathname}${parsed.search}`;
+      } catch {
+        return '/not-a-url';
+      }
+    },
+  });
+
+  // Bodies Fastify does not parse (text/plain, forms) reach Apollo Server as text: its CSRF
+  // check and its own messages answer them, as the GraphQL-over-HTTP spec has it.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const arrived = performance.now();
+    const done = metrics.httpRequestArrived();
+    const path = request.url.split('?', 1)[0]!;
+    const label = KNOWN_PATHS.has(path) ? path : 'other';
+    reply.raw.once('close', () => {
+      done();
+      if (reply.raw.writableFinished) metrics.httpRequest(label, (performance.now() - arrived) / 1000);
+      else metrics.httpRequestAborted(label);
+    });
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error.statusCode !== undefined && error.statusCode < 500) {
+      const { status, message } = requestError(error, maxRequestBytes);
+      return reply.code(status).send(errorBody(message, 'BAD_REQUEST'));
+    }
+    request.log.error({ err: error }, 'request failed outside GraphQL execution');
+    return reply.code(500).send(errorBody('Internal server error.', 'INTERNAL_SERVER_ERROR'));
+  });
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send(errorBody(`Not found; GraphQL is served at ${GRAPHQL_PATH}.`, 'NOT_FOUND')),
+  );
+
+  app.get('/', (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
+  // Probes and metrics, for the platform that runs the gateway (not behind CORS).
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    if (options.stopping()) return reply.code(503).send({ status: 'stopping' });
+    const readiness = await options.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send({
+      status: readiness.ready ? 'ready' : 'not ready',
+      upstream: readiness.upstream,
+    });
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  await app.register(async (graphql) => {
+    await graphql.register(cors, { origin: options.corsOrigins, maxAge: 600 });
+    graphql.route({
+      method: ['GET', 'POST'],
+      url: GRAPHQL_PATH,
+      handler: fastifyApolloHandler(options.apollo, {
+        context: async (request) => options.createContext(request),
+      }),
+    });
+  });
+  return app;
+}
