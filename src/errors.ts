@@ -140,18 +140,6 @@ function queryLimitError(
   return undefined;
 }
 
-/** The code a client will see for this error (what `formatError` gives it). */
-export function errorCodeOf(error: GraphQLError): string {
-  const original = unwrapResolverError(error);
-  if (original instanceof UpstreamError) return describeUpstreamError(original).extensions.code;
-  if (original instanceof GraphQLError) {
-    const limit = queryLimitError(error.message, error.extensions);
-    if (limit) return ErrorCode.QUERY_LIMIT_EXCEEDED;
-    if (typeof original.extensions.code === 'string') return original.extensions.code;
-  }
-  return ErrorCode.INTERNAL_SERVER_ERROR;
-}
-
 export interface ErrorFormatting {
   /** graphql-js may suggest names in its messages (GRAPHQL_FIELD_SUGGESTIONS). */
   fieldSuggestions: boolean;

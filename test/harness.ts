@@ -1,10 +1,13 @@
 // Starts the real parts for a test: the simulator (the upstream) and the gateway, each an HTTP
 // server on loopback, and a GraphQL client that talks to the gateway over the wire.
+import type { ApolloServerPlugin } from '@apollo/server';
 import { ClientError, GraphQLClient } from 'graphql-request';
 import { expect } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import type { GatewayContext } from '../src/context.js';
 import { createLogger } from '../src/observability/logging.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
+import type { SimulatorRoute } from '../src/simulator/faults.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../src/simulator/server.js';
 
 export const ACME_KEY = 'sim-acme-key';
@@ -22,6 +25,14 @@ export interface Stack {
   gateway: RunningGateway;
   /** Every line the gateway logged, as JSON strings. */
   logLines: string[];
+  /**
+   * Resolves once `count` operations in all have passed `didResolveOperation` (parsed,
+   * validated, limits checked) and what follows without I/O has run: a request is then waiting
+   * for its own execution or for an identical one's.
+   */
+  untilOperationsResolved(count: number): Promise<void>;
+  /** Operations that passed `didResolveOperation` so far. */
+  readonly operationsResolved: number;
   /** Sends an operation with `Authorization: Bearer <apiKey>` (none when apiKey is null). */
   query<T = Record<string, unknown>>(
     document: string,
@@ -37,6 +48,8 @@ export interface StackOptions {
   serverApiKey?: string;
   /** Extra environment for the gateway's configuration. */
   env?: Record<string, string>;
+  /** Apollo Server plugins an operator adds. */
+  plugins?: ApolloServerPlugin<GatewayContext>[];
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -55,17 +68,40 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     UPSTREAM_BREAKER_MIN_CALLS: '100000',
     ...options.env,
   });
+  const resolved = { count: 0, waiters: [] as { count: number; resolve(): void }[] };
+  const resolvedCounter: ApolloServerPlugin<GatewayContext> = {
+    async requestDidStart() {
+      return {
+        async didResolveOperation() {
+          resolved.count += 1;
+          for (const waiter of resolved.waiters.filter((w) => w.count <= resolved.count)) {
+            resolved.waiters.splice(resolved.waiters.indexOf(waiter), 1);
+            // After the pipeline's next steps, which do no I/O before execution or a join.
+            setImmediate(waiter.resolve);
+          }
+        },
+      };
+    },
+  };
   const gateway = await startGateway({
     config,
     upstreamBaseUrl: simulator.url,
     serverApiKey: options.serverApiKey,
     logger,
+    plugins: [resolvedCounter, ...(options.plugins ?? [])],
   });
 
   return {
     simulator,
     gateway,
     logLines,
+    get operationsResolved() {
+      return resolved.count;
+    },
+    untilOperationsResolved(count) {
+      if (resolved.count >= count) return new Promise((resolve) => setImmediate(resolve));
+      return new Promise((resolve) => resolved.waiters.push({ count, resolve }));
+    },
     async query(document, variables, { apiKey = ACME_KEY, headers = {} } = {}) {
       const client = new GraphQLClient(gateway.url, {
         errorPolicy: 'all',
@@ -85,6 +121,35 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       await simulator.stop();
     },
   };
+}
+
+/**
+ * Holds the upstream's next `times` requests to `route` until `release()`: concurrent requests
+ * can then be sent and seen to arrive (untilOperationsResolved) before any of them is answered.
+ */
+export function holdUpstream(stack: Stack, route: SimulatorRoute, times = 1): { release(): void } {
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  stack.simulator.faults.set(route, { until, times });
+  return { release };
+}
+
+/**
+ * Sends `send()`'s requests together, holding the upstream's answers to `route` until all of
+ * them have reached the gateway's execution or joined an identical one.
+ */
+export async function sentTogether<T>(
+  stack: Stack,
+  route: SimulatorRoute,
+  requests: (() => Promise<T>)[],
+  upstreamCalls = 1,
+): Promise<T[]> {
+  const hold = holdUpstream(stack, route, upstreamCalls);
+  const arrived = stack.untilOperationsResolved(stack.operationsResolved + requests.length);
+  const responses = Promise.all(requests.map((send) => send()));
+  await arrived;
+  hold.release();
+  return responses;
 }
 
 /** Asserts a response has data and no errors, printing the whole response when it does not. */

@@ -3,7 +3,7 @@
 // share. Counted at the simulator.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ACME_KEY, GLOBEX_KEY, expectData, startStack, type Stack } from './harness.js';
+import { ACME_KEY, GLOBEX_KEY, expectData, sentTogether, startStack, type Stack } from './harness.js';
 
 const JOBS = 'query Jobs($limit: Int) { fineTuneJobs(limit: $limit) { id orgUuid status } }';
 
@@ -21,16 +21,15 @@ beforeEach(() => {
   stack.simulator.faults.clear();
 });
 
-/** Holds the upstream's next answers long enough for every concurrent request to arrive. */
-function slowUpstream(times: number): void {
-  stack.simulator.faults.set('listJobs', { delayMs: 300, times });
+/** Sends the requests together, the upstream's list answers held until all of them arrived. */
+function together<T>(requests: (() => Promise<T>)[], upstreamCalls = 1): Promise<T[]> {
+  return sentTogether(stack, 'listJobs', requests, upstreamCalls);
 }
 
 describe('identical queries in flight', () => {
   it('share one upstream call and one answer', async () => {
-    slowUpstream(1);
-    const responses = await Promise.all(
-      Array.from({ length: 6 }, () => stack.query<Jobs>(JOBS, { limit: 5 })),
+    const responses = await together(
+      Array.from({ length: 6 }, () => () => stack.query<Jobs>(JOBS, { limit: 5 })),
     );
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
     const first = expectData(responses[0]!);
@@ -44,17 +43,15 @@ describe('identical queries in flight', () => {
       return Number(/^gateway_graphql_shared_operation_joins_total (\d+)/m.exec(text)?.[1]);
     };
     const before = await joins();
-    slowUpstream(1);
-    await Promise.all(Array.from({ length: 4 }, () => stack.query<Jobs>(JOBS, { limit: 3 })));
+    await together(Array.from({ length: 4 }, () => () => stack.query<Jobs>(JOBS, { limit: 3 })));
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
     expect((await joins()) - before).toBe(3);
   });
 
   it('keep their own request ids', async () => {
-    slowUpstream(1);
     const ids = ['shared-a', 'shared-b', 'shared-c'];
-    const responses = await Promise.all(
-      ids.map((id) => stack.query<Jobs>(JOBS, { limit: 2 }, { headers: { 'x-request-id': id } })),
+    const responses = await together(
+      ids.map((id) => () => stack.query<Jobs>(JOBS, { limit: 2 }, { headers: { 'x-request-id': id } })),
     );
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
     expect(responses.map((r) => r.headers.get('x-request-id'))).toEqual(ids);
@@ -63,10 +60,10 @@ describe('identical queries in flight', () => {
 
 describe('tenant isolation', () => {
   it("never gives one organization's answer to another's key, even when fired together", async () => {
-    slowUpstream(2);
     const keys = [ACME_KEY, GLOBEX_KEY, ACME_KEY, GLOBEX_KEY, ACME_KEY, GLOBEX_KEY];
-    const responses = await Promise.all(
-      keys.map((apiKey) => stack.query<Jobs>(JOBS, { limit: 4 }, { apiKey })),
+    const responses = await together(
+      keys.map((apiKey) => () => stack.query<Jobs>(JOBS, { limit: 4 }, { apiKey })),
+      2,
     );
     const calls = stack.simulator.requestsTo('listJobs');
     expect(calls.map((c) => c.organization).sort()).toEqual(['acme', 'globex']);
@@ -86,10 +83,9 @@ describe('tenant isolation', () => {
   });
 
   it('does not share between a key and no key', async () => {
-    slowUpstream(2);
-    const responses = await Promise.all([
-      stack.query<Jobs>(JOBS, { limit: 1 }),
-      stack.query<Jobs>(JOBS, { limit: 1 }, { apiKey: null }),
+    const responses = await together([
+      () => stack.query<Jobs>(JOBS, { limit: 1 }),
+      () => stack.query<Jobs>(JOBS, { limit: 1 }, { apiKey: null }),
     ]);
     expect(expectData(responses[0]!).fineTuneJobs).toHaveLength(1);
     expect(responses[1]!.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
@@ -99,13 +95,12 @@ describe('tenant isolation', () => {
 
 describe('what is never shared', () => {
   it('different variables run on their own', async () => {
-    slowUpstream(2);
-    const [two, three] = await Promise.all([
-      stack.query<Jobs>(JOBS, { limit: 2 }),
-      stack.query<Jobs>(JOBS, { limit: 3 }),
-    ]);
-    expect(expectData(two).fineTuneJobs).toHaveLength(2);
-    expect(expectData(three).fineTuneJobs).toHaveLength(3);
+    const [two, three] = await together(
+      [() => stack.query<Jobs>(JOBS, { limit: 2 }), () => stack.query<Jobs>(JOBS, { limit: 3 })],
+      2,
+    );
+    expect(expectData(two!).fineTuneJobs).toHaveLength(2);
+    expect(expectData(three!).fineTuneJobs).toHaveLength(3);
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);
   });
 
@@ -113,9 +108,13 @@ describe('what is never shared', () => {
     const running = stack.simulator.store
       .list(stack.simulator.store.organizations[0]!, ['RUNNING'])
       .map((j) => j.id)[0]!;
-    stack.simulator.faults.set('stopJob', { delayMs: 300, times: 1 });
     const stop = 'mutation Stop($id: ID!) { stopFineTuneJob(id: $id) { id } }';
-    await Promise.all([stack.query(stop, { id: running }), stack.query(stop, { id: running })]);
+    await sentTogether(
+      stack,
+      'stopJob',
+      [() => stack.query(stop, { id: running }), () => stack.query(stop, { id: running })],
+      2,
+    );
     expect(stack.simulator.requestsTo('stopJob')).toHaveLength(2);
   });
 
@@ -141,16 +140,15 @@ describe('what is never shared', () => {
       .slice(0, 1)[0]!;
     const document = `query List { fineTuneJobs(limit: 2) { id } }
       mutation Cancel { cancelFineTuneJob(id: "${running}") { id } }`;
-    slowUpstream(1);
-    stack.simulator.faults.set('cancelJob', { delayMs: 300, times: 1 });
-    const run = (operationName: string) =>
+    const run = (operationName: string) => () =>
       fetch(stack.gateway.url, {
         method: 'POST',
         headers: { authorization: `Bearer ${ACME_KEY}`, 'content-type': 'application/json' },
         body: JSON.stringify({ query: document, operationName }),
       }).then((r) => r.json());
-    await Promise.all([run('List'), run('List'), run('List'), run('Cancel'), run('Cancel')]);
-    expect(stack.simulator.requestsTo('listJobs').length).toBeLessThanOrEqual(2);
+    await together([run('List'), run('List'), run('List')]);
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+    await sentTogether(stack, 'cancelJob', [run('Cancel'), run('Cancel')], 2);
     expect(stack.simulator.requestsTo('cancelJob')).toHaveLength(2);
   });
 
@@ -161,8 +159,14 @@ describe('what is never shared', () => {
   });
 
   it('a failure is shared by the requests that joined it, and the next request tries again', async () => {
-    stack.simulator.faults.set('listJobs', { delayMs: 300, status: 400, times: 1 });
-    const responses = await Promise.all([stack.query(JOBS, { limit: 2 }), stack.query(JOBS, { limit: 2 })]);
+    let release!: () => void;
+    const until = new Promise<void>((resolve) => (release = resolve));
+    stack.simulator.faults.set('listJobs', { until, status: 400, times: 1 });
+    const arrived = stack.untilOperationsResolved(stack.operationsResolved + 2);
+    const pending = Promise.all([stack.query(JOBS, { limit: 2 }), stack.query(JOBS, { limit: 2 })]);
+    await arrived;
+    release();
+    const responses = await pending;
     for (const response of responses) expect(response.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
     expectData(await stack.query(JOBS, { limit: 2 }));

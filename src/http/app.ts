@@ -125,6 +125,13 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
 
   await app.register(async (graphql) => {
     await graphql.register(cors, { origin: options.corsOrigins, maxAge: 600 });
+    // The integration reads the query string off a URL built on the Host header: a Host no URL
+    // can carry (`a b`, `%`, empty) is the client's error, not a 500.
+    graphql.addHook('onRequest', async (request, reply) => {
+      if (!URL.canParse(`${request.protocol}://${request.hostname}/`)) {
+        return reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
+      }
+    });
     graphql.route({
       method: ['GET', 'POST'],
       url: GRAPHQL_PATH,

@@ -19,6 +19,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import { ErrorCode } from '../errors.js';
 
@@ -102,7 +103,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
   }
 
   // A document's cost changes only with the variables that size a list: the check is remembered
-  // per document (Apollo Server and the JSON executor reuse parsed documents) and per their values.
+  // per document (Apollo Server reuses parsed documents) and per their values.
   const costChecks = new WeakMap<DocumentNode, Map<string | null, CostCheck>>();
   function costCheck(schema: GraphQLSchema, document: DocumentNode, operationName: string | null): CostCheck {
     let byName = costChecks.get(document);
@@ -133,8 +134,6 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     // Armor's declarations name Apollo Server's CommonJS types, ours its ESM ones: same objects.
     plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit],
     parseOptions: { maxTokens: limits.maxTokens },
-    /** The cost check alone, for operations Apollo Server does not run (subscriptions over WebSocket). */
-    costError,
     /** The cost check of one document, remembered by the values of its sizing variables. */
     costCheck,
   };
@@ -184,16 +183,17 @@ function rememberedCostCheck(
   check: (variables: Record<string, unknown>) => GraphQLError | undefined,
 ): CostCheck {
   const names = costVariables(document);
-  const known = new Map<string, GraphQLError | undefined>();
+  // By the JSON text of those variables' values; values come from clients, so bounded.
+  const known = new LRUCache<string, { error: GraphQLError | undefined }>({ max: REMEMBERED_COSTS });
   return (variables) => {
     // JSON text, or `undefined` for an absent variable (its default applies, not null).
     const key = names.map((name) => `${JSON.stringify(variables[name])}`).join('\u0000');
-    let error = known.get(key);
-    if (error === undefined && !known.has(key)) {
-      error = check(variables);
-      if (known.size >= REMEMBERED_COSTS) known.clear();
-      known.set(key, error);
+    let remembered = known.get(key);
+    if (remembered === undefined) {
+      remembered = { error: check(variables) };
+      known.set(key, remembered);
     }
+    const { error } = remembered;
     // Each request gets its own error object: Apollo Server may annotate what it throws.
     return error && new GraphQLError(error.message, { extensions: structuredClone(error.extensions) });
   };

@@ -1,5 +1,6 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
+import { LRUCache } from 'lru-cache';
 import { checkJobId, checkPage } from './arguments.js';
 import { allowedActions, isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type {
@@ -10,10 +11,9 @@ import type {
 import { KNOWN_JOB_STATUSES } from '../upstream/records.js';
 
 const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
-// Unknown statuses are logged once per process, not once per job per request; bounded, since
-// the values come from outside.
-const reportedUnknownStatuses = new Set<string>();
-const MAX_REPORTED_STATUSES = 100;
+// Unknown statuses are logged once, not once per job per request; bounded, since the values come
+// from outside (past 100, the least recently seen may be logged again).
+const reportedUnknownStatuses = new LRUCache<string, true>({ max: 100 });
 
 export const FineTuneJob: FineTuneJobResolvers = {
   // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
@@ -25,8 +25,8 @@ export const FineTuneJob: FineTuneJobResolvers = {
   orgUuid: (job) => job.org_uuid,
   status(job, _args, { logger }) {
     if (KNOWN.has(job.status)) return job.status as FineTuneJobStatus;
-    if (!reportedUnknownStatuses.has(job.status) && reportedUnknownStatuses.size < MAX_REPORTED_STATUSES) {
-      reportedUnknownStatuses.add(job.status);
+    if (!reportedUnknownStatuses.has(job.status)) {
+      reportedUnknownStatuses.set(job.status, true);
       logger.warn(
         { upstreamStatus: job.status, jobId: job.id },
         'upstream sent an unknown job status; shown as UNKNOWN',

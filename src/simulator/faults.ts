@@ -27,6 +27,11 @@ export interface Fault {
   /** Wait this long before handling the request (and so before answering or dropping). */
   delayMs?: number;
   /**
+   * Wait for this promise before handling the request: a test holds the upstream until the
+   * gateway has done what it must meanwhile (in-process use only; no clock involved).
+   */
+  until?: Promise<unknown>;
+  /**
    * Handle the request (a create commits the job), then wait this long before answering: past
    * the gateway's timeout, this is an answer lost after the write happened.
    */

@@ -336,6 +336,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
 
     const fault = faults.take(matched.route);
     if (fault?.delayMs) await sleep(fault.delayMs);
+    if (fault?.until) await fault.until;
     if (fault?.drop === 'before') return void req.socket.destroy();
     if (fault?.body !== undefined) return send(res, fault.status ?? 200, fault.body);
     if (fault?.status !== undefined) {
