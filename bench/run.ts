@@ -1,7 +1,8 @@
-// `npm run bench`: the simulator (2,000 jobs), the gateway in production mode, a pass-through
-// proxy (the floor of any Node layer) and a minimal GraphQL layer (the ceiling: see
-// minimal-layer.ts), each its own process on loopback; autocannon loads the direct REST call and
-// each of them in turn for every scenario, and a table of throughput ratios to direct is printed.
+// `npm run bench`: the simulator (2,000 jobs), the gateway in production mode and a pass-through
+// proxy (the floor of any Node layer), each its own process on loopback; autocannon loads the
+// direct REST call and each of them in turn for every scenario, and prints a table of throughput
+// ratios to direct, the gateway's Apollo Server pipeline runs and CPU per request, and whether
+// each scenario's target (bench/scenarios.ts) is met. Method and the latest table: bench/README.md.
 //
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
 // 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
@@ -38,6 +39,8 @@ interface Endpoint {
   pid: number;
   /** Loaded only where every request asks the same page. */
   sharedOnly?: boolean;
+  /** A gateway's /metrics, where its Apollo Server pipeline runs are counted. */
+  metricsUrl?: string;
 }
 const GRAPHQL_PREFIX = '{"data":{"fineTuneJobs":[';
 
@@ -52,6 +55,7 @@ interface Target {
   requests: string[];
   /** Expected body length by the first job id of the page: the cheap check of every response. */
   lengths: Map<string, number>;
+  metricsUrl?: string;
 }
 
 interface Run {
@@ -62,7 +66,20 @@ interface Run {
   peakRssMb: number | undefined;
   /** CPU time of the serving process per completed request. */
   cpuMsPerRequest: number | undefined;
+  /** Runs of Apollo Server's request pipeline per request sent (a gateway's; 1 is the rule). */
+  pipelineRunsPerRequest: number | undefined;
   failures: number;
+}
+
+/** Operations a gateway has run through its pipeline so far (its operation counter, all labels). */
+async function pipelineRuns(metricsUrl: string | undefined): Promise<number | undefined> {
+  if (metricsUrl === undefined) return undefined;
+  const text = await (await fetch(metricsUrl)).text();
+  let total = 0;
+  for (const match of text.matchAll(/^gateway_graphql_operations_total\{[^}]*\} (\d+)$/gm)) {
+    total += Number(match[1]);
+  }
+  return total;
 }
 
 function firstJobId(body: string): string | undefined {
@@ -132,6 +149,7 @@ async function buildTargets(scenario: Scenario, endpoints: Endpoint[]): Promise<
 async function load(target: Target, seconds: number, simulatorControl: string): Promise<Run> {
   await fetch(`${simulatorControl}/requests`, { method: 'DELETE' });
   if (target.graphql) resetPeakRss(target.pid);
+  const runsBefore = await pipelineRuns(target.metricsUrl);
   const cpuBefore = cpuMs(target.pid);
   let next = 0;
   let invalid = 0;
@@ -166,6 +184,7 @@ async function load(target: Target, seconds: number, simulatorControl: string): 
     byRoute: Record<string, number>;
   };
   const { sent, total: completed } = result.requests;
+  const runsAfter = await pipelineRuns(target.metricsUrl);
   return {
     rps: completed / seconds,
     p50: result.latency.p50,
@@ -176,11 +195,32 @@ async function load(target: Target, seconds: number, simulatorControl: string): 
       cpuBefore === undefined || cpuAfter === undefined || completed === 0
         ? undefined
         : (cpuAfter - cpuBefore) / completed,
+    pipelineRunsPerRequest:
+      runsBefore === undefined || runsAfter === undefined || sent === 0
+        ? undefined
+        : (runsAfter - runsBefore) / sent,
     failures: invalid + result.errors + result.timeouts,
   };
 }
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
+const metricsOf = (graphqlUrl: string) => new URL('/metrics', graphqlUrl).href;
+
+/** The scenario's target, and whether the gateway's medians meet it. */
+function verdict(scenario: Scenario, ratio: number, p50Ratio: number, peakRss: number | undefined): string {
+  const { target } = scenario;
+  const parts = [`≥ ${fixed(target.ratio, 2)}x`];
+  let met = ratio >= target.ratio;
+  if (target.p50Ratio !== undefined) {
+    parts.push(`p50 ≤ ${target.p50Ratio}x`);
+    met &&= p50Ratio <= target.p50Ratio;
+  }
+  if (target.peakRssMb !== undefined) {
+    parts.push(`peak RSS ≤ ${target.peakRssMb} MB`);
+    met &&= peakRss !== undefined && peakRss <= target.peakRssMb;
+  }
+  return `${parts.join(', ')}: ${met ? 'met' : '**not met**'}`;
+}
 
 async function main(): Promise<void> {
   const logs = mkdtempSync(join(tmpdir(), 'gateway-bench-'));
@@ -224,15 +264,6 @@ async function main(): Promise<void> {
       readyText: 'gateway ready at',
     });
     children.push(gateway);
-    const minimalLayer = await startChild({
-      name: 'minimal layer',
-      script: join(ROOT, 'dist-bench/bench/minimal-layer.js'),
-      env: { MINIMAL_LAYER_UPSTREAM: simulator.url },
-      logFile: join(logs, 'minimal-layer.log'),
-      readyText: 'Minimal layer at',
-    });
-    children.push(minimalLayer);
-
     const endpoints: Endpoint[] = [
       { name: 'direct', url: simulator.url, graphql: false, pid: simulator.pid },
       {
@@ -241,8 +272,13 @@ async function main(): Promise<void> {
         graphql: false,
         pid: proxy.pid,
       },
-      { name: 'gateway', url: gateway.url, graphql: true, pid: gateway.pid },
-      { name: 'minimal layer', url: minimalLayer.url, graphql: true, pid: minimalLayer.pid },
+      {
+        name: 'gateway',
+        url: gateway.url,
+        graphql: true,
+        pid: gateway.pid,
+        metricsUrl: metricsOf(gateway.url),
+      },
     ];
     if (BASELINE_GATEWAY) {
       const baseline = await startChild({
@@ -253,7 +289,13 @@ async function main(): Promise<void> {
         readyText: 'gateway ready at',
       });
       children.push(baseline);
-      endpoints.push({ name: 'gateway (before)', url: baseline.url, graphql: true, pid: baseline.pid });
+      endpoints.push({
+        name: 'gateway (before)',
+        url: baseline.url,
+        graphql: true,
+        pid: baseline.pid,
+        metricsUrl: metricsOf(baseline.url),
+      });
     }
     if (CACHE_TTL_MS) {
       const cached = await startChild({
@@ -270,16 +312,18 @@ async function main(): Promise<void> {
         graphql: true,
         pid: cached.pid,
         sharedOnly: true,
+        metricsUrl: metricsOf(cached.url),
       });
     }
     const control = `${new URL(simulator.url).origin}/__simulator`;
 
     console.log(benchHeader(CONNECTIONS, ROUNDS, DURATION_S, 'target'));
     console.log(
-      '| scenario | target | req/s | ratio to direct | p50 ms (× direct) | p99 ms | upstream calls/req | CPU ms/req | peak RSS MB | failed responses |',
+      '| scenario | target | req/s | ratio to direct (spread) | p50 ms (× direct) | p99 ms | upstream calls/req | pipeline runs/req | CPU ms/req | peak RSS MB | failed responses |',
     );
-    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     let totalFailures = 0;
+    const verdicts: string[] = [];
     for (const scenario of selected) {
       const shared = scenario.pages.length === 1;
       const targets = await buildTargets(
@@ -301,16 +345,25 @@ async function main(): Promise<void> {
         const peaks = own.map((run) => run.peakRssMb).filter((v) => v !== undefined);
         const failures = own.reduce((sum, run) => sum + run.failures, 0);
         totalFailures += failures;
+        const runsPerRequest = own.map((r) => r.pipelineRunsPerRequest).filter((v) => v !== undefined);
+        const peak = peaks.length ? Math.max(...peaks) : undefined;
         console.log(
           `| ${scenario.name} | ${name} | ${fixed(median(own.map((r) => r.rps)), 0)} | ` +
-            `**${fixed(median(ratios), 2)}x** | ${fixed(median(own.map((r) => r.p50)), 0)} ` +
-            `(${fixed(median(p50Ratios), 1)}x) | ${fixed(median(own.map((r) => r.p99)), 0)} | ` +
+            `**${fixed(median(ratios), 2)}x** (${fixed(Math.min(...ratios), 2)}–${fixed(Math.max(...ratios), 2)}) | ` +
+            `${fixed(median(own.map((r) => r.p50)), 0)} (${fixed(median(p50Ratios), 1)}x) | ` +
+            `${fixed(median(own.map((r) => r.p99)), 0)} | ` +
             `${fixed(median(own.map((r) => r.upstreamPerRequest)), 3)} | ` +
+            `${runsPerRequest.length ? fixed(median(runsPerRequest), 2) : ''} | ` +
             `${fixed(median(own.map((r) => r.cpuMsPerRequest ?? Number.NaN)), 2)} | ` +
-            `${peaks.length ? fixed(Math.max(...peaks), 0) : ''} | ${failures} |`,
+            `${peak === undefined ? '' : fixed(peak, 0)} | ${failures} |`,
         );
+        if (name === 'gateway') {
+          const text = verdict(scenario, median(ratios), median(p50Ratios), peak);
+          verdicts.push(`- ${scenario.name}: ${text}`);
+        }
       }
     }
+    console.log(`\nTargets (the gateway's medians against direct):\n${verdicts.join('\n')}`);
 
     if (totalFailures > 0) {
       console.error(`${totalFailures} responses were not the expected data (logs in ${logs})`);

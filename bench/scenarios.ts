@@ -7,10 +7,21 @@ export interface Page {
   offset: number;
 }
 
+/** What the gateway must reach in a scenario, against the direct REST call in the same run. */
+export interface Target {
+  /** Throughput of the gateway divided by that of the direct call, at least. */
+  ratio: number;
+  /** The gateway's median latency over the direct call's, at most. */
+  p50Ratio?: number;
+  /** The gateway's peak resident memory during a run, at most. */
+  peakRssMb?: number;
+}
+
 export interface Scenario {
   name: string;
   /** Every request the same page (shared), or a different page per request (distinct). */
   pages: Page[];
+  target: Target;
 }
 
 export const JOB_FIELDS = `id name uuid orgUuid status upstreamStatus isTerminal
@@ -23,17 +34,33 @@ export const JOBS_QUERY = `query Jobs($statuses: [FineTuneJobStatus!], $limit: I
 
 const range = (count: number, step: number) => Array.from({ length: count }, (_, i) => i * step);
 
+// The targets of the issue "One execution path on the product's stack", with every operation
+// through Apollo Server's pipeline and every upstream call through ky.
 export const SCENARIOS: Scenario[] = [
-  { name: 'one limit: 50 query from 16 clients', pages: [{ statuses: null, limit: 50, offset: 0 }] },
-  { name: 'a filtered page of 20', pages: [{ statuses: ['RUNNING'], limit: 20, offset: 0 }] },
-  { name: 'all 2,000 jobs', pages: [{ statuses: null, limit: -1, offset: 0 }] },
+  {
+    name: 'one limit: 50 query from 16 clients',
+    pages: [{ statuses: null, limit: 50, offset: 0 }],
+    target: { ratio: 1.0 },
+  },
+  {
+    name: 'a filtered page of 20',
+    pages: [{ statuses: ['RUNNING'], limit: 20, offset: 0 }],
+    target: { ratio: 1.2 },
+  },
+  {
+    name: 'all 2,000 jobs',
+    pages: [{ statuses: null, limit: -1, offset: 0 }],
+    target: { ratio: 2.0, peakRssMb: 200 },
+  },
   {
     name: 'distinct pages of 50 (40 offsets)',
     pages: range(40, 50).map((offset) => ({ statuses: null, limit: 50, offset })),
+    target: { ratio: 0.2, p50Ratio: 4 },
   },
   {
     name: 'distinct pages of 500 (150 offsets)',
     pages: range(150, 10).map((offset) => ({ statuses: null, limit: 500, offset })),
+    target: { ratio: 0.3 },
   },
 ];
 

@@ -116,6 +116,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       }),
     readiness: () => upstream.readiness(),
     stopping: () => stopping,
+    encodedBody: (text) => serializer.encodedBody(text),
   });
   await app.listen({ port: config.port, host: config.host });
 

@@ -34,6 +34,8 @@ export interface HttpAppOptions {
   readiness(): Promise<Readiness>;
   /** True once the gateway is stopping: /readyz says so before the listener closes. */
   stopping(): boolean;
+  /** The bytes of a response body already encoded for an earlier response, if kept. */
+  encodedBody(text: string): Buffer | undefined;
 }
 
 function errorBody(message: string, code: string) {
@@ -132,6 +134,10 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
         return reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
       }
     });
+    // A shared answer's body goes out as the bytes already encoded for an earlier response.
+    graphql.addHook('onSend', async (_request, _reply, payload) =>
+      typeof payload === 'string' ? (options.encodedBody(payload) ?? payload) : payload,
+    );
     graphql.route({
       method: ['GET', 'POST'],
       url: GRAPHQL_PATH,
