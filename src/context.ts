@@ -110,6 +110,7 @@ class RequestContext implements GatewayContext {
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
   private traceOfOperation: UpstreamTrace | undefined;
+  private identityOfKey: string | undefined;
 
   constructor(
     readonly requestId: string,
@@ -131,7 +132,9 @@ class RequestContext implements GatewayContext {
   }
 
   get credentialIdentity(): string | undefined {
-    return 'apiKey' in this.credential ? credentialIdentity(this.credential.apiKey) : undefined;
+    if (!('apiKey' in this.credential)) return undefined;
+    this.identityOfKey ??= credentialIdentity(this.credential.apiKey);
+    return this.identityOfKey;
   }
 
   // Lazy like the loaders, so each operation's copy of the context records its own calls.
@@ -157,7 +160,7 @@ class RequestContext implements GatewayContext {
     const { apiKey } = this.credential;
     // The pollers outlive this request, so they get a client of their own, without a trace.
     const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
-    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), credentialIdentity(apiKey));
+    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), this.credentialIdentity!);
   }
 
   startSubscriptionEvent(): void {

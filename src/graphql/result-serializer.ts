@@ -13,8 +13,11 @@ type Data = NonNullable<FormattedExecutionResult['data']>;
 
 /** Bodies shorter than this are cheaper to encode again than to look up. */
 const ENCODED_MIN_CHARS = 16 * 1024;
-/** Bytes of encoded bodies kept, all together. */
-const ENCODED_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes of encoded bodies kept, all together: a flight's answer is reused within moments, and
+ * a kept answer (CACHE_TTL_MS) again and again; a few bodies of every job fit.
+ */
+const ENCODED_MAX_BYTES = 16 * 1024 * 1024;
 
 export class ResultSerializer {
   private readonly dataText = new WeakMap<Data, string>();

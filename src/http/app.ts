@@ -85,7 +85,8 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
   // check and its own messages answer them, as the GraphQL-over-HTTP spec has it.
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => done(null, body));
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks in callback form: an async hook costs a promise per request and hook.
+  app.addHook('onRequest', (request, reply, next) => {
     reply.header('x-request-id', request.id);
     const arrived = performance.now();
     const done = metrics.httpRequestArrived();
@@ -96,6 +97,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       if (reply.raw.writableFinished) metrics.httpRequest(label, (performance.now() - arrived) / 1000);
       else metrics.httpRequestAborted(label);
     });
+    next();
   });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
@@ -129,15 +131,14 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     await graphql.register(cors, { origin: options.corsOrigins, maxAge: 600 });
     // The integration reads the query string off a URL built on the Host header: a Host no URL
     // can carry (`a b`, `%`, empty) is the client's error, not a 500.
-    graphql.addHook('onRequest', async (request, reply) => {
-      if (!URL.canParse(`${request.protocol}://${request.hostname}/`)) {
-        return reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
-      }
+    graphql.addHook('onRequest', (request, reply, next) => {
+      if (URL.canParse(`${request.protocol}://${request.hostname}/`)) return next();
+      reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
     });
     // A shared answer's body goes out as the bytes already encoded for an earlier response.
-    graphql.addHook('onSend', async (_request, _reply, payload) =>
-      typeof payload === 'string' ? (options.encodedBody(payload) ?? payload) : payload,
-    );
+    graphql.addHook('onSend', (_request, _reply, payload, next) => {
+      next(null, typeof payload === 'string' ? (options.encodedBody(payload) ?? payload) : payload);
+    });
     graphql.route({
       method: ['GET', 'POST'],
       url: GRAPHQL_PATH,
