@@ -60,6 +60,13 @@ describe('requests Apollo Server never sees', () => {
     },
   );
 
+  it('a URL Fastify cannot route is a 400 BAD_REQUEST', async () => {
+    const answer = await sendRaw('GET /graphql/%zz HTTP/1.1\r\nHost: localhost\r\nconnection: close\r\n\r\n');
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body).errors[0].extensions.code).toBe('BAD_REQUEST');
+    expect(errorLines()).toEqual([]);
+  });
+
   it('a body that is not JSON is a 400 BAD_REQUEST', async () => {
     const answer = await sendRaw(rawPost('localhost', '{"query": '));
     expect(answer.status).toBe(400);

@@ -97,6 +97,37 @@ describe('retries of reads', () => {
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
   });
 
+  describe('with a cap of 60 s', () => {
+    let patient: Stack;
+    beforeAll(async () => {
+      patient = await startStack({ env: { UPSTREAM_MAX_RETRY_AFTER_MS: '60000', UPSTREAM_RETRIES: '2' } });
+    });
+    afterAll(() => patient.stop());
+
+    it('reads no delay from other rate-limit headers: without Retry-After, the backoff applies', async () => {
+      // ky would wait for RateLimit-Reset (30 s, past this test's time), a delay the cap never saw.
+      patient.simulator.faults.set('listJobs', {
+        status: 429,
+        headers: { 'ratelimit-reset': '30', 'x-ratelimit-reset': '30' },
+        times: 2,
+      });
+      expectData(await patient.query(LIST));
+      expect(patient.simulator.requestsTo('listJobs')).toHaveLength(3);
+    });
+
+    it('compares a fractional Retry-After with the cap to the millisecond', async () => {
+      const halfCap = await startStack({ env: { UPSTREAM_MAX_RETRY_AFTER_MS: '1500' } });
+      try {
+        // 1.2 s is within 1,500 ms; rounded up to whole seconds it would not be.
+        halfCap.simulator.faults.set('listJobs', { status: 503, retryAfter: '1.2', times: 1 });
+        expectData(await halfCap.query(LIST));
+        expect(halfCap.simulator.requestsTo('listJobs')).toHaveLength(2);
+      } finally {
+        await halfCap.stop();
+      }
+    });
+  });
+
   it("waits for the older envelope's details.retry_after when no Retry-After header came", async () => {
     stack.simulator.faults.set('listJobs', {
       status: 429,
@@ -144,6 +175,13 @@ describe('slow and malformed answers', () => {
     const started = Date.now();
     expectErrorCode(await stack.query(LIST), 'UPSTREAM_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('reports a status past 599 as UPSTREAM_BAD_RESPONSE, not retried', async () => {
+    stack.simulator.faults.set('listJobs', { status: 600 });
+    const error = expectErrorCode(await stack.query(LIST), 'UPSTREAM_BAD_RESPONSE');
+    expect(error.message).toMatch(/status 600/);
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
   });
 
   it('reports malformed JSON as UPSTREAM_BAD_RESPONSE', async () => {

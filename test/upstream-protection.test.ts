@@ -153,6 +153,25 @@ describe('concurrency bound', () => {
     expect(s.simulator.requestsTo('getJob')).toHaveLength(6);
   });
 
+  it('times an attempt from when it is sent: waiting for a slot is neither a timeout nor a failure', async () => {
+    const s = (stack = await startStack({
+      env: {
+        UPSTREAM_MAX_CONCURRENCY: '1',
+        UPSTREAM_MAX_QUEUE: '20',
+        UPSTREAM_TIMEOUT_MS: '1000',
+        UPSTREAM_BREAKER_MIN_CALLS: '3',
+        UPSTREAM_BREAKER_HALF_OPEN_MS: '30000',
+      },
+    }));
+    // Twelve 100 ms answers one at a time: the last waits about 1.1 s for its slot, past the
+    // timeout, yet each attempt takes a tenth of it.
+    const responses = await readJobsAtOnce(s, 12, 100);
+    for (const response of responses) expectData(response);
+    expect(s.simulator.requestsTo('getJob')).toHaveLength(12);
+    expect(s.simulator.peakInFlight('getJob')).toBe(1);
+    expect((await readyStatus(s)).status).toBe(200);
+  });
+
   it('fails fast with UPSTREAM_UNAVAILABLE once the queue is full', async () => {
     const s = (stack = await startStack({ env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '1' } }));
     const responses = await readJobsAtOnce(s, 5, 300);

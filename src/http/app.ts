@@ -1,7 +1,7 @@
 // The HTTP side of the gateway, on Fastify: GraphQL at /graphql through Apollo Server's Fastify
 // integration, CORS there, the probes and /metrics beside it, request ids, the body limit, and
-// every error as a GraphQL-shaped JSON body with a code. Fastify's own error and 404 handlers
-// answer what never reaches Apollo Server.
+// every error as a GraphQL-shaped JSON body with a code. Fastify's error, 404 and framework
+// error handlers answer what never reaches Apollo Server.
 import { randomUUID } from 'node:crypto';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { ApolloServer } from '@apollo/server';
@@ -11,6 +11,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
@@ -68,6 +69,13 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     bodyLimit: maxRequestBytes,
+    // Node's own default, which Fastify turns off: a request (headers and body) that takes
+    // longer is cut, so a body sent a byte at a time cannot hold its connection for ever.
+    requestTimeout: 300_000,
+    // A URL Fastify cannot route (`/graphql/%zz`) or a request it refuses before any route.
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply).code(400).send(errorBody(error.message, 'BAD_REQUEST'));
+    },
     // The absolute form (`http://host/graphql`, from some proxies) is routed by its path.
     rewriteUrl: (req) => {
       const url = req.url ?? '/';

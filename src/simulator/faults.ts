@@ -22,6 +22,8 @@ export interface Fault {
   code?: string;
   /** Sent as `Retry-After` (seconds, or an HTTP date). */
   retryAfter?: number | string;
+  /** More headers of the error answer (`RateLimit-Reset`, say). */
+  headers?: Record<string, string>;
   /** The older envelope's `details` object (default `{}`), e.g. `{ field, retry_after }`. */
   details?: Record<string, unknown>;
   /** Wait this long before handling the request (and so before answering or dropping). */

@@ -343,8 +343,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       const message = fault.echoKey
         ? `Request with ${authorization} failed`
         : `Simulated failure (${fault.status})`;
-      const headers: Record<string, string> =
-        fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) };
+      const headers: Record<string, string> = {
+        ...fault.headers,
+        ...(fault.retryAfter !== undefined && { 'retry-after': String(fault.retryAfter) }),
+      };
       if (fault.envelope === 'text') headers['content-type'] = 'text/html';
       return send(
         res,

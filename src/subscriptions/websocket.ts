@@ -180,15 +180,21 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
             new GraphQLError('Internal server error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
           ];
         }
+        const events = contextValue.liveStream.events;
         if (response.body.kind !== 'single') {
-          return [new GraphQLError('Incremental delivery is not served over WebSocket.')];
+          void events?.return(undefined);
+          return [
+            new GraphQLError('Incremental delivery is not served over WebSocket.', {
+              extensions: { code: 'BAD_REQUEST' },
+            }),
+          ];
         }
         const result = response.body.singleResult;
-        // Refused before execution (parse, validation, limits, a plugin): an `error` message.
+        // Refused (parse, validation, limits, a plugin): an `error` message, and no stream left open.
         if (!('data' in result) && result.errors?.length) {
+          void events?.return(undefined);
           return result.errors.map((error) => new FormattedError(error));
         }
-        const events = contextValue.liveStream.events;
         if (events !== undefined) {
           logger.info(
             { operationName: payload.operationName ?? null, subscriptionId: id },

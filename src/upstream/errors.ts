@@ -5,6 +5,7 @@
 import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel';
 import { HTTPError, TimeoutError } from 'ky';
 import { redactSecrets } from '../observability/secrets.js';
+import { UnexpectedStatusError } from './buffered-fetch.js';
 
 export type UpstreamFailureKind =
   | 'http' // the upstream answered with an error status
@@ -180,6 +181,9 @@ export async function readUpstreamFailure(
       // Redacted before it is cut: a key across the cut would leave its start in the log.
       rawBody: redact(rawBody).slice(0, 2000),
     });
+  }
+  if (error instanceof UnexpectedStatusError) {
+    return new UpstreamError('bad-response', error.message, { operation, status: error.status });
   }
   if (isUpstreamTimeout(error)) {
     return new UpstreamError('timeout', 'the upstream did not answer in time', { operation });

@@ -1,7 +1,7 @@
 // The HTTP layer every request's client shares: one ky instance over a keep-alive pool, with the
-// timeout, the retries and Retry-After, and around it the circuit breaker and the bound on
-// concurrent requests (cockatiel). Each call carries its caller (key, request id, tallies) in
-// ky's `context`, which the hooks read.
+// timeout, the retries and Retry-After; around it the circuit breaker, and for each attempt a
+// slot of the bound on concurrent requests (cockatiel). Each call carries its caller (key,
+// request id, tallies) in ky's `context`, which the hooks read.
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -17,19 +17,13 @@ import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { UpstreamTrace } from '../observability/upstream-trace.js';
-import { BufferedResponse, bufferedFetch } from './buffered-fetch.js';
-import {
-  errorCode,
-  isUpstreamTimeout,
-  parseErrorBody,
-  parseRetryAfter,
-  requestedRetryAfter,
-} from './errors.js';
+import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
+import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
 
 export interface UpstreamSettings {
   /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
   baseUrl: string;
-  /** Per attempt: from asking for a connection slot to the end of the response body. */
+  /** Per attempt: from sending it (its concurrency slot taken) to the end of the response body. */
   timeoutMs: number;
   /** Retries of a GET after the first attempt. */
   retryLimit: number;
@@ -88,6 +82,26 @@ interface CallContext {
   observation: CallObservation;
 }
 
+/** An attempt ky is about to send: its call, and the release of the slot it holds. */
+interface Attempt {
+  call: CallContext;
+  release(): void;
+}
+
+/** ky copies `context` into every hook's options: the call the gateway passed in `send`. */
+function callOf(options: { context: Record<string, unknown> }): CallContext {
+  return options.context as unknown as CallContext;
+}
+
+/** The gateway is stopping: no new attempt is sent (a retry waiting for its delay included). */
+export class UpstreamClosedError extends Error {
+  override readonly name = 'UpstreamClosedError';
+
+  constructor() {
+    super('the gateway is stopping');
+  }
+}
+
 const RETRY_STATUSES = [429, 502, 503, 504];
 // Statuses whose Retry-After is honoured (up to the cap) instead of the backoff.
 const RETRY_AFTER_STATUSES = [429, 503];
@@ -105,42 +119,61 @@ const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG']);
  */
 function isUpstreamFailure(error: unknown): boolean {
   if (error instanceof HTTPError) return error.response.status >= 500;
-  if (error instanceof BulkheadRejectedError) return false;
+  if (error instanceof BulkheadRejectedError || error instanceof UpstreamClosedError) return false;
   const code = errorCode(error);
   return code === undefined || !INVALID_REQUEST_CODES.has(code);
 }
 
+// Headers ky reads a delay from when `Retry-After` is missing: the gateway reads only
+// `Retry-After`, so that its cap applies to every delay it waits for.
+const OTHER_DELAY_HEADERS = [
+  'ratelimit-reset',
+  'x-ratelimit-reset',
+  'x-rate-limit-reset',
+  'x-ratelimit-retry-after',
+];
+
 /**
- * The older error envelope gives its delay in the body (`details.retry_after`): shown to ky as
- * the `Retry-After` header it reads, when the upstream sent none.
+ * The delay a 429 or 503 asks for, as ky reads it: `Retry-After` in seconds or as an HTTP
+ * date, or else the older envelope's `details.retry_after` in the body, which is shown to ky as
+ * `Retry-After`. Other delay headers are dropped, so ky waits only for what the cap was checked
+ * against.
  */
-async function withRetryAfterFromBody(response: Response): Promise<Response> {
-  if (!RETRY_AFTER_STATUSES.includes(response.status) || response.headers.has('retry-after')) {
-    return response;
-  }
+async function withRetryAfterOnly(response: Response): Promise<Response> {
+  if (!RETRY_AFTER_STATUSES.includes(response.status)) return response;
+  const others = OTHER_DELAY_HEADERS.filter((name) => response.headers.has(name));
+  if (response.headers.has('retry-after') && others.length === 0) return response;
   const text = await response.text();
-  const seconds = requestedRetryAfter(null, parseErrorBody(text));
-  if (seconds === undefined) return response;
   const headers = new Headers(response.headers);
-  headers.set('retry-after', String(seconds));
+  for (const name of others) headers.delete(name);
+  if (!headers.has('retry-after')) {
+    const seconds = requestedRetryAfter(null, parseErrorBody(text));
+    if (seconds !== undefined) headers.set('retry-after', String(seconds));
+  }
   return new BufferedResponse(text, { status: response.status, statusText: response.statusText, headers });
 }
 
-/** The delay an HTTPError asks for before a retry (ky's reading), in ms; undefined when none. */
-function askedDelayMs(error: HTTPError): number | undefined {
-  if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
-  const seconds = parseRetryAfter(error.response.headers.get('retry-after'));
-  return seconds === undefined ? undefined : seconds * 1000;
+/** ky's reading of `Retry-After` (ms): seconds, a large number as a timestamp, or an HTTP date. */
+function retryAfterMs(header: string | null): number | undefined {
+  if (header === null || header.trim() === '') return undefined;
+  let after = Number(header) * 1000;
+  if (Number.isNaN(after)) after = Date.parse(header) - Date.now();
+  else if (after >= Date.parse('2024-01-01')) after -= Date.now();
+  return Number.isNaN(after) ? undefined : after;
 }
 
 export class UpstreamHttp {
   private readonly dispatcher: Agent;
+  private readonly probeDispatcher: Agent;
+  /** The readiness probe in flight, which concurrent probes share. */
+  private probing: Promise<Readiness> | undefined;
   private readonly api: KyInstance;
   private readonly probe: KyInstance;
   private readonly breaker: CircuitBreakerPolicy;
   private readonly slots: BulkheadPolicy;
-  /** Each attempt's call, by the Request ky hands to fetch (ky copies the Request per attempt). */
-  private readonly attempts = new WeakMap<Request, CallContext>();
+  /** Each attempt, by the Request ky hands to fetch (ky makes a Request per attempt). */
+  private readonly attempts = new WeakMap<Request, Attempt>();
+  private closed = false;
 
   constructor(
     private readonly settings: UpstreamSettings,
@@ -179,6 +212,7 @@ export class UpstreamHttp {
     this.api = ky.create({
       prefixUrl,
       headers: { accept: 'application/json' },
+      // Per attempt, from sending it (its slot taken) to the end of its body (buffered-fetch.ts).
       timeout: settings.timeoutMs,
       retry: {
         limit: settings.retryLimit,
@@ -191,50 +225,63 @@ export class UpstreamHttp {
         jitter: (delay) => delay * (0.5 + Math.random() / 2),
         shouldRetry: ({ error }) => this.shouldRetry(error),
       },
-      // Each attempt takes a slot of the concurrency bound only while it is sent: a retry waits
-      // for its delay outside the slot. ky's timeout runs from here, the wait for a slot included.
       fetch: async (input) => {
         const request = input as Request;
-        const call = this.attempts.get(request);
+        const attempt = this.attempts.get(request);
+        if (attempt === undefined) throw new Error('an upstream attempt without its slot');
+        const { call } = attempt;
+        call.caller.calls.count += 1;
         const started = performance.now();
         try {
-          const response = await this.slots.execute(() => send(request), request.signal);
-          if (call) this.attempted(call, String(response.status), started, response.status);
-          return await withRetryAfterFromBody(response);
+          const response = await send(request);
+          this.attempted(call, String(response.status), started, response.status);
+          return await withRetryAfterOnly(response);
         } catch (error) {
-          if (call && !(error instanceof BulkheadRejectedError)) {
+          if (error instanceof UnexpectedStatusError) {
+            this.attempted(call, String(error.status), started, error.status);
+          } else {
             const label = request.signal.aborted || isUpstreamTimeout(error) ? 'timeout' : 'network';
             this.attempted(call, label, started, null);
           }
           throw error;
+        } finally {
+          attempt.release();
         }
       },
       hooks: {
         beforeRequest: [
-          (request, options) => {
-            const call = options.context as unknown as CallContext;
+          // The slot is taken here, before ky starts the attempt's timer: waiting for a slot is
+          // not the upstream's slowness, and a retry waits for its delay outside any slot.
+          async (request, options) => {
+            if (this.closed) throw new UpstreamClosedError();
+            const call = callOf(options);
             request.headers.set('authorization', `Bearer ${call.caller.apiKey}`);
             request.headers.set('x-request-id', call.caller.requestId);
-            call.caller.calls.count += 1;
-            this.attempts.set(request, call);
+            const release = await this.slot();
+            // ky aborts an attempt it gave up on: its slot is free at once.
+            request.signal.addEventListener('abort', release, { once: true });
+            this.attempts.set(request, { call, release });
           },
         ],
         beforeRetry: [
           ({ options }) => {
-            const call = options.context as unknown as CallContext;
+            const call = callOf(options);
             call.observation.retries += 1;
             metrics.upstreamRetry(call.endpoint);
           },
         ],
       },
     });
-    // Readiness: no key, no retries, neither the breaker nor the bound (it must see a recovery).
+    // Readiness: no key, no retries, neither the breaker nor the bound (it must see a recovery),
+    // and a pool of its own, so that probes never take a connection from the traffic.
+    this.probeDispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 2 });
+    const sendProbe = bufferedFetch(this.probeDispatcher);
     this.probe = ky.create({
       prefixUrl,
       retry: 0,
       throwHttpErrors: false,
       timeout: Math.min(settings.timeoutMs, READINESS_PROBE_MS),
-      fetch: (input) => send(input as Request),
+      fetch: (input) => sendProbe(input as Request),
     });
   }
 
@@ -280,11 +327,33 @@ export class UpstreamHttp {
    * Retry-After past the cap); undefined: ky decides (statuses, timeouts, Retry-After).
    */
   private shouldRetry(error: Error): false | undefined {
+    if (this.closed) return false;
     if (error instanceof HTTPError) {
-      const asked = askedDelayMs(error);
+      if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
+      const asked = retryAfterMs(error.response.headers.get('retry-after'));
       return asked !== undefined && asked > this.settings.maxRetryAfterMs ? false : undefined;
     }
+    if (error instanceof UnexpectedStatusError) return false;
     return isUpstreamFailure(error) ? undefined : false;
+  }
+
+  /** A slot of the concurrency bound, held until the returned release is called. */
+  private slot(): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      this.slots
+        .execute(
+          () =>
+            new Promise<void>((released) => {
+              let done = false;
+              resolve(() => {
+                if (done) return;
+                done = true;
+                released();
+              });
+            }),
+        )
+        .catch(reject);
+    });
   }
 
   private attempted(call: CallContext, label: string, started: number, status: number | null): void {
@@ -296,8 +365,13 @@ export class UpstreamHttp {
    * Whether the upstream answers at all: any HTTP answer below 500 to its base URL counts (it
    * needs no key). Never goes through the breaker, so it can see a recovery first.
    */
-  async readiness(): Promise<Readiness> {
-    if (this.circuitOpen) return { ready: false, upstream: 'circuit open' };
+  readiness(): Promise<Readiness> {
+    if (this.circuitOpen) return Promise.resolve({ ready: false, upstream: 'circuit open' });
+    this.probing ??= this.probeUpstream().finally(() => (this.probing = undefined));
+    return this.probing;
+  }
+
+  private async probeUpstream(): Promise<Readiness> {
     try {
       const response = await this.probe.get('');
       if (response.status >= 500) return { ready: false, upstream: `unavailable (${response.status})` };
@@ -307,8 +381,12 @@ export class UpstreamHttp {
     }
   }
 
-  /** Closes the pooled connections, cutting calls still in flight (the gateway has stopped). */
+  /**
+   * Closes the pooled connections, cutting calls still in flight (the gateway has stopped); a
+   * retry waiting for its delay sends nothing more.
+   */
   async close(): Promise<void> {
-    await this.dispatcher.destroy();
+    this.closed = true;
+    await Promise.all([this.dispatcher.destroy(), this.probeDispatcher.destroy()]);
   }
 }
