@@ -19,6 +19,16 @@ function isOrigin(value: string): boolean {
   }
 }
 
+/** A host name as a `Host` header carries it, without port: `api.example.com`, `10.0.0.7`, `::1`. */
+function isHostName(value: string): boolean {
+  try {
+    const url = new URL(`http://${value.includes(':') ? `[${value}]` : value}/`);
+    return url.hostname.replace(/^\[|\]$/g, '') === value;
+  } catch {
+    return false;
+  }
+}
+
 /** Every environment variable the gateway reads, with its default (the README table mirrors it). */
 export const environment = z.object({
   NODE_ENV: z.string().default('development'),
@@ -68,6 +78,20 @@ export const environment = z.object({
       (origins) => origins.every(isOrigin),
       'each entry must be an origin such as https://app.example.com (scheme, host, port; no path, no trailing slash, no *)',
     ),
+  ANONYMOUS_WRITES: flag.optional(),
+  ALLOWED_HOSTS: z
+    .string()
+    .default('localhost,127.0.0.1,::1')
+    .transform((value) =>
+      value
+        .split(',')
+        .map((host) => host.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .refine(
+      (hosts) => hosts.every(isHostName),
+      'each entry must be a host name or address as a Host header carries it, without scheme or port (api.example.com, 10.0.0.7, ::1)',
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
@@ -113,6 +137,10 @@ export interface Config {
   /** The most operations one WebSocket connection runs at once. */
   subscriptionsPerConnection: number;
   corsOrigins: string[];
+  /** A client without a key of its own may create, stop and cancel with the gateway's key. */
+  anonymousWrites: boolean;
+  /** Host names whose requests may act with the gateway's own key (DNS rebinding). */
+  allowedHosts: string[];
   maxRequestBytes: number;
   logLevel: string;
   /** Human-readable logs; JSON (one object a line) otherwise. */
@@ -189,6 +217,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS,
+    // The simulator's demo organization is a demo, not a key: Sandbox may change its jobs.
+    anonymousWrites: e.ANONYMOUS_WRITES ?? upstream.kind === 'simulator',
+    allowedHosts: e.ALLOWED_HOSTS,
     maxRequestBytes: e.MAX_REQUEST_BYTES,
     logLevel: e.LOG_LEVEL,
     // Pretty only where a person watches a terminal: pino-pretty is never loaded in production.

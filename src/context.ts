@@ -37,7 +37,10 @@ export interface GatewayContext {
    * resolver that needs the upstream fails before any call, while introspection still works.
    */
   readonly loaders: FineTuneJobLoaders;
-  /** Create, stop and cancel, with the never-duplicate, never-lose retries; same key check. */
+  /**
+   * Create, stop and cancel, with the never-duplicate, never-lose retries; same key check, and
+   * UNAUTHENTICATED for a client without a key of its own unless ANONYMOUS_WRITES.
+   */
   readonly jobWrites: FineTuneJobWrites;
   /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
   readonly upstreamTrace: UpstreamTrace | undefined;
@@ -62,12 +65,18 @@ export interface ContextDependencies {
   traceUpstream: boolean;
   /** The gateway's shared pollers, for subscriptions. */
   liveJobPollers?: LiveJobPollers;
+  /** A client without a key of its own may create, stop and cancel with the gateway's key. */
+  anonymousWrites: boolean;
+  /** Host names whose requests may act with the gateway's key (lower case, no port). */
+  allowedHosts: ReadonlySet<string>;
 }
 
 export interface IncomingRequest {
   authorization: string | undefined;
   requestId: string;
   transport: 'http' | 'websocket';
+  /** The request's `Host` (HTTP, or the WebSocket upgrade), as the client sent it. */
+  host: string | undefined;
   /** The request's logger (Fastify's, bound to the request id); a child of the gateway's otherwise. */
   logger?: Logger;
 }
@@ -81,20 +90,42 @@ export function credentialIdentity(apiKey: string): string {
 // travel in an HTTP header, and over WebSocket connection params nothing else stops it.
 const BEARER = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i;
 
-/** The API key for this request: the client's bearer token, else the server's key. */
-function resolveApiKey(
-  authorization: string | undefined,
-  serverApiKey: string | undefined,
-): { apiKey: string } | { error: string } {
-  const header = authorization?.trim();
-  if (!header) {
-    return serverApiKey === undefined
-      ? { error: 'No API key: send `Authorization: Bearer <your Archetype AI API key>`.' }
-      : { apiKey: serverApiKey };
+type Credential = { apiKey: string; own: boolean } | { error: string };
+
+/** `api.example.com:4000` → `api.example.com`; `[::1]:4000` → `::1`; lower case. */
+export function hostName(host: string | undefined): string | undefined {
+  if (host === undefined || host === '') return undefined;
+  try {
+    return new URL(`http://${host}/`).hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  } catch {
+    return undefined;
   }
-  const match = BEARER.exec(header);
-  if (!match) return { error: 'The Authorization header must be `Bearer <your Archetype AI API key>`.' };
-  return { apiKey: match[1]! };
+}
+
+/**
+ * The API key for this request: the client's bearer token (its own), else the gateway's key.
+ * The gateway's key serves only requests addressed to one of its own host names: a web page
+ * under another name that resolves to the gateway (DNS rebinding) is same-origin to the
+ * browser, and would otherwise act with the gateway's key.
+ */
+function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Credential {
+  const header = incoming.authorization?.trim();
+  if (header) {
+    const match = BEARER.exec(header);
+    if (!match) return { error: 'The Authorization header must be `Bearer <your Archetype AI API key>`.' };
+    return { apiKey: match[1]!, own: true };
+  }
+  if (deps.serverApiKey === undefined) {
+    return { error: 'No API key: send `Authorization: Bearer <your Archetype AI API key>`.' };
+  }
+  const name = hostName(incoming.host);
+  if (name === undefined || !deps.allowedHosts.has(name)) {
+    return {
+      error:
+        "No API key, and the gateway's own key serves only its own host names (ALLOWED_HOSTS): send `Authorization: Bearer <your Archetype AI API key>`.",
+    };
+  }
+  return { apiKey: deps.serverApiKey, own: false };
 }
 
 /**
@@ -116,7 +147,7 @@ class RequestContext implements GatewayContext {
     readonly requestId: string,
     readonly transport: 'http' | 'websocket',
     readonly logger: Logger,
-    private readonly credential: { apiKey: string } | { error: string },
+    private readonly credential: Credential,
     private readonly deps: ContextDependencies,
   ) {}
 
@@ -170,6 +201,13 @@ class RequestContext implements GatewayContext {
   }
 
   get jobWrites(): FineTuneJobWrites {
+    // Anonymous access reads: a write with the gateway's key needs the operator's consent.
+    if ('apiKey' in this.credential && !this.credential.own && !this.deps.anonymousWrites) {
+      throw gatewayError(
+        ErrorCode.UNAUTHENTICATED,
+        "Creating, stopping and cancelling jobs needs your own key: send `Authorization: Bearer <your Archetype AI API key>` (the gateway's own key only reads).",
+      );
+    }
     this.jobWritesOfRequest ??= new FineTuneJobWrites(this.client(), this.deps.jobWriteSettings, this.logger);
     return this.jobWritesOfRequest;
   }
@@ -180,7 +218,7 @@ export function createContext(deps: ContextDependencies, incoming: IncomingReque
     incoming.requestId,
     incoming.transport,
     incoming.logger ?? deps.logger.child({ requestId: incoming.requestId }),
-    resolveApiKey(incoming.authorization, deps.serverApiKey),
+    resolveApiKey(incoming, deps),
     deps,
   );
 }

@@ -70,6 +70,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       backoffLimitMs: config.upstreamSettings.backoffLimitMs,
     },
     liveJobPollers,
+    anonymousWrites: config.anonymousWrites,
+    allowedHosts: new Set(config.allowedHosts),
   };
 
   // Set once listening; Apollo's drain phase closes it too.
@@ -111,6 +113,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         authorization: request.headers.authorization,
         requestId: request.id,
         transport: 'http',
+        host: request.headers.host,
         // Fastify's child of the gateway's pino logger, bound to the request id.
         logger: request.log as Logger,
       }),
@@ -132,11 +135,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,
     formatError,
-    createContext: (authorization, requestId) =>
+    createContext: (authorization, requestId, host) =>
       // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
       createContext(
         { ...contextDependencies, traceUpstream: false },
-        { authorization, requestId, transport: 'websocket' },
+        { authorization, requestId, transport: 'websocket', host },
       ),
     logger,
   });

@@ -1,7 +1,33 @@
-// Whose key reaches the upstream: the client's bearer token, else the gateway's own key, else
-// nothing at all. Keys never come back in a response or a log line.
+// Whose key reaches the upstream: the client's bearer token, else the gateway's own key (for
+// reads, and only on the gateway's own host names), else nothing at all. Keys never come back in
+// a response or a log line.
+import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACME_KEY, GLOBEX_KEY, expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+import { connect } from './live-client.js';
+
+/** A POST with the `Host` a browser on another name would send (fetch may not set one). */
+function postWithHost(
+  url: string,
+  host: string,
+  query: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: { data?: unknown; errors?: { extensions?: { code?: string } }[] } }> {
+  const body = JSON.stringify({ query });
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, {
+      method: 'POST',
+      headers: { host, 'content-type': 'application/json', ...headers },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 const ORG_QUERY = 'query { fineTuneJobs(limit: 3) { id orgUuid } }';
 const ACME_UUID = '0a1b2c3d-4e5f-6789-abcd-ef0123456789';
@@ -104,5 +130,102 @@ describe('a gateway with its own key (ATAI_API_KEY)', () => {
     const logs = stack.logLines.join('\n');
     expect(logs).not.toContain(GLOBEX_KEY);
     expect(logs).not.toContain(ACME_KEY);
+  });
+
+  it('only reads with its own key: a write without a client key is UNAUTHENTICATED, no upstream call', async () => {
+    const globex = stack.simulator.store.organizations[1]!;
+    const job = stack.simulator.store.list(globex, ['RUNNING'])[0]!;
+    const writes = [
+      `mutation { stopFineTuneJob(id: "${job.id}") { id } }`,
+      `mutation { cancelFineTuneJob(id: "${job.id}") { id } }`,
+      'mutation { createFineTuneJob(input: { name: "x", model: "m", datasets: [{ name: "d", split: "train", fileIds: ["f"] }] }) { id } }',
+    ];
+    for (const write of writes) {
+      for (const headers of [{}, { authorization: '' }] as Record<string, string>[]) {
+        const error = expectErrorCode(
+          await stack.query(write, {}, { apiKey: null, headers }),
+          'UNAUTHENTICATED',
+        );
+        expect(error.message).toMatch(/your own key/);
+      }
+    }
+    expect(stack.simulator.requests).toHaveLength(0);
+    expect(stack.simulator.store.list(globex, ['RUNNING']).map((j) => j.id)).toContain(job.id);
+  });
+
+  it('refuses a write without a client key over WebSocket too', async () => {
+    const globex = stack.simulator.store.organizations[1]!;
+    const job = stack.simulator.store.list(globex, ['RUNNING'])[0]!;
+    const live = connect(stack.gateway.url, null);
+    try {
+      const write = live.subscribe(`mutation { cancelFineTuneJob(id: "${job.id}") { id } }`);
+      await write.finished;
+      expect(JSON.stringify(write.failure ?? write.events)).toContain('UNAUTHENTICATED');
+    } finally {
+      await live.dispose();
+    }
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+
+  it("writes with the client's own key", async () => {
+    const acme = stack.simulator.store.organizations[0]!;
+    const job = stack.simulator.store.list(acme, ['RUNNING'])[0]!;
+    expectData(
+      await stack.query(`mutation { stopFineTuneJob(id: "${job.id}") { id } }`, {}, { apiKey: ACME_KEY }),
+    );
+  });
+
+  it("acts with its key only for its own host names: another name's page gets UNAUTHENTICATED", async () => {
+    // A page on rebind.example that resolves to the gateway: same-origin to the browser.
+    const foreign = await postWithHost(stack.gateway.url, 'rebind.example:80', ORG_QUERY);
+    expect(foreign.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    expect(stack.simulator.requests).toHaveLength(0);
+    // Its own names (loopback by default) are served; a client's own key is served on any name.
+    expect((await postWithHost(stack.gateway.url, 'localhost', ORG_QUERY)).body.data).toBeTruthy();
+    const own = await postWithHost(stack.gateway.url, 'rebind.example', ORG_QUERY, {
+      authorization: `Bearer ${ACME_KEY}`,
+    });
+    expect(own.body.data).toBeTruthy();
+  });
+});
+
+describe('the gateway key and its settings', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  it('ANONYMOUS_WRITES=true lets a client without a key write with the gateway key', async () => {
+    const s = (stack = await startStack({ serverApiKey: GLOBEX_KEY, env: { ANONYMOUS_WRITES: 'true' } }));
+    const job = s.simulator.store.list(s.simulator.store.organizations[1]!, ['RUNNING'])[0]!;
+    expectData(await s.query(`mutation { stopFineTuneJob(id: "${job.id}") { id } }`, {}, { apiKey: null }));
+    expect(s.simulator.requestsTo('stopJob').map((r) => r.organization)).toEqual(['globex']);
+  });
+
+  it('ALLOWED_HOSTS names the host names the gateway key serves', async () => {
+    const s = (stack = await startStack({
+      serverApiKey: GLOBEX_KEY,
+      env: { ALLOWED_HOSTS: 'jobs.example.com' },
+    }));
+    expect((await postWithHost(s.gateway.url, 'jobs.example.com:4000', ORG_QUERY)).body.data).toBeTruthy();
+    const loopback = await postWithHost(s.gateway.url, 'localhost', ORG_QUERY);
+    expect(loopback.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+
+  it('a WebSocket upgrade from another host name gets no gateway key', async () => {
+    const s = (stack = await startStack({
+      serverApiKey: GLOBEX_KEY,
+      env: { ALLOWED_HOSTS: 'jobs.example.com' },
+    }));
+    const live = connect(s.gateway.url, null);
+    try {
+      const read = live.subscribe('query { fineTuneJobs(limit: 1) { id } }');
+      await read.finished;
+      expect(JSON.stringify(read.failure ?? read.events)).toContain('UNAUTHENTICATED');
+    } finally {
+      await live.dispose();
+    }
+    expect(s.simulator.requests).toHaveLength(0);
   });
 });

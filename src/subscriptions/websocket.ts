@@ -41,8 +41,12 @@ export interface SubscriptionServerOptions {
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
-  /** The context of one operation, from the caller's `Authorization` (or none). */
-  createContext(authorization: string | undefined, requestId: string): GatewayContext;
+  /** The context of one operation, from the caller's `Authorization` (or none) and `Host`. */
+  createContext(
+    authorization: string | undefined,
+    requestId: string,
+    host: string | undefined,
+  ): GatewayContext;
   logger: Logger;
 }
 
@@ -160,6 +164,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
         const contextValue = options.createContext(
           authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),
           randomUUID(),
+          ctx.extra.request.headers.host,
         );
         let response;
         try {
