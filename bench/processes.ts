@@ -64,6 +64,16 @@ export async function startChild(options: ChildOptions): Promise<Child> {
   };
 }
 
+/** The URL on the first line of a child's log that contains `text` (printed once it is ready). */
+export function urlInLog(child: Child, text: string): string {
+  const line = readFileSync(child.logFile, 'utf8')
+    .split('\n')
+    .find((l) => l.includes(text));
+  const url = line?.match(/https?:\/\/\S+/)?.[0];
+  if (url === undefined) throw new Error(`${child.name} printed no "${text}" line`);
+  return url;
+}
+
 /** Resets the kernel's peak-RSS mark of a process, so the next reading covers one run only. */
 export function resetPeakRss(pid: number): void {
   try {

@@ -16,7 +16,16 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isDeepStrictEqual } from 'node:util';
 import autocannon from 'autocannon';
-import { benchHeader, cpuMs, median, peakRssMb, resetPeakRss, startChild, type Child } from './processes.js';
+import {
+  benchHeader,
+  cpuMs,
+  median,
+  peakRssMb,
+  resetPeakRss,
+  startChild,
+  urlInLog,
+  type Child,
+} from './processes.js';
 import { SCENARIOS, expectedGraphQLJobs, graphqlBody, restPath, type Scenario } from './scenarios.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -204,7 +213,8 @@ async function load(target: Target, seconds: number, simulatorControl: string): 
 }
 
 const fixed = (value: number, digits: number) => value.toFixed(digits);
-const metricsOf = (graphqlUrl: string) => new URL('/metrics', graphqlUrl).href;
+/** A gateway's /metrics, on the port it printed (METRICS_PORT=0: any free one). */
+const metricsOf = (gateway: Child) => urlInLog(gateway, 'Prometheus metrics at');
 
 /** The scenario's target, and whether the gateway's medians meet it. */
 function verdict(scenario: Scenario, ratio: number, p50Ratio: number, peakRss: number | undefined): string {
@@ -248,6 +258,7 @@ async function main(): Promise<void> {
     const gatewayEnv = {
       NODE_ENV: 'production',
       PORT: '0',
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       ATAI_API_KEY: API_KEY,
@@ -277,7 +288,7 @@ async function main(): Promise<void> {
         url: gateway.url,
         graphql: true,
         pid: gateway.pid,
-        metricsUrl: metricsOf(gateway.url),
+        metricsUrl: metricsOf(gateway),
       },
     ];
     if (BASELINE_GATEWAY) {
@@ -294,7 +305,7 @@ async function main(): Promise<void> {
         url: baseline.url,
         graphql: true,
         pid: baseline.pid,
-        metricsUrl: metricsOf(baseline.url),
+        metricsUrl: metricsOf(baseline),
       });
     }
     if (CACHE_TTL_MS) {
@@ -312,7 +323,7 @@ async function main(): Promise<void> {
         graphql: true,
         pid: cached.pid,
         sharedOnly: true,
-        metricsUrl: metricsOf(cached.url),
+        metricsUrl: metricsOf(cached),
       });
     }
     const control = `${new URL(simulator.url).origin}/__simulator`;

@@ -188,6 +188,7 @@ async function main(): Promise<number> {
     {
       NODE_ENV: 'production',
       PORT: '0',
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS),
@@ -202,11 +203,12 @@ async function main(): Promise<number> {
           .map(([name, value]) => [name.slice('SOAK_'.length), value!]),
       ),
     },
-    /ready at (http:\/\/\S+)/,
+    // Printed after the GraphQL URL: once it is there, both are.
+    /Prometheus metrics at (http:\/\/\S+)/,
   );
-  const graphqlUrl = gateway.url;
+  const metricsUrl = gateway.url;
+  const graphqlUrl = /ready at (http:\/\/\S+)/.exec(gateway.output())![1]!;
   const base = new URL(graphqlUrl);
-  const metricsUrl = new URL('/metrics', base).toString();
   let crashed = 0;
   gateway.child.once('exit', (code, signal) => {
     if (!stopping) {

@@ -45,7 +45,7 @@ export const environment = z.object({
   UPSTREAM_MAX_QUEUE: int(0, 100_000).default(1_000),
   UPSTREAM_BREAKER_FAILURE_RATE: z.coerce.number().gt(0).lt(1).default(0.5),
   UPSTREAM_BREAKER_WINDOW_MS: int(100, 600_000).default(10_000),
-  UPSTREAM_BREAKER_MIN_CALLS: int(1, 100_000).default(20),
+  UPSTREAM_BREAKER_MIN_CALLS: int(1, 100_000).default(10),
   UPSTREAM_BREAKER_HALF_OPEN_MS: int(10, 30_000).default(10_000),
   GRAPHQL_INTROSPECTION: flag.optional(),
   GRAPHQL_SANDBOX: flag.optional(),
@@ -63,6 +63,11 @@ export const environment = z.object({
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
+  HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
+  HTTP_MAX_CONNECTIONS: int(1, 1_000_000).default(700),
+  METRICS_PORT: int(0, 65535).default(9464),
   // Matched exactly against a browser's Origin header: a path, a trailing slash or `*` would
   // match nothing, and CORS and the WebSocket origin check would fail without a word.
   CORS_ORIGINS: z
@@ -113,6 +118,17 @@ export interface QueryLimits {
   unboundedListSize: number;
 }
 
+export interface HttpLimits {
+  /** A request's headers must have arrived this long after its connection opened or went idle. */
+  headersTimeoutMs: number;
+  /** A whole request, headers and body, must have arrived within this. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Connections open at once; more are closed as they arrive. */
+  maxConnections: number;
+}
+
 export interface Config {
   production: boolean;
   port: number;
@@ -137,6 +153,10 @@ export interface Config {
   /** The most operations one WebSocket connection runs at once. */
   subscriptionsPerConnection: number;
   corsOrigins: string[];
+  /** Limits on the API port's sockets (slow clients, idle ones, and how many at once). */
+  http: HttpLimits;
+  /** The port of `/metrics`, on HOST: never the API port. */
+  metricsPort: number;
   /** A client without a key of its own may create, stop and cancel with the gateway's key. */
   anonymousWrites: boolean;
   /** Host names whose requests may act with the gateway's own key (DNS rebinding). */
@@ -165,6 +185,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid ${name}${shown}: ${issue.message}`);
   }
   const e = parsed.data;
+  if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(
+      `Invalid HTTP_HEADERS_TIMEOUT_MS (got ${e.HTTP_HEADERS_TIMEOUT_MS}): must not exceed HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS})`,
+    );
+  }
   const production = e.NODE_ENV === 'production';
 
   let upstream: UpstreamTarget;
@@ -217,6 +242,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS,
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+    },
+    metricsPort: e.METRICS_PORT,
     // The simulator's demo organization is a demo, not a key: Sandbox may change its jobs.
     anonymousWrites: e.ANONYMOUS_WRITES ?? upstream.kind === 'simulator',
     allowedHosts: e.ALLOWED_HOSTS,

@@ -43,11 +43,13 @@ async function main(): Promise<void> {
     // A port in use or a HOST that does not resolve is the operator's to fix: one line, no stack.
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code !== 'string' || !LISTEN_ERRORS.has(code)) throw error;
-    console.error(`fine-tune-gateway: cannot listen on ${config.host}:${config.port} (${code})`);
+    const port = (error as { port?: unknown }).port ?? config.port;
+    console.error(`fine-tune-gateway: cannot listen on ${config.host}:${String(port)} (${code})`);
     process.exit(1);
   }
   console.log(`Fine-tune jobs GraphQL gateway ready at ${gateway.url}`);
   console.log(`Upstream: ${upstreamDescription}`);
+  console.log(`Prometheus metrics at ${gateway.metricsUrl}`);
   if (config.sandbox) console.log(`Open ${gateway.url} in a browser to explore it in Apollo Sandbox.`);
 
   let stopping = false;

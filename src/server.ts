@@ -10,7 +10,7 @@ import { createApolloServer } from './graphql/apollo-server.js';
 import { SharedOperations } from './graphql/plugins/shared-operations.js';
 import { ResultSerializer } from './graphql/result-serializer.js';
 import { buildGatewaySchema } from './graphql/schema.js';
-import { buildHttpApp, GRAPHQL_PATH } from './http/app.js';
+import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
 import { queryLimitProtection } from './limits/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
@@ -35,6 +35,8 @@ export interface RunningGateway {
   /** The GraphQL endpoint, e.g. `http://localhost:4000/graphql`. */
   url: string;
   port: number;
+  /** Prometheus metrics, e.g. `http://localhost:9464/metrics` (METRICS_PORT). */
+  metricsUrl: string;
   stop(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     maxRequestBytes: config.maxRequestBytes,
     corsOrigins: config.corsOrigins,
+    limits: config.http,
     createContext: (request) =>
       createContext(contextDependencies, {
         authorization: request.headers.authorization,
@@ -121,7 +124,14 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     stopping: () => stopping,
     encodedBody: (text) => serializer.encodedBody(text),
   });
+  const metricsApp = await buildMetricsApp(metrics, logger);
   await app.listen({ port: config.port, host: config.host });
+  try {
+    await metricsApp.listen({ port: config.metricsPort, host: config.host });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
 
   // Attached once listening: graphql-ws would print a listen failure (a port in use) as its own.
   const subscriptions = serveSubscriptions({
@@ -145,13 +155,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   live.subscriptions = subscriptions;
 
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const portOf = (server: typeof app.server, fallback: number) => {
+    const address = server.address();
+    return typeof address === 'object' && address !== null ? address.port : fallback;
+  };
+  const port = portOf(app.server, config.port);
   const shownHost = ['0.0.0.0', '::', ''].includes(config.host) ? 'localhost' : config.host;
+  const origin = (p: number) => `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${p}`;
 
   return {
-    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}${GRAPHQL_PATH}`,
+    url: `${origin(port)}${GRAPHQL_PATH}`,
     port,
+    metricsUrl: `${origin(portOf(metricsApp.server, config.metricsPort))}/metrics`,
     async stop() {
       stopping = true;
       // Stop accepting at once; in-flight requests may finish and subscribers are told to go,
@@ -169,6 +184,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         clearTimeout(grace);
       }
       await apollo.stop();
+      await metricsApp.close();
       await upstream.close();
     },
   };

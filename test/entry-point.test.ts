@@ -12,7 +12,8 @@ afterEach(() => {
 
 /** The environment of a fresh machine: none of the gateway's variables set. */
 function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...extra };
+  // Any free port for the metrics (9464 by default), as tests run side by side.
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, METRICS_PORT: '0', ...extra };
   return env;
 }
 

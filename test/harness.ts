@@ -60,6 +60,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   });
   const config = loadConfig({
     PORT: '0',
+    METRICS_PORT: '0',
     HOST: '127.0.0.1',
     ATAI_API_URL: simulator.url,
     UPSTREAM_BACKOFF_LIMIT_MS: '50',

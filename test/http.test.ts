@@ -104,3 +104,82 @@ describe('requests Apollo Server never sees', () => {
     expect(response.headers.get('location')).toBe('/graphql');
   });
 });
+
+describe('slow and idle clients', () => {
+  let limited: Stack;
+  beforeAll(async () => {
+    limited = await startStack({
+      simulator: { jobsPerOrganization: 2 },
+      env: {
+        HTTP_HEADERS_TIMEOUT_MS: '300',
+        HTTP_REQUEST_TIMEOUT_MS: '600',
+        HTTP_KEEP_ALIVE_TIMEOUT_MS: '300',
+        HTTP_MAX_CONNECTIONS: '4',
+      },
+    });
+  });
+  afterAll(() => limited.stop());
+
+  /** Opens a socket, writes `first` if given, and resolves when the gateway closes it. */
+  function closedByGateway(first?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(limited.gateway.port, '127.0.0.1', () => {
+        if (first !== undefined) socket.write(first);
+      });
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+  }
+
+  it('cuts headers that trickle in (slowloris)', async () => {
+    await closedByGateway('POST /graphql HTTP/1.1\r\nHost: localhost\r\nx-slow: ');
+  });
+
+  it('cuts a body sent a byte at a time', async () => {
+    const answer = await closedByGateway(
+      'POST /graphql HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 408/);
+  });
+
+  it('closes a socket that never sends a byte', async () => {
+    await closedByGateway();
+  });
+
+  it('closes an idle keep-alive connection after its response', async () => {
+    const answer = await closedByGateway(
+      'GET /healthz HTTP/1.1\r\nHost: localhost\r\nconnection: keep-alive\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+  });
+
+  it('past HTTP_MAX_CONNECTIONS, closes new sockets as they arrive', async () => {
+    const open = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<ReturnType<typeof connect>>((resolve) => {
+            const socket = connect(limited.gateway.port, '127.0.0.1', () => resolve(socket));
+          }),
+      ),
+    );
+    try {
+      // The fifth is closed at once, with nothing written to it.
+      expect(await closedByGateway()).toBe('');
+    } finally {
+      for (const socket of open) socket.destroy();
+    }
+  });
+});
+
+describe('/metrics', () => {
+  it('is served on METRICS_PORT, never on the API port', async () => {
+    const onApi = await fetch(new URL('/metrics', stack.gateway.url));
+    expect(onApi.status).toBe(404);
+    const metrics = await fetch(stack.gateway.metricsUrl);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^gateway_graphql_operations_total/m);
+  });
+});

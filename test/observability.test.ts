@@ -2,7 +2,7 @@
 import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+import { expectData, expectErrorCode, holdUpstream, startStack, type Stack } from './harness.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -31,7 +31,7 @@ function operationLines(requestId: string): OperationLine[] {
 }
 
 async function metricsText(): Promise<string> {
-  const response = await fetch(new URL('/metrics', stack.gateway.url));
+  const response = await fetch(stack.gateway.metricsUrl);
   expect(response.status).toBe(200);
   expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   return response.text();
@@ -180,15 +180,24 @@ describe('GET /metrics', () => {
     expect(stack.simulator.requests).toHaveLength(1);
   });
 
-  it('reports the circuit state and process figures', async () => {
-    const text = await metricsText();
-    expect(text).toMatch(/^gateway_upstream_circuit_state 0$/m);
-    // Earlier requests of this file were timed from arrival to response; only this one is in flight.
+  it('reports the circuit state, requests in flight and process figures', async () => {
+    const idle = await metricsText();
+    expect(idle).toMatch(/^gateway_upstream_circuit_state 0$/m);
+    // Earlier requests of this file were timed from arrival to response; none is in flight now.
     expect(
-      metricValue(text, 'gateway_http_request_duration_seconds_count', { path: '/graphql' }),
+      metricValue(idle, 'gateway_http_request_duration_seconds_count', { path: '/graphql' }),
     ).toBeGreaterThan(5);
-    expect(text).toMatch(/^gateway_http_oldest_in_flight_seconds 0\.\d+$/m);
-    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(idle).toMatch(/^gateway_http_oldest_in_flight_seconds 0$/m);
+    expect(idle).toMatch(/^process_resident_memory_bytes \d+/m);
+    // A query held at the upstream is in flight while the metrics are read.
+    const hold = holdUpstream(stack, 'listJobs');
+    const arrived = stack.untilOperationsResolved(stack.operationsResolved + 1);
+    const pending = stack.query('query { fineTuneJobs(limit: 1) { id } }');
+    await arrived;
+    const busy = await metricsText();
+    hold.release();
+    expectData(await pending);
+    expect(busy).toMatch(/^gateway_http_oldest_in_flight_seconds (0\.\d*[1-9]\d*|[1-9][\d.]*)(e-\d+)?$/m);
   });
 });
 
@@ -227,6 +236,16 @@ describe('health probes', () => {
     expect(await response.json()).toEqual({
       errors: [{ message: 'Not found; GraphQL is served at /graphql.', extensions: { code: 'NOT_FOUND' } }],
     });
+  });
+
+  it('/readyz reuses its check for a second: a flood of probes is not a flood upstream', async () => {
+    const probes = () => stack.simulator.requests.filter((r) => r.route === null).length;
+    const before = probes();
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, () => fetch(new URL('/readyz', stack.gateway.url)).then((r) => r.status)),
+    );
+    expect(answers.every((status) => status === 200)).toBe(true);
+    expect(probes() - before).toBeLessThanOrEqual(1);
   });
 
   it('/readyz reports an unreachable upstream while /healthz stays 200', async () => {

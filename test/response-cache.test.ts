@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 async function cachedResponses(s: Stack): Promise<number> {
-  const text = await (await fetch(s.gateway.url.replace('/graphql', '/metrics'))).text();
+  const text = await (await fetch(s.gateway.metricsUrl)).text();
   return Number(/^gateway_graphql_cached_responses_total (\d+)/m.exec(text)?.[1]);
 }
 

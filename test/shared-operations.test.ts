@@ -39,7 +39,7 @@ describe('identical queries in flight', () => {
 
   it('are counted in /metrics as joins', async () => {
     const joins = async () => {
-      const text = await (await fetch(stack.gateway.url.replace('/graphql', '/metrics'))).text();
+      const text = await (await fetch(stack.gateway.metricsUrl)).text();
       return Number(/^gateway_graphql_shared_operation_joins_total (\d+)/m.exec(text)?.[1]);
     };
     const before = await joins();

@@ -31,6 +31,7 @@ async function startGatewayProcess(env: Record<string, string>): Promise<Started
     env: {
       PATH: process.env.PATH,
       PORT: '0',
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       LOG_LEVEL: 'warn',

@@ -221,6 +221,7 @@ describe('an upstream that is not there', () => {
     const url = `http://127.0.0.1:${port}/v0.5`;
     const config = loadConfig({
       PORT: '0',
+      METRICS_PORT: '0',
       HOST: '127.0.0.1',
       ATAI_API_URL: url,
       UPSTREAM_BACKOFF_LIMIT_MS: '10',

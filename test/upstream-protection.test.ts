@@ -98,6 +98,19 @@ describe('circuit breaker', () => {
     });
   });
 
+  it('opens against a dead upstream at any traffic: every attempt counts, retries included', async () => {
+    // One client at a time, the default breaker settings: twenty queries that each fail after
+    // their retries reach the upstream fewer than twenty times.
+    const s = (stack = await startStack({ env: { UPSTREAM_BREAKER_MIN_CALLS: '10' } }));
+    s.simulator.faults.set('listJobs', { status: 503 });
+    for (let i = 0; i < 20; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    expect(s.simulator.requestsTo('listJobs').length).toBeLessThan(20);
+    expect(await readyStatus(s)).toEqual({
+      status: 503,
+      body: { status: 'not ready', upstream: 'circuit open' },
+    });
+  });
+
   it("never opens on a caller's errors (4xx, unknown jobs, rate limits)", async () => {
     const s = (stack = await breakerStack());
     for (const status of [400, 401, 403, 404, 409, 422, 429]) {

@@ -15,6 +15,7 @@ import Fastify, {
   type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
+import type { HttpLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
@@ -22,7 +23,7 @@ import type { Readiness } from '../upstream/http.js';
 export const GRAPHQL_PATH = '/graphql';
 /** What a caller's own `x-request-id` may be for the gateway to keep it (and send it upstream). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz', '/metrics']);
+const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz']);
 
 export interface HttpAppOptions {
   apollo: ApolloServer<GatewayContext>;
@@ -30,6 +31,7 @@ export interface HttpAppOptions {
   metrics: GatewayMetrics;
   maxRequestBytes: number;
   corsOrigins: string[];
+  limits: HttpLimits;
   /** The context of one GraphQL request, from its headers. */
   createContext(request: FastifyRequest): GatewayContext;
   readiness(): Promise<Readiness>;
@@ -69,9 +71,16 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
     bodyLimit: maxRequestBytes,
-    // Node's own default, which Fastify turns off: a request (headers and body) that takes
-    // longer is cut, so a body sent a byte at a time cannot hold its connection for ever.
-    requestTimeout: 300_000,
+    // A slow client is cut: headers that trickle in (slowloris), a body sent a byte at a time,
+    // a socket that never sends anything, an idle keep-alive connection. Node checks the first
+    // three every second here (every 30 s by default, which let them live on).
+    http: {
+      headersTimeout: options.limits.headersTimeoutMs,
+      requestTimeout: options.limits.requestTimeoutMs,
+      connectionsCheckingInterval: 1_000,
+    },
+    requestTimeout: options.limits.requestTimeoutMs,
+    keepAliveTimeout: options.limits.keepAliveTimeoutMs,
     // A URL Fastify cannot route (`/graphql/%zz`) or a request it refuses before any route.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(400).send(errorBody(error.message, 'BAD_REQUEST'));
@@ -121,7 +130,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
   );
 
   app.get('/', (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
-  // Probes and metrics, for the platform that runs the gateway (not behind CORS).
+  // Probes, for the platform that runs the gateway (not behind CORS); /metrics has a port of its own.
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     if (options.stopping()) return reply.code(503).send({ status: 'stopping' });
@@ -131,9 +140,10 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       upstream: readiness.upstream,
     });
   });
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+
+  // Past this many sockets, new ones are closed as they arrive: a flood of idle sockets cannot
+  // take the file descriptors the gateway needs for its upstream calls and its probes.
+  app.server.maxConnections = options.limits.maxConnections;
 
   await app.register(async (graphql) => {
     await graphql.register(cors, { origin: options.corsOrigins, maxAge: 600 });
@@ -155,5 +165,23 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       }),
     });
   });
+  return app;
+}
+
+/**
+ * `/metrics` (Prometheus text) on a port of its own: the API port may face the internet, the
+ * metrics port faces the platform that scrapes it.
+ */
+export async function buildMetricsApp(metrics: GatewayMetrics, logger: Logger): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send(errorBody('Not found; this port serves /metrics only.', 'NOT_FOUND')),
+  );
   return app;
 }

@@ -1,6 +1,6 @@
 // The HTTP layer every request's client shares: one ky instance over a keep-alive pool, with the
-// timeout, the retries and Retry-After; around it the circuit breaker, and for each attempt a
-// slot of the bound on concurrent requests (cockatiel). Each call carries its caller (key,
+// timeout, the retries and Retry-After; for each attempt, a slot of the bound on concurrent
+// requests and a sample of the circuit breaker (cockatiel). Each call carries its caller (key,
 // request id, tallies) in ky's `context`, which the hooks read.
 import {
   BrokenCircuitError,
@@ -35,11 +35,11 @@ export interface UpstreamSettings {
   maxConcurrency: number;
   /** Calls waiting for a free slot; past this, a call fails at once. */
   maxQueue: number;
-  /** The share of failed calls (5xx, timeout, unreachable) in the window that opens the circuit. */
+  /** The share of failed attempts (5xx, timeout, unreachable) in the window that opens the circuit. */
   breakerFailureRate: number;
   /** The sliding window over which calls are counted. */
   breakerWindowMs: number;
-  /** The fewest calls in the window for the circuit to open: a quiet gateway never trips on one failure. */
+  /** The fewest attempts in the window for the circuit to open: one failure never trips it. */
   breakerMinCalls: number;
   /** How long the circuit stays open before one call probes the upstream again. */
   breakerHalfOpenMs: number;
@@ -93,6 +93,16 @@ function callOf(options: { context: Record<string, unknown> }): CallContext {
   return options.context as unknown as CallContext;
 }
 
+/** A 5xx answer, thrown inside the breaker so that it counts as a failed attempt. */
+class FailedStatus extends Error {
+  constructor(readonly response: Response) {
+    super(`HTTP ${response.status}`);
+  }
+}
+
+/** How long a readiness answer is reused: a flood of probes is one upstream call a second. */
+const READINESS_REUSE_MS = 1_000;
+
 /** The gateway is stopping: no new attempt is sent (a retry waiting for its delay included). */
 export class UpstreamClosedError extends Error {
   override readonly name = 'UpstreamClosedError';
@@ -118,6 +128,7 @@ const INVALID_REQUEST_CODES = new Set(['UND_ERR_INVALID_ARG']);
  * refused (the upstream never saw it).
  */
 function isUpstreamFailure(error: unknown): boolean {
+  if (error instanceof FailedStatus) return true;
   if (error instanceof HTTPError) return error.response.status >= 500;
   if (error instanceof BulkheadRejectedError || error instanceof UpstreamClosedError) return false;
   const code = errorCode(error);
@@ -165,8 +176,9 @@ function retryAfterMs(header: string | null): number | undefined {
 export class UpstreamHttp {
   private readonly dispatcher: Agent;
   private readonly probeDispatcher: Agent;
-  /** The readiness probe in flight, which concurrent probes share. */
+  /** The readiness probe in flight, which concurrent probes share, and the last answer. */
   private probing: Promise<Readiness> | undefined;
+  private lastReadiness: { at: number; value: Readiness } | undefined;
   private readonly api: KyInstance;
   private readonly probe: KyInstance;
   private readonly breaker: CircuitBreakerPolicy;
@@ -233,7 +245,7 @@ export class UpstreamHttp {
         call.caller.calls.count += 1;
         const started = performance.now();
         try {
-          const response = await send(request);
+          const response = await this.sampled(() => send(request));
           this.attempted(call, String(response.status), started, response.status);
           return await withRetryAfterOnly(response);
         } catch (error) {
@@ -272,8 +284,8 @@ export class UpstreamHttp {
         ],
       },
     });
-    // Readiness: no key, no retries, neither the breaker nor the bound (it must see a recovery),
-    // and a pool of its own, so that probes never take a connection from the traffic.
+    // Readiness: no key, no retries; the breaker and the bound as for any call, on a pool of its
+    // own, so that probes never take a connection from the traffic.
     this.probeDispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 2 });
     const sendProbe = bufferedFetch(this.probeDispatcher);
     this.probe = ky.create({
@@ -311,8 +323,7 @@ export class UpstreamHttp {
       ...(request.json !== undefined && { json: request.json }),
     };
     try {
-      // The breaker first: while it is open, a call neither waits for a slot nor reaches the upstream.
-      return await this.breaker.execute(async () => (await this.api(request.path, options)).text());
+      return await (await this.api(request.path, options)).text();
     } catch (error) {
       if (error instanceof BrokenCircuitError) this.metrics.upstreamRejected('circuit_open');
       else if (error instanceof BulkheadRejectedError) this.metrics.upstreamRejected('concurrency');
@@ -327,7 +338,7 @@ export class UpstreamHttp {
    * Retry-After past the cap); undefined: ky decides (statuses, timeouts, Retry-After).
    */
   private shouldRetry(error: Error): false | undefined {
-    if (this.closed) return false;
+    if (this.closed || error instanceof BrokenCircuitError) return false;
     if (error instanceof HTTPError) {
       if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
       const asked = retryAfterMs(error.response.headers.get('retry-after'));
@@ -335,6 +346,24 @@ export class UpstreamHttp {
     }
     if (error instanceof UnexpectedStatusError) return false;
     return isUpstreamFailure(error) ? undefined : false;
+  }
+
+  /**
+   * One attempt as a sample of the circuit breaker: every attempt counts, retries included, so
+   * the circuit opens against a dead upstream at any traffic, even one client at a time. A 5xx
+   * is a failure; the Response is handed on to ky as it came.
+   */
+  private async sampled(attempt: () => Promise<Response>): Promise<Response> {
+    try {
+      return await this.breaker.execute(async () => {
+        const response = await attempt();
+        if (response.status >= 500) throw new FailedStatus(response);
+        return response;
+      });
+    } catch (error) {
+      if (error instanceof FailedStatus) return error.response;
+      throw error;
+    }
   }
 
   /** A slot of the concurrency bound, held until the returned release is called. */
@@ -363,21 +392,35 @@ export class UpstreamHttp {
 
   /**
    * Whether the upstream answers at all: any HTTP answer below 500 to its base URL counts (it
-   * needs no key). Never goes through the breaker, so it can see a recovery first.
+   * needs no key). The probe takes a slot and is a sample of the breaker like any attempt;
+   * concurrent probes share one, and an answer is reused for a second.
    */
   readiness(): Promise<Readiness> {
-    if (this.circuitOpen) return Promise.resolve({ ready: false, upstream: 'circuit open' });
-    this.probing ??= this.probeUpstream().finally(() => (this.probing = undefined));
+    const last = this.lastReadiness;
+    if (last !== undefined && performance.now() - last.at < READINESS_REUSE_MS)
+      return Promise.resolve(last.value);
+    this.probing ??= this.probeUpstream()
+      .then((value) => {
+        this.lastReadiness = { at: performance.now(), value };
+        return value;
+      })
+      .finally(() => (this.probing = undefined));
     return this.probing;
   }
 
   private async probeUpstream(): Promise<Readiness> {
+    let release: (() => void) | undefined;
     try {
-      const response = await this.probe.get('');
+      release = await this.slot();
+      const response = await this.sampled(() => this.probe.get(''));
       if (response.status >= 500) return { ready: false, upstream: `unavailable (${response.status})` };
       return { ready: true, upstream: 'reachable' };
     } catch (error) {
+      if (error instanceof BrokenCircuitError) return { ready: false, upstream: 'circuit open' };
+      if (error instanceof BulkheadRejectedError) return { ready: false, upstream: 'overloaded' };
       return { ready: false, upstream: isUpstreamTimeout(error) ? 'unreachable (timeout)' : 'unreachable' };
+    } finally {
+      release?.();
     }
   }
 
