@@ -54,6 +54,7 @@ export const environment = z.object({
   QUERY_MAX_ALIASES: int(0, 1_000).default(15),
   QUERY_MAX_DIRECTIVES: int(0, 1_000).default(20),
   QUERY_MAX_TOKENS: int(10, 100_000).default(1_000),
+  QUERY_MAX_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   UPSTREAM_TRACE: flag.optional(),
@@ -113,6 +114,8 @@ export interface QueryLimits {
   maxAliases: number;
   maxDirectives: number;
   maxTokens: number;
+  /** The largest document, in bytes (whitespace and comments count), refused before parsing. */
+  maxBytes: number;
   maxCost: number;
   /** The list size a cost estimate assumes for `limit: -1` (every job). */
   unboundedListSize: number;
@@ -233,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAliases: e.QUERY_MAX_ALIASES,
       maxDirectives: e.QUERY_MAX_DIRECTIVES,
       maxTokens: e.QUERY_MAX_TOKENS,
+      maxBytes: e.QUERY_MAX_BYTES,
       maxCost: e.QUERY_MAX_COST,
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
     },

@@ -24,7 +24,7 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   /** The upstream answered with something outside its contract. */
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
-  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, cost); see `extensions.limit`. Nothing was executed. */
+  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, bytes, cost); see `extensions.limit`. Nothing was executed. */
   QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
   /** A bug in the gateway; the details are in its log, not in the response. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
@@ -162,12 +162,36 @@ export function createErrorFormatter({ fieldSuggestions }: ErrorFormatting) {
     formatError(formatted, error, shown);
 }
 
+/**
+ * The error underneath, when it is neither ours nor graphql-js's: a resolver's bug, or one
+ * Apollo Server wrapped (a plugin's, the executor's). That is an internal error, whose message
+ * is for the log only.
+ */
+export function unexpectedCause(error: unknown): Error | undefined {
+  const original = unwrapResolverError(error);
+  if (original instanceof UpstreamError) return undefined;
+  if (!(original instanceof GraphQLError))
+    return original instanceof Error ? original : new Error(String(original));
+  const cause = original.originalError;
+  if (cause === undefined || cause instanceof GraphQLError || cause instanceof UpstreamError)
+    return undefined;
+  return cause;
+}
+
 function formatError(
   formatted: GraphQLFormattedError,
   error: unknown,
   shown: (message: string) => string,
 ): GraphQLFormattedError {
   const original = unwrapResolverError(error);
+  if (unexpectedCause(error) !== undefined) {
+    return {
+      message: 'Internal server error.',
+      ...(formatted.locations && { locations: formatted.locations }),
+      ...(formatted.path && { path: formatted.path }),
+      extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
+    };
+  }
   if (original instanceof UpstreamError) {
     const { message, extensions } = describeUpstreamError(original);
     return { ...formatted, message: redactSecrets(message), extensions };
@@ -175,7 +199,8 @@ function formatError(
   if (original instanceof GraphQLError) {
     // Ours, graphql-js's (validation, coercion) or Apollo's: well-formed, and coded except for
     // graphql-js's request errors outside Apollo (a missing variable over WebSocket, say).
-    const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
+    // `http` is Apollo Server's to read (the status), not the client's; it stays over WebSocket.
+    const { stacktrace: _stacktrace, http: _http, ...extensions } = formatted.extensions ?? {};
     const limit = queryLimitError(formatted.message, extensions);
     if (limit) return { ...formatted, ...limit };
     const code = typeof extensions.code === 'string' ? extensions.code : ErrorCode.BAD_USER_INPUT;
@@ -183,8 +208,6 @@ function formatError(
   }
   return {
     message: 'Internal server error.',
-    ...(formatted.locations && { locations: formatted.locations }),
-    ...(formatted.path && { path: formatted.path }),
     extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
   };
 }

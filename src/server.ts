@@ -111,6 +111,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxRequestBytes: config.maxRequestBytes,
     corsOrigins: config.corsOrigins,
     limits: config.http,
+    maxDocumentBytes: config.queryLimits.maxBytes,
     createContext: (request) =>
       createContext(contextDependencies, {
         authorization: request.headers.authorization,
@@ -142,6 +143,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pollers: liveJobPollers,
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxMessageBytes: config.maxRequestBytes,
+    maxDocumentBytes: config.queryLimits.maxBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,
     formatError,

@@ -17,6 +17,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { HttpLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
+import { documentTooLarge } from '../limits/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
 
@@ -32,6 +33,8 @@ export interface HttpAppOptions {
   maxRequestBytes: number;
   corsOrigins: string[];
   limits: HttpLimits;
+  /** The largest GraphQL document accepted (QUERY_MAX_BYTES), checked before Apollo parses it. */
+  maxDocumentBytes: number;
   /** The context of one GraphQL request, from its headers. */
   createContext(request: FastifyRequest): GatewayContext;
   readiness(): Promise<Readiness>;
@@ -152,6 +155,19 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     graphql.addHook('onRequest', (request, reply, next) => {
       if (URL.canParse(`${request.protocol}://${request.hostname}/`)) return next();
       reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
+    });
+    // A document past QUERY_MAX_BYTES is refused before Apollo Server parses it (its token limit
+    // counts neither whitespace nor comments, so a padded document would be parsed, and held).
+    graphql.addHook('preHandler', (request, reply, next) => {
+      const query =
+        request.method === 'GET'
+          ? (request.query as Record<string, unknown> | undefined)?.query
+          : (request.body as Record<string, unknown> | null | undefined)?.query;
+      if (typeof query !== 'string' || Buffer.byteLength(query) <= options.maxDocumentBytes) return next();
+      const error = documentTooLarge(options.maxDocumentBytes);
+      reply
+        .code(400)
+        .send({ errors: [{ message: error.message, extensions: { ...error.extensions, http: undefined } }] });
     });
     // A shared answer's body goes out as the bytes already encoded for an earlier response.
     graphql.addHook('onSend', (_request, _reply, payload, next) => {

@@ -23,7 +23,32 @@ import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import { ErrorCode } from '../errors.js';
 
-export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost';
+export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes';
+
+/** Levels of arrays and objects a request's variables may nest; none of the schema's inputs needs 5. */
+const MAX_VARIABLE_DEPTH = 32;
+
+/**
+ * Whether a value nests arrays or objects deeper than `max` (walked without recursion: a 5,000
+ * level array is what this guards against). JSON.stringify and other recursive walks of such a
+ * value overflow the stack.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: item, depth } = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item))
+      stack.push({ value: child, depth: depth + 1 });
+  }
+  return false;
+}
+
+/** A document of more than `maxBytes` (whitespace and comments count), refused before parsing. */
+export function documentTooLarge(maxBytes: number): GraphQLError {
+  return limitExceeded('bytes', `Query document larger than ${maxBytes} bytes.`, { maxBytes });
+}
 
 function limitExceeded(limit: QueryLimitName, message: string, extra: Record<string, unknown> = {}) {
   return new GraphQLError(message, {
@@ -122,6 +147,12 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     async requestDidStart() {
       return {
         async didResolveOperation({ request, document, schema, operationName }) {
+          // Before anything walks them: the cost check, the sharing key, graphql-js's coercion.
+          if (nestsDeeperThan(request.variables, MAX_VARIABLE_DEPTH)) {
+            throw new GraphQLError(`Variables nest deeper than ${MAX_VARIABLE_DEPTH} levels.`, {
+              extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } },
+            });
+          }
           const error = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
           if (error) throw error;
         },

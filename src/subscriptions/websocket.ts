@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
-import { unwrapResolverError } from '@apollo/server/errors';
 import {
   GraphQLError,
   Kind,
@@ -22,7 +21,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
-import { UpstreamError } from '../upstream/errors.js';
+import { unexpectedCause } from '../errors.js';
+import { documentTooLarge } from '../limits/query-limits.js';
 import type { LiveJobPollers } from './live-jobs.js';
 
 export interface SubscriptionServerOptions {
@@ -35,6 +35,8 @@ export interface SubscriptionServerOptions {
   maxOperationsPerSocket: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
+  /** The largest document (QUERY_MAX_BYTES): a subscription's is held as long as it runs. */
+  maxDocumentBytes: number;
   /** How long `dispose` waits for peers to answer their close before cutting them (SHUTDOWN_GRACE_MS). */
   shutdownGraceMs: number;
   /** The errors' formatting over HTTP (src/errors.ts), for the errors of subscription events. */
@@ -127,10 +129,9 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
     errors.map((error) => {
       if (error instanceof FormattedError) return error.formatted;
       // The client sees INTERNAL_SERVER_ERROR only: what went wrong goes to the log, as over HTTP.
-      const original = unwrapResolverError(error);
-      if (!(original instanceof GraphQLError) && !(original instanceof UpstreamError)) {
-        logger.error({ err: original, path: error.path }, 'unexpected error in a subscription');
-      }
+      const cause = unexpectedCause(error);
+      if (cause !== undefined)
+        logger.error({ err: cause, path: error.path }, 'unexpected error in a subscription');
       return options.formatError(error.toJSON(), error);
     });
   const wsServer = new WebSocketServer({
@@ -160,6 +161,9 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
               { extensions: { code: 'BAD_REQUEST' } },
             ),
           ];
+        }
+        if (Buffer.byteLength(payload.query) > options.maxDocumentBytes) {
+          return [documentTooLarge(options.maxDocumentBytes)];
         }
         const contextValue = options.createContext(
           authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),

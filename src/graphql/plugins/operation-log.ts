@@ -3,9 +3,9 @@
 // line for each failure with its details.
 import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import type { GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from '../../context.js';
-import { describeUpstreamError, ErrorCode } from '../../errors.js';
+import { describeUpstreamError, ErrorCode, unexpectedCause } from '../../errors.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import { UpstreamError } from '../../upstream/errors.js';
 
@@ -16,6 +16,11 @@ function errorCodes(errors: readonly GraphQLFormattedError[] | undefined): strin
 
 export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<GatewayContext> {
   return {
+    // The pipeline itself failed (a plugin's hook threw): Apollo Server answers 500; the line
+    // says which request and why.
+    async unexpectedErrorProcessingRequest({ requestContext, error }) {
+      requestContext.contextValue.logger.error({ err: error }, 'unexpected error in the request pipeline');
+    },
     async requestDidStart({ contextValue }) {
       const started = performance.now();
       return {
@@ -28,11 +33,13 @@ export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<
                 { code: extensions.code, upstream: original.details, path: error.path },
                 original.message,
               );
-            } else if (!(original instanceof GraphQLError)) {
-              contextValue.logger.error(
-                { err: original, path: error.path },
-                'unexpected error in a resolver',
-              );
+              continue;
+            }
+            // A resolver's bug, or an error Apollo Server wrapped: the client sees
+            // INTERNAL_SERVER_ERROR only, the log has the stack and the request id.
+            const cause = unexpectedCause(error);
+            if (cause !== undefined) {
+              contextValue.logger.error({ err: cause, path: error.path }, 'unexpected error in the gateway');
             }
           }
         },
