@@ -57,6 +57,8 @@ export const environment = z.object({
   QUERY_MAX_BYTES: int(256, 10 * 1024 * 1024).default(64 * 1024),
   QUERY_MAX_COST: int(1, 10_000_000).default(5_000),
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
+  QUERY_MAX_UPSTREAM_CALLS: int(1, 100_000).default(100),
+  QUERY_MAX_JOBS: int(1, 10_000_000).default(5_000),
   UPSTREAM_TRACE: flag.optional(),
   FEDERATION_SUBGRAPH: flag.default(false),
   CACHE_TTL_MS: int(0, 3_600_000).default(0),
@@ -119,6 +121,10 @@ export interface QueryLimits {
   maxCost: number;
   /** The list size a cost estimate assumes for `limit: -1` (every job). */
   unboundedListSize: number;
+  /** Upstream calls one operation may make at run time, whatever its estimate. */
+  maxUpstreamCalls: number;
+  /** Jobs one operation may return, all its fields together. */
+  maxJobs: number;
 }
 
 export interface HttpLimits {
@@ -239,6 +245,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxBytes: e.QUERY_MAX_BYTES,
       maxCost: e.QUERY_MAX_COST,
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
+      maxUpstreamCalls: e.QUERY_MAX_UPSTREAM_CALLS,
+      maxJobs: e.QUERY_MAX_JOBS,
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,

@@ -13,6 +13,7 @@ import type { GatewayMetrics } from './observability/metrics.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
 import type { UpstreamHttp } from './upstream/http.js';
+import { OperationBudget, type BudgetLimits } from './limits/operation-budget.js';
 import { UpstreamTrace } from './observability/upstream-trace.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
@@ -44,6 +45,8 @@ export interface GatewayContext {
   readonly jobWrites: FineTuneJobWrites;
   /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
   readonly upstreamTrace: UpstreamTrace | undefined;
+  /** What this operation may still cost the upstream: its calls, and the jobs it returns. */
+  readonly budget: OperationBudget;
   /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
   readonly liveJobs: LiveJobs;
   /**
@@ -69,6 +72,8 @@ export interface ContextDependencies {
   anonymousWrites: boolean;
   /** Host names whose requests may act with the gateway's key (lower case, no port). */
   allowedHosts: ReadonlySet<string>;
+  /** What one operation may cost the upstream at run time. */
+  budgetLimits: BudgetLimits;
 }
 
 export interface IncomingRequest {
@@ -142,6 +147,7 @@ class RequestContext implements GatewayContext {
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
   private traceOfOperation: UpstreamTrace | undefined;
   private identityOfKey: string | undefined;
+  private budgetOfOperation: OperationBudget | undefined;
 
   constructor(
     readonly requestId: string,
@@ -158,8 +164,15 @@ class RequestContext implements GatewayContext {
       requestId: this.requestId,
       calls: this.upstreamCalls,
       trace: this.upstreamTrace,
+      budget: this.budget,
     });
     return this.api;
+  }
+
+  // Lazy like the loaders: each operation's copy of the context, and each subscription event, has its own.
+  get budget(): OperationBudget {
+    this.budgetOfOperation ??= new OperationBudget(this.deps.budgetLimits);
+    return this.budgetOfOperation;
   }
 
   get credentialIdentity(): string | undefined {
@@ -198,6 +211,7 @@ class RequestContext implements GatewayContext {
     this.api = undefined;
     this.loadersOfRequest = undefined;
     this.traceOfOperation = undefined;
+    this.budgetOfOperation = undefined;
   }
 
   get jobWrites(): FineTuneJobWrites {

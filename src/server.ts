@@ -74,6 +74,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     liveJobPollers,
     anonymousWrites: config.anonymousWrites,
     allowedHosts: new Set(config.allowedHosts),
+    budgetLimits: {
+      maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
+      maxJobs: config.queryLimits.maxJobs,
+    },
   };
 
   // Set once listening; Apollo's drain phase closes it too.

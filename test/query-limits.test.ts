@@ -15,6 +15,20 @@ beforeAll(async () => {
       QUERY_UNBOUNDED_LIST_SIZE: '100',
     },
   });
+
+  it('prices each job fetched by id as a call', async () => {
+    // Ten aliases of one job: 10 × (10 + 1) = 110, well within; 100 of them would not be.
+    const aliases = (n: number) =>
+      Array.from({ length: n }, (_, i) => `j${i}: fineTuneJob(id: "x${i}") { id }`).join(' ');
+    const tight = await startStack({ env: { QUERY_MAX_COST: '100', QUERY_MAX_ALIASES: '20' } });
+    try {
+      expectData(await tight.query(`query { ${aliases(5)} }`));
+      const rejected = await tight.query(`query { ${aliases(10)} }`);
+      expect(expectErrorCode(rejected, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({ cost: 110 });
+    } finally {
+      await tight.stop();
+    }
+  });
 });
 afterAll(() => stack.stop());
 beforeEach(() => stack.simulator.resetRequests());
@@ -62,15 +76,15 @@ describe('query limits', () => {
   });
 
   it('counts limit: -1 as QUERY_UNBOUNDED_LIST_SIZE jobs times the selection', async () => {
-    // 1 + 100 × 11 fields = 1101 > 1000
+    // 10 for the call + 100 × 11 fields = 1110 > 1000
     const wide =
       'id name uuid orgUuid status upstreamStatus isTerminal createdAt updatedAt inferenceConfigPath __typename';
     const error = await expectRejected(`query { fineTuneJobs(limit: -1) { ${wide} } }`, 'cost');
-    expect(error.message).toMatch(/cost limit of 1000 exceeded, found 1101/i);
-    expect(error.extensions).toMatchObject({ cost: 1101, maxCost: 1000 });
+    expect(error.message).toMatch(/cost limit of 1000 exceeded, found 1110/i);
+    expect(error.extensions).toMatchObject({ cost: 1110, maxCost: 1000 });
     // The default limit is -1 too.
     await expectRejected(`query { fineTuneJobs { ${wide} } }`, 'cost');
-    // A narrower selection of every job fits: 1 + 100 × 2.
+    // A narrower selection of every job fits: 10 + 100 × 2.
     expectData(await stack.query('query { fineTuneJobs(limit: -1) { id name } }'));
   });
 
@@ -82,7 +96,7 @@ describe('query limits', () => {
   });
 
   it('adds up aliased lists and nested selections', async () => {
-    // Per job: id 1, name 1, config 1 + model 1 = 4; two lists of 130: 2 × (1 + 130 × 4) > 1000.
+    // Per job: id 1, name 1, config 1 + model 1 = 4; two lists of 130: 2 × (10 + 130 × 4) > 1000.
     const selection = 'id name config { model }';
     await expectRejected(
       `query { a: fineTuneJobs(limit: 130) { ${selection} } b: fineTuneJobs(limit: 130, offset: 130) { ${selection} } }`,
@@ -95,21 +109,35 @@ describe('query limits', () => {
     // Its own gateway: these documents are deeper than the depth limit above.
     const deep = await startStack({ env: { QUERY_MAX_COST: '1000', QUERY_UNBOUNDED_LIST_SIZE: '100' } });
     try {
-      // metrics: 1 + 100 entries × (entries 1 + 2 fields) = 301; five jobs: 1 + 5 × 301 = 1506.
+      // metrics: a call (10) + 100 entries × (entries 1 + 2 fields) = 310; five jobs: 10 + 5 × 310 = 1560.
       const rejected = await deep.query(
         'query { fineTuneJobs(limit: 5) { metrics { entries { loss step } } } }',
       );
       expect(expectErrorCode(rejected, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({
         limit: 'cost',
-        cost: 1506,
+        cost: 1560,
       });
       expect(deep.simulator.requests).toEqual([]);
-      // metrics(limit: 10): 1 + 10 × 3 = 31; five jobs: 156.
+      // metrics(limit: 10): 10 + 10 × 3 = 40; five jobs: 10 + 5 × 40 = 210.
       expectData(
         await deep.query('query { fineTuneJobs(limit: 5) { metrics(limit: 10) { entries { loss step } } } }'),
       );
     } finally {
       await deep.stop();
+    }
+  });
+
+  it('prices each job fetched by id as a call', async () => {
+    // Ten aliases of one job: 10 × (10 + 1) = 110, well within; 100 of them would not be.
+    const aliases = (n: number) =>
+      Array.from({ length: n }, (_, i) => `j${i}: fineTuneJob(id: "x${i}") { id }`).join(' ');
+    const tight = await startStack({ env: { QUERY_MAX_COST: '100', QUERY_MAX_ALIASES: '20' } });
+    try {
+      expectData(await tight.query(`query { ${aliases(5)} }`));
+      const rejected = await tight.query(`query { ${aliases(10)} }`);
+      expect(expectErrorCode(rejected, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({ cost: 110 });
+    } finally {
+      await tight.stop();
     }
   });
 });

@@ -21,6 +21,7 @@ import {
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
+import { budgetErrorsOncePlugin } from './operation-budget.js';
 import { ErrorCode } from '../errors.js';
 
 export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes';
@@ -72,14 +73,26 @@ const SIZED_LISTS: Record<string, Record<string, string>> = {
   FineTuneJob: { metrics: 'limit' },
 };
 
-/** A sized field costs 1 plus its selection once per item it may return. */
+/**
+ * What one upstream call costs in the estimate, on top of what the field returns: a job's
+ * metrics under a list of every job is as many calls as the list may hold.
+ */
+const UPSTREAM_CALL_COST = 10;
+/** Fields that make an upstream call each time they are resolved (besides the sized lists). */
+const CALLING_FIELDS: Record<string, ReadonlySet<string>> = { Query: new Set(['fineTuneJob']) };
+
+/**
+ * A sized field costs one upstream call plus its selection once per item it may return; a
+ * field that reads one job costs a call plus its selection.
+ */
 function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
+    if (CALLING_FIELDS[type.name]?.has(field.name)) return UPSTREAM_CALL_COST + Math.max(childComplexity, 1);
     const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
     if (sizeArgument === undefined) return undefined;
     const requested = args[sizeArgument];
     const size = typeof requested === 'number' && requested >= 0 ? requested : unboundedListSize;
-    return 1 + size * Math.max(childComplexity, 1);
+    return UPSTREAM_CALL_COST + size * Math.max(childComplexity, 1);
   };
 }
 
@@ -163,7 +176,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
   return {
     validationRules: armor.validationRules as ValidationRule[],
     // Armor's declarations name Apollo Server's CommonJS types, ours its ESM ones: same objects.
-    plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit],
+    plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit, budgetErrorsOncePlugin()],
     parseOptions: { maxTokens: limits.maxTokens },
     /** The cost check of one document, remembered by the values of its sizing variables. */
     costCheck,

@@ -1,7 +1,7 @@
 // Field resolvers rename the upstream's snake_case record to the schema's fields; fields with
 // the same name on both sides (name, uuid, config, …) use graphql-js's default resolver.
 import { LRUCache } from 'lru-cache';
-import { checkJobId, checkPage } from './arguments.js';
+import { checkJobId, checkPage, pathOf } from './arguments.js';
 import { allowedActions, isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type {
   FineTuneDatasetResolvers,
@@ -18,9 +18,11 @@ const reportedUnknownStatuses = new LRUCache<string, true>({ max: 100 });
 export const FineTuneJob: FineTuneJobResolvers = {
   // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
   // Async so a refused id fails its own entity, not every representation of the call.
-  async __resolveReference(reference, { loaders }) {
+  async __resolveReference(reference, { loaders, budget }, info) {
     checkJobId(reference.id);
-    return loaders.jobByIdLoader.load(reference.id);
+    const job = await loaders.jobByIdLoader.load(reference.id);
+    if (job !== null) budget.takeJobs(pathOf(info), 1);
+    return job;
   },
   orgUuid: (job) => job.org_uuid,
   status(job, _args, { logger }) {

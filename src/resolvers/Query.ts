@@ -1,4 +1,4 @@
-import { checkJobId, checkPage } from './arguments.js';
+import { checkJobId, checkPage, pathOf } from './arguments.js';
 import type { FineTuneJobStatus, QueryResolvers } from '../generated/graphql.js';
 import { loadFineTuneJobPage } from '../fine-tune-jobs/connection.js';
 import type { FineTuneJobRecord } from '../upstream/records.js';
@@ -11,23 +11,33 @@ function normalizedStatuses(statuses: readonly FineTuneJobStatus[] | null | unde
 }
 
 export const Query: QueryResolvers = {
-  fineTuneJobs(_parent, args, { loaders }) {
+  async fineTuneJobs(_parent, args, { loaders, budget }, info) {
     const { limit, offset } = checkPage(args);
     // "One of no statuses" matches nothing; no need to ask the upstream.
     if (args.statuses?.length === 0) return NO_JOBS;
-    return loaders.jobListLoader.load({ statuses: normalizedStatuses(args.statuses), limit, offset });
+    const jobs = await loaders.jobListLoader.load({
+      statuses: normalizedStatuses(args.statuses),
+      limit,
+      offset,
+    });
+    budget.takeJobs(pathOf(info), jobs.length);
+    return jobs;
   },
 
-  fineTuneJobsConnection(_parent, args, { loaders }) {
-    return loadFineTuneJobPage(loaders, {
+  async fineTuneJobsConnection(_parent, args, { loaders, budget }, info) {
+    const page = await loadFineTuneJobPage(loaders, {
       statuses: normalizedStatuses(args.statuses),
       first: args.first ?? 20,
       after: args.after,
     });
+    budget.takeJobs(pathOf(info), page.edges.length);
+    return page;
   },
 
-  fineTuneJob(_parent, { id }, { loaders }) {
+  async fineTuneJob(_parent, { id }, { loaders, budget }, info) {
     checkJobId(id);
-    return loaders.jobByIdLoader.load(id);
+    const job = await loaders.jobByIdLoader.load(id);
+    if (job !== null) budget.takeJobs(pathOf(info), 1);
+    return job;
   },
 };

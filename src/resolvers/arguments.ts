@@ -1,6 +1,12 @@
 // Argument checks shared by the resolvers: done before any upstream call, each failure a
-// BAD_USER_INPUT that names the argument.
+// BAD_USER_INPUT that names the argument; and where a field stands in the response.
+import { responsePathAsArray, type GraphQLResolveInfo } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.js';
+
+/** A field's place in the response (`a`, `_entities.3`): the operation budget counts each once. */
+export function pathOf(info: GraphQLResolveInfo): string {
+  return responsePathAsArray(info.path).join('.');
+}
 
 /**
  * The documented range of a job id in paths; anything else cannot exist upstream. `.` and `..`

@@ -139,6 +139,8 @@ export class FineTuneApiClient {
     request: UpstreamRequest,
     isValid?: (body: unknown) => body is z.infer<S>,
   ): Promise<z.infer<S>> {
+    // Past the operation's budget, the call is not sent (QUERY_LIMIT_EXCEEDED).
+    this.caller.budget?.takeUpstreamCall();
     let text: string;
     const started = performance.now();
     const observation: CallObservation = { retries: 0, status: null };

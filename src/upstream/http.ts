@@ -15,6 +15,7 @@ import {
 } from 'cockatiel';
 import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
+import type { OperationBudget } from '../limits/operation-budget.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { UpstreamTrace } from '../observability/upstream-trace.js';
 import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
@@ -53,6 +54,8 @@ export interface Caller {
   calls: { count: number };
   /** Where this operation's calls are recorded for `extensions.upstream`, when tracing is on. */
   trace?: UpstreamTrace;
+  /** This operation's budget of upstream calls (none for the long-lived pollers). */
+  budget?: OperationBudget;
 }
 
 /** What one call's attempts came to, for the upstream trace. */

@@ -1,0 +1,94 @@
+// What one operation may cost the upstream at run time, whatever its cost estimate said: a list
+// of every job with each job's metrics is one call per job, and `limit: -1` returns every job.
+// Past either bound the operation gets QUERY_LIMIT_EXCEEDED (one error, however many fields hit
+// it), and the calls past it are never sent.
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { ErrorCode } from '../errors.js';
+
+export interface BudgetLimits {
+  /** Upstream calls (retries not counted) one operation may make (QUERY_MAX_UPSTREAM_CALLS). */
+  maxUpstreamCalls: number;
+  /** Jobs one operation may return, all its fields together (QUERY_MAX_JOBS). */
+  maxJobs: number;
+}
+
+/** What limits an operation past its budget, as `extensions.limit` says it. */
+export type BudgetLimitName = 'upstreamCalls' | 'jobs';
+
+function overBudget(limit: BudgetLimitName, message: string, max: number): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit, max } });
+}
+
+/** One operation's (or one subscription event's) tally against the limits. */
+export class OperationBudget {
+  private upstreamCalls = 0;
+  // By the field's response path: an execution that runs again (graphql-jit's errors are
+  // redone by graphql-js) counts each field once.
+  private readonly jobsByField = new Map<string, number>();
+  private jobs = 0;
+
+  constructor(private readonly limits: BudgetLimits) {}
+
+  /** Counts one upstream call about to be sent; throws instead when it would be one too many. */
+  takeUpstreamCall(): void {
+    if (this.upstreamCalls >= this.limits.maxUpstreamCalls) {
+      throw overBudget(
+        'upstreamCalls',
+        `This operation needs more than ${this.limits.maxUpstreamCalls} calls to the fine-tune API (each job's metrics is one): ask for metrics of fewer jobs (a smaller \`limit\`).`,
+        this.limits.maxUpstreamCalls,
+      );
+    }
+    this.upstreamCalls += 1;
+  }
+
+  /**
+   * Counts the jobs the field at `path` (its response path) returns; throws when the
+   * operation's fields return more than allowed, all together.
+   */
+  takeJobs(path: string, count: number): void {
+    this.jobs += count - (this.jobsByField.get(path) ?? 0);
+    this.jobsByField.set(path, count);
+    if (this.jobs > this.limits.maxJobs) {
+      throw overBudget(
+        'jobs',
+        `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together: ask for fewer (a \`limit\`, or fewer aliases).`,
+        this.limits.maxJobs,
+      );
+    }
+  }
+}
+
+function sameLimit(a: GraphQLFormattedError, b: GraphQLFormattedError): boolean {
+  return (
+    a.extensions?.code === ErrorCode.QUERY_LIMIT_EXCEEDED &&
+    b.extensions?.code === ErrorCode.QUERY_LIMIT_EXCEEDED &&
+    a.extensions.limit === b.extensions.limit
+  );
+}
+
+/**
+ * Every field past the budget fails the same way (a thousand metrics fields, say): the
+ * response says it once, at the first of them.
+ */
+export function budgetErrorsOncePlugin(): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async willSendResponse({ response }) {
+          if (response.body.kind !== 'single') return;
+          const result = response.body.singleResult;
+          if (!result.errors || result.errors.length < 2) return;
+          const kept: GraphQLFormattedError[] = [];
+          for (const error of result.errors) {
+            const isBudget =
+              error.extensions?.limit === 'upstreamCalls' || error.extensions?.limit === 'jobs';
+            if (isBudget && kept.some((seen) => sameLimit(seen, error))) continue;
+            kept.push(error);
+          }
+          result.errors = kept;
+        },
+      };
+    },
+  };
+}

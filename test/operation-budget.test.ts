@@ -1,0 +1,53 @@
+// At run time one operation never makes more than QUERY_MAX_UPSTREAM_CALLS upstream calls nor
+// returns more than QUERY_MAX_JOBS jobs, whatever its cost estimate said: past either, one
+// QUERY_LIMIT_EXCEEDED error that says which, and the calls past the bound are never sent.
+// Counted at the simulator.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack({
+    simulator: { jobsPerOrganization: 300, providerExamples: false },
+    env: { QUERY_MAX_JOBS: '500' },
+  });
+});
+afterAll(() => stack.stop());
+beforeEach(() => stack.simulator.resetRequests());
+
+describe('QUERY_MAX_UPSTREAM_CALLS (100)', () => {
+  it("a list of every job with each job's metrics stops at 100 calls, with one error", async () => {
+    // Priced as 100 jobs (QUERY_UNBOUNDED_LIST_SIZE), it fits the cost limit; it would be 301 calls.
+    const response = await stack.query('{ fineTuneJobs { id metrics(limit: 0) { lastCheckpointStep } } }');
+    const error = expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED');
+    expect(error.extensions).toMatchObject({ limit: 'upstreamCalls', max: 100 });
+    expect(error.message).toMatch(/more than 100 calls/);
+    expect(stack.simulator.requests.length).toBeLessThanOrEqual(100);
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+  });
+
+  it('lets an operation within the bound through', async () => {
+    const data = expectData(
+      await stack.query<{ fineTuneJobs: unknown[] }>(
+        '{ fineTuneJobs(limit: 50) { id metrics(limit: 0) { lastCheckpointStep } } }',
+      ),
+    );
+    expect(data.fineTuneJobs).toHaveLength(50);
+    expect(stack.simulator.requests).toHaveLength(51);
+  });
+});
+
+describe('QUERY_MAX_JOBS', () => {
+  it('counts the jobs of every field together: two aliases of every job are past 500', async () => {
+    const response = await stack.query('{ a: fineTuneJobs { id } b: fineTuneJobs { name } }');
+    const error = expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED');
+    expect(error.extensions).toMatchObject({ limit: 'jobs', max: 500 });
+    // The two aliases are one upstream call (the loader), and nothing more is asked.
+    expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
+  });
+
+  it('still returns every job to a plain fineTuneJobs when there are fewer', async () => {
+    const data = expectData(await stack.query<{ fineTuneJobs: unknown[] }>('{ fineTuneJobs { id } }'));
+    expect(data.fineTuneJobs).toHaveLength(300);
+  });
+});
