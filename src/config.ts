@@ -65,6 +65,9 @@ export const environment = z.object({
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
+  SUBSCRIPTIONS_PER_KEY: int(1, 1_000_000).default(1_000),
+  SUBSCRIPTION_BACKLOG: int(1, 100_000).default(100),
+  SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
@@ -161,6 +164,8 @@ export interface Config {
   subscriptionPoll: PollSettings;
   /** The most operations one WebSocket connection runs at once. */
   subscriptionsPerConnection: number;
+  /** WebSocket connections one client address may have open at once. */
+  subscriptionConnectionsPerAddress: number;
   corsOrigins: string[];
   /** Limits on the API port's sockets (slow clients, idle ones, and how many at once). */
   http: HttpLimits;
@@ -251,7 +256,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
     cacheTtlMs: e.CACHE_TTL_MS,
-    subscriptionPoll: { idleMs: e.SUBSCRIPTION_POLL_MS, activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS },
+    subscriptionPoll: {
+      idleMs: e.SUBSCRIPTION_POLL_MS,
+      activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS,
+      perKey: e.SUBSCRIPTIONS_PER_KEY,
+      backlog: e.SUBSCRIPTION_BACKLOG,
+    },
+    subscriptionConnectionsPerAddress: e.SUBSCRIPTION_CONNECTIONS_PER_ADDRESS,
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
     corsOrigins: e.CORS_ORIGINS,
     http: {

@@ -26,6 +26,8 @@ export const ErrorCode = {
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
   /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, bytes, cost); see `extensions.limit`. Nothing was executed. */
   QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
+  /** A subscription refused or ended by a bound: too many open for the key, or a consumer too far behind; see `extensions.limit`. */
+  SUBSCRIPTION_LIMIT_EXCEEDED: 'SUBSCRIPTION_LIMIT_EXCEEDED',
   /** A bug in the gateway; the details are in its log, not in the response. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
@@ -127,7 +129,9 @@ function queryLimitError(
   message: string,
   extensions: Record<string, unknown> | undefined,
 ): { message: string; extensions: Record<string, unknown> } | undefined {
-  if (typeof extensions?.limit === 'string') {
+  // Ours carry `limit`; Apollo gives the validation rules' its own code, other codes stay.
+  const recoded = extensions?.code === undefined || extensions.code === 'GRAPHQL_VALIDATION_FAILED';
+  if (typeof extensions?.limit === 'string' && recoded) {
     return { message, extensions: { ...extensions, code: ErrorCode.QUERY_LIMIT_EXCEEDED } };
   }
   const tokens = TOO_MANY_TOKENS.exec(message);

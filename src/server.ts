@@ -58,7 +58,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       onWrite: () => sharedOperations.forgetAll(),
     },
   );
-  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger);
+  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics);
   const contextDependencies: ContextDependencies = {
     http: upstream,
     metrics,
@@ -146,6 +146,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     apollo,
     pollers: liveJobPollers,
     maxOperationsPerSocket: config.subscriptionsPerConnection,
+    maxConnectionsPerAddress: config.subscriptionConnectionsPerAddress,
     maxMessageBytes: config.maxRequestBytes,
     maxDocumentBytes: config.queryLimits.maxBytes,
     shutdownGraceMs: config.shutdownGraceMs,

@@ -102,6 +102,12 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly subscriptionListChanges = new Counter({
+    name: 'gateway_subscription_list_changes_total',
+    help: 'Jobs found changed by the polls of job lists for subscriptions (once per poll, however many subscribers).',
+    registers: [this.registry],
+  });
+
   private readonly cachedResponses = new Counter({
     name: 'gateway_graphql_cached_responses_total',
     help: 'Requests answered from the response cache (CACHE_TTL_MS).',
@@ -122,6 +128,10 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
+  }
+
+  listChanges(count: number): void {
+    this.subscriptionListChanges.inc(count);
   }
 
   cachedResponse(): void {

@@ -8,6 +8,13 @@ export class EventChannel<T> implements AsyncIterableIterator<T> {
   private ended = false;
   private cleanup: (() => void) | undefined;
 
+  constructor(
+    /** Values queued at most while the consumer is busy; past this the channel overflows. */
+    private readonly limit = Number.POSITIVE_INFINITY,
+    /** The last value a channel that overflowed delivers (its queue dropped), before it ends. */
+    private readonly overflow?: () => T,
+  ) {}
+
   /** What to undo when the channel ends, by either side. */
   onEnd(cleanup: () => void): void {
     if (this.ended) cleanup();
@@ -20,6 +27,10 @@ export class EventChannel<T> implements AsyncIterableIterator<T> {
       const resolve = this.waiting;
       this.waiting = undefined;
       resolve({ value, done: false });
+    } else if (this.queue.length >= this.limit) {
+      this.queue.length = 0;
+      if (this.overflow) this.queue.push(this.overflow());
+      this.end();
     } else {
       this.queue.push(value);
     }

@@ -1,8 +1,9 @@
 // Live job updates for subscriptions. Pollers are shared per credential identity (a hash of the
 // API key, never the key) and resource, so 100 subscribers to one job cost one upstream read per
-// interval, and a subscriber only ever shares a poller with holders of the same key. Each
-// subscription turns the shared snapshots into its own events (what changed since *it* last
-// heard), so subscribers who join late get correct events too.
+// interval, and a subscriber only ever shares a poller with holders of the same key. What
+// changed is worked out once per poll, beside the snapshot; each subscription turns that into
+// its own events (its filter, where it started), so subscribers who join late get correct events
+// too, and 20,000 subscribers of one list cost one comparison of it per poll.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
@@ -22,6 +23,37 @@ export interface PollSettings {
   idleMs: number;
   /** Between polls while a job is STARTING, RUNNING or FINALIZING. */
   activeMs: number;
+  /** Subscriptions one key may have open at once, across the gateway. */
+  perKey: number;
+  /** Events a subscriber may fall behind by before its subscription is ended. */
+  backlog: number;
+}
+
+/** One job that changed between two polls of the list: how it was, how it is (either may be absent). */
+interface JobChange {
+  before: FineTuneJobRecord | undefined;
+  after: FineTuneJobRecord | undefined;
+}
+
+/** A poll of the job list, and what changed since the poll before (nothing, on the first). */
+interface ListSnapshot {
+  jobs: FineTuneJobRecord[];
+  changes: JobChange[];
+}
+
+/** The jobs that entered, changed (status or updatedAt) or left, in the list's order. */
+function changesBetween(previous: Map<string, FineTuneJobRecord>, jobs: FineTuneJobRecord[]): JobChange[] {
+  const changes: JobChange[] = [];
+  const seen = new Set<string>();
+  for (const job of jobs) {
+    seen.add(job.id);
+    const before = previous.get(job.id);
+    if (before === undefined || before.status !== job.status || before.updated_at !== job.updated_at) {
+      changes.push({ before, after: job });
+    }
+  }
+  for (const [id, job] of previous) if (!seen.has(id)) changes.push({ before: job, after: undefined });
+  return changes;
 }
 
 /** One subscription event: the value to resolve, or the error that ends the stream. */
@@ -69,11 +101,40 @@ function notFound(id: string): Error {
 /** Every shared poller of the gateway, keyed by credential identity and resource. */
 export class LiveJobPollers {
   private readonly pollers = new Map<string, SharedPoller<unknown>>();
+  /** Open subscriptions by credential identity, against `perKey`. */
+  private readonly openByIdentity = new Map<string, number>();
 
   constructor(
-    private readonly settings: PollSettings,
+    readonly settings: PollSettings,
     private readonly logger: Logger,
+    private readonly metrics?: { listChanges(count: number): void },
   ) {}
+
+  /** Counts a subscription opening for `identity`; throws past the key's cap. */
+  open(identity: string): () => void {
+    const open = this.openByIdentity.get(identity) ?? 0;
+    if (open >= this.settings.perKey) {
+      throw gatewayError(
+        ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        `This key has ${this.settings.perKey} subscriptions open already (SUBSCRIPTIONS_PER_KEY): end some first.`,
+        { limit: 'perKey', max: this.settings.perKey },
+      );
+    }
+    this.openByIdentity.set(identity, open + 1);
+    let closed = false;
+    return () => {
+      if (closed) return;
+      closed = true;
+      const left = (this.openByIdentity.get(identity) ?? 1) - 1;
+      if (left === 0) this.openByIdentity.delete(identity);
+      else this.openByIdentity.set(identity, left);
+    };
+  }
+
+  /** Counts the changes one poll of a list found (once per poll, whoever listens). */
+  countChanges(count: number): void {
+    this.metrics?.listChanges(count);
+  }
 
   /** How many pollers are running (each one upstream read per interval). */
   get size(): number {
@@ -157,33 +218,41 @@ export class LiveJobs {
    * still in it, so the event shows where it went.
    */
   listChanges(statuses: readonly string[] | null): AsyncIterableIterator<LiveEvent<FineTuneJobsChange>> {
-    const poller = this.pollers.shared(
+    // The poller keeps the last list, and works out once per poll what changed since.
+    let previous: Map<string, FineTuneJobRecord> | undefined;
+    const poller = this.pollers.shared<ListSnapshot>(
       `${this.identity}:jobs`,
-      () => this.api.listJobs({ statuses: null, limit: -1, offset: 0 }),
-      (jobs) => jobs.some((job) => isActive(job.status)),
+      async () => {
+        const jobs = await this.api.listJobs({ statuses: null, limit: -1, offset: 0 });
+        const changes = previous === undefined ? [] : changesBetween(previous, jobs);
+        previous = new Map(jobs.map((job) => [job.id, job]));
+        this.pollers.countChanges(changes.length);
+        return { jobs, changes };
+      },
+      ({ jobs }) => jobs.some((job) => isActive(job.status)),
     );
     const wanted = statuses === null ? null : new Set(statuses);
     const inSet = (job: FineTuneJobRecord) =>
       wanted === null || wanted.has(KNOWN.has(job.status) ? job.status : 'UNKNOWN');
-    let previous: Map<string, FineTuneJobRecord> | undefined;
-    return this.stream(poller, (jobs, emit) => {
-      const current = new Map(jobs.map((job) => [job.id, job]));
-      // The first snapshot is where this subscriber starts: only what changes after it is news.
-      if (previous !== undefined) {
-        for (const job of jobs) {
-          const before = previous.get(job.id);
-          const was = before !== undefined && inSet(before);
-          const is = inSet(job);
-          if (is && !was) emit({ change: 'ENTERED', job });
-          else if (!is && was) emit({ change: 'LEFT', job });
-          else if (is && (before!.status !== job.status || before!.updated_at !== job.updated_at)) {
-            emit({ change: 'CHANGED', job });
-          }
-        }
-        // Gone from the list altogether: shown as it was last seen.
-        for (const [id, job] of previous) if (!current.has(id) && inSet(job)) emit({ change: 'LEFT', job });
+    let started = false;
+    return this.stream(poller, ({ changes }, emit) => {
+      // The first snapshot this subscriber hears is where it starts: only what changes after it is news.
+      if (!started) {
+        started = true;
+        return;
       }
-      previous = current;
+      for (const { before, after } of changes) {
+        const was = before !== undefined && inSet(before);
+        // Gone from the list altogether: shown as it was last seen.
+        if (after === undefined) {
+          if (was) emit({ change: 'LEFT', job: before });
+          continue;
+        }
+        const is = inSet(after);
+        if (is && !was) emit({ change: 'ENTERED', job: after });
+        else if (!is && was) emit({ change: 'LEFT', job: after });
+        else if (is) emit({ change: 'CHANGED', job: after });
+      }
     });
   }
 
@@ -231,7 +300,17 @@ export class LiveJobs {
     poller: SharedPoller<T>,
     react: (value: T, emit: (event: E) => void, end: (error?: Error) => void) => void,
   ): EventChannel<LiveEvent<E>> {
-    const channel = new EventChannel<LiveEvent<E>>();
+    const closeSlot = this.pollers.open(this.identity);
+    const { backlog } = this.pollers.settings;
+    // A consumer that falls this far behind (a slow socket) is told so and let go: its queue is
+    // bounded, whoever else listens.
+    const channel = new EventChannel<LiveEvent<E>>(backlog, () => ({
+      error: gatewayError(
+        ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        `This subscription fell more than ${backlog} events behind: subscribe again.`,
+        { limit: 'backlog', max: backlog },
+      ),
+    }));
     const end = (error?: Error) => {
       if (error) channel.push({ error });
       channel.end();
@@ -242,7 +321,11 @@ export class LiveJobs {
         end(event.error instanceof Error ? event.error : new Error(String(event.error)));
       }
     };
-    channel.onEnd(poller.subscribe(onEvent));
+    const unsubscribe = poller.subscribe(onEvent);
+    channel.onEnd(() => {
+      unsubscribe();
+      closeSlot();
+    });
     return channel;
   }
 }

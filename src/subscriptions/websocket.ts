@@ -33,6 +33,8 @@ export interface SubscriptionServerOptions {
   pollers: LiveJobPollers;
   /** The most operations one socket may run at once; more are refused with BAD_REQUEST. */
   maxOperationsPerSocket: number;
+  /** Sockets one client address may have open at once; the upgrade of one more is refused (429). */
+  maxConnectionsPerAddress: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
   /** The largest document (QUERY_MAX_BYTES): a subscription's is held as long as it runs. */
@@ -140,9 +142,30 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
     // ws would otherwise accept messages up to 100 MiB.
     maxPayload: options.maxMessageBytes,
     // Browsers do not apply CORS to WebSockets: without this check any web page could subscribe
-    // with the gateway's own key. Non-browser clients send no Origin.
-    verifyClient: ({ origin, req }: { origin: string | undefined; req: IncomingMessage }) =>
-      originAllowed(origin, req.headers.host, options.allowedOrigins),
+    // with the gateway's own key. Non-browser clients send no Origin. One address may not hold
+    // more sockets than its share.
+    verifyClient: (
+      { origin, req }: { origin: string | undefined; req: IncomingMessage },
+      accept: (ok: boolean, status?: number, message?: string) => void,
+    ) => {
+      if (!originAllowed(origin, req.headers.host, options.allowedOrigins)) return accept(false, 401);
+      const address = req.socket.remoteAddress ?? '';
+      if ((socketsByAddress.get(address) ?? 0) >= options.maxConnectionsPerAddress) {
+        return accept(false, 429, 'Too many WebSocket connections from this address');
+      }
+      accept(true);
+    },
+  });
+  // Open sockets by client address (SUBSCRIPTION_CONNECTIONS_PER_ADDRESS).
+  const socketsByAddress = new Map<string, number>();
+  wsServer.on('connection', (socket, req) => {
+    const address = req.socket.remoteAddress ?? '';
+    socketsByAddress.set(address, (socketsByAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => {
+      const left = (socketsByAddress.get(address) ?? 1) - 1;
+      if (left === 0) socketsByAddress.delete(address);
+      else socketsByAddress.set(address, left);
+    });
   });
   const outcomeOf = (args: ExecutionArgs) => (args.rootValue as { outcome: Outcome }).outcome;
   const server = useServer(

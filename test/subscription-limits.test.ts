@@ -1,0 +1,113 @@
+// Subscriptions cost per poll, not per subscriber: what changed in a list is worked out once per
+// poll, however many subscribers with whatever filters; a key may hold so many subscriptions, an
+// address so many sockets, and a subscriber that falls behind is let go.
+import { afterEach, describe, expect, it } from 'vitest';
+import { EventChannel } from '../src/subscriptions/event-channel.js';
+import { ACME_KEY, startStack, type Stack } from './harness.js';
+import { connect } from './live-client.js';
+
+const JOBS_CHANGED = `subscription ($statuses: [FineTuneJobStatus!]) {
+  fineTuneJobsChanged(statuses: $statuses) { change job { id status } } }`;
+
+let stack: Stack | undefined;
+const clients: { dispose(): unknown }[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.dispose();
+  await stack?.stop();
+  stack = undefined;
+});
+
+async function counter(s: Stack, name: string): Promise<number> {
+  const text = await (await fetch(s.gateway.metricsUrl)).text();
+  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+}
+
+describe('one comparison of the list per poll', () => {
+  it('forty subscribers with four filters: the changes of a step are counted once, and each gets its own', async () => {
+    const s = (stack = await startStack({
+      simulator: { jobsPerOrganization: 30, providerExamples: false },
+      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20' },
+    }));
+    const acme = s.simulator.store.organizations[0]!;
+    const filters = [null, ['RUNNING'], ['STARTING', 'RUNNING'], ['FINALIZING', 'COMPLETED']];
+    const live = connect(s.gateway.url, ACME_KEY);
+    clients.push(live);
+    const subs = Array.from({ length: 40 }, (_, i) =>
+      live.subscribe(JOBS_CHANGED, { statuses: filters[i % 4] }),
+    );
+    // Every subscriber has heard its starting point once the list poller has polled.
+    const polled = s.simulator.requestsTo('listJobs').length;
+    while (s.simulator.requestsTo('listJobs').length < polled + 2) await new Promise((r) => setTimeout(r, 5));
+    const before = await counter(s, 'gateway_subscription_list_changes_total');
+    const seen = new Map(
+      s.simulator.store.list(acme, null).map((j) => [j.id, `${j.status} ${j.updated_at}`]),
+    );
+    s.simulator.advance(1);
+    const changed = s.simulator.store
+      .list(acme, null)
+      .filter((j) => seen.get(j.id) !== `${j.status} ${j.updated_at}`).length;
+    expect(changed).toBeGreaterThan(0);
+    // The unfiltered subscribers hear every change (of status or updatedAt).
+    for (const [i, sub] of subs.entries()) if (i % 4 === 0) await sub.waitForEvents(changed);
+    expect((await counter(s, 'gateway_subscription_list_changes_total')) - before).toBe(changed);
+    for (const [i, sub] of subs.entries()) {
+      const wanted = filters[i % 4];
+      for (const event of sub.events) {
+        const { change, job } = (
+          event.data as { fineTuneJobsChanged: { change: string; job: { status: string } } }
+        ).fineTuneJobsChanged;
+        if (wanted !== null && change !== 'LEFT') expect(wanted).toContain(job.status);
+      }
+    }
+  });
+});
+
+describe('bounds', () => {
+  it('SUBSCRIPTIONS_PER_KEY: one more is SUBSCRIPTION_LIMIT_EXCEEDED, until one ends', async () => {
+    const s = (stack = await startStack({
+      env: { SUBSCRIPTIONS_PER_KEY: '2', SUBSCRIPTION_POLL_MS: '1000' },
+    }));
+    const live = connect(s.gateway.url, ACME_KEY);
+    clients.push(live);
+    const first = live.subscribe(JOBS_CHANGED);
+    const second = live.subscribe(JOBS_CHANGED, { statuses: ['RUNNING'] });
+    const third = live.subscribe(JOBS_CHANGED, { statuses: ['FAILED'] });
+    await third.finished;
+    const shown = JSON.stringify(third.failure ?? third.events);
+    expect(shown).toContain('SUBSCRIPTION_LIMIT_EXCEEDED');
+    expect(shown).toContain('"limit":"perKey"');
+    first.unsubscribe();
+    second.unsubscribe();
+    const again = live.subscribe(JOBS_CHANGED);
+    const polled = s.simulator.requestsTo('listJobs').length;
+    while (s.simulator.requestsTo('listJobs').length <= polled) await new Promise((r) => setTimeout(r, 5));
+    expect(again.failure).toBeUndefined();
+    again.unsubscribe();
+  });
+
+  it('SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: the upgrade of one socket more is refused', async () => {
+    const s = (stack = await startStack({ env: { SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: '2' } }));
+    const open = [connect(s.gateway.url, ACME_KEY), connect(s.gateway.url, ACME_KEY)];
+    clients.push(...open);
+    const held = open.map((c) => c.subscribe(JOBS_CHANGED));
+    // Both sockets are up once each has its starting point (a poll).
+    while (s.simulator.requestsTo('listJobs').length < 1) await new Promise((r) => setTimeout(r, 5));
+    const extra = connect(s.gateway.url, ACME_KEY);
+    clients.push(extra);
+    const refused = extra.subscribe(JOBS_CHANGED);
+    await refused.finished;
+    expect(String((refused.failure as Error).message)).toContain('429');
+    for (const sub of held) sub.unsubscribe();
+  });
+
+  it('a consumer that falls behind its backlog gets SUBSCRIPTION_LIMIT_EXCEEDED and is let go', async () => {
+    const ended: string[] = [];
+    const channel = new EventChannel<string>(3, () => 'behind');
+    channel.onEnd(() => ended.push('cleanup'));
+    for (const value of ['a', 'b', 'c', 'd']) channel.push(value);
+    const seen: string[] = [];
+    for await (const value of channel) seen.push(value);
+    expect(seen).toEqual(['behind']);
+    expect(ended).toEqual(['cleanup']);
+  });
+});
