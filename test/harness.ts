@@ -153,6 +153,39 @@ export async function sentTogether<T>(
   return responses;
 }
 
+/** A metric of the gateway now, summed over its series whose labels include `labels`. */
+export async function metric(
+  stack: Stack,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(stack.gateway.metricsUrl)).text();
+  let total = 0;
+  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? ([\\d.e+-]+)$`, 'gm'))) {
+    const series = match[1] ?? '';
+    if (Object.entries(labels).every(([key, value]) => series.includes(`${key}="${value}"`)))
+      total += Number(match[2]);
+  }
+  return total;
+}
+
+/**
+ * Resolves once a metric of the gateway meets `condition`: waiting on what the gateway did (a
+ * poll done, pollers stopped), not on the clock; the test's own timeout is the only bound.
+ */
+export async function untilMetric(
+  stack: Stack,
+  name: string,
+  condition: (value: number) => boolean,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  for (;;) {
+    const value = await metric(stack, name, labels);
+    if (condition(value)) return value;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 /** Asserts a response has data and no errors, printing the whole response when it does not. */
 export function expectData<T>(response: GraphQLResponse<T>): T {
   expect(response.errors, JSON.stringify(response, null, 2)).toBeUndefined();

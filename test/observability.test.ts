@@ -1,8 +1,15 @@
 // Observability: one log line per operation, the request id end to end, /metrics, /healthz and /readyz.
 import { connect } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { expectData, expectErrorCode, holdUpstream, startStack, type Stack } from './harness.js';
+import {
+  expectData,
+  expectErrorCode,
+  holdUpstream,
+  metric,
+  startStack,
+  untilMetric,
+  type Stack,
+} from './harness.js';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -211,9 +218,11 @@ describe('a client that goes away mid-body', () => {
       'POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n' +
         'content-length: 1000\r\n\r\n{"query":"{ fineTu',
     );
-    await sleep(100);
+    // The gateway counts the request aborted once it has seen the client go.
+    const aborted = () => metric(stack, 'gateway_http_requests_aborted_total', { path: '/graphql' });
+    const before = await aborted();
     socket.destroy();
-    await sleep(200);
+    await untilMetric(stack, 'gateway_http_requests_aborted_total', (n) => n > before, { path: '/graphql' });
     const errors = stack.logLines.slice(linesBefore).filter((line) => JSON.parse(line).level >= 50);
     expect(errors).toEqual([]);
     expectData(await stack.query('query { fineTuneJobs(limit: 1) { id } }'));

@@ -1,7 +1,6 @@
 // Singleflight: identical queries in flight at once for one credential make one upstream call
 // and share one response; different credentials, different operations and later requests never
 // share. Counted at the simulator.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACME_KEY, GLOBEX_KEY, expectData, sentTogether, startStack, type Stack } from './harness.js';
 
@@ -122,12 +121,22 @@ describe('what is never shared', () => {
     const acme = stack.simulator.store.organizations[0]!;
     const job = stack.simulator.store.list(acme, ['RUNNING'])[0]!;
     const statusOf = (jobs: Jobs) => jobs.fineTuneJobs.find((j) => j.id === job.id)?.status;
-    // The upstream reads its jobs at once but answers late: this flight holds the state before the stop.
-    stack.simulator.faults.set('listJobs', { answerDelayMs: 400, times: 1 });
+    // The upstream reads its jobs at once but answers only once released: this flight holds
+    // the state before the stop.
+    let release!: () => void;
+    let handled!: () => void;
+    const answerUntil = new Promise<void>((resolve) => (release = resolve));
+    const read = new Promise<void>((resolve) => (handled = resolve));
+    stack.simulator.faults.set('listJobs', { answerUntil, onHandled: handled, times: 1 });
     const before = stack.query<Jobs>(JOBS, { limit: -1 });
-    await sleep(100);
+    await read;
     expectData(await stack.query('mutation ($id: ID!) { stopFineTuneJob(id: $id) { id } }', { id: job.id }));
-    const after = expectData(await stack.query<Jobs>(JOBS, { limit: -1 }));
+    // Once the request after the stop has reached its execution (or joined), the old flight lands.
+    const arrived = stack.untilOperationsResolved(stack.operationsResolved + 1);
+    const pendingAfter = stack.query<Jobs>(JOBS, { limit: -1 });
+    await arrived;
+    release();
+    const after = expectData(await pendingAfter);
     expect(statusOf(after)).toBe('STOPPING');
     expect(statusOf(expectData(await before))).toBe('RUNNING');
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(2);

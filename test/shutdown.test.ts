@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { ACME_KEY } from './harness.js';
 
@@ -17,6 +17,10 @@ beforeAll(async () => {
   simulator = await startSimulator({ jobsPerOrganization: 3 });
 });
 afterAll(() => simulator.stop());
+beforeEach(() => {
+  simulator.faults.clear();
+  simulator.resetRequests();
+});
 
 interface Started {
   child: ChildProcess;
@@ -74,15 +78,45 @@ async function untilUpstreamReceived(count: number) {
   while (simulator.requestsTo('listJobs').length < count) await new Promise((r) => setTimeout(r, 10));
 }
 
+/** Holds the simulator's next list answer until `release()`: the call is in flight meanwhile. */
+function holdList(): { release(): void } {
+  let release!: () => void;
+  const until = new Promise<void>((resolve) => (release = resolve));
+  simulator.faults.set('listJobs', { until, times: 1 });
+  return { release };
+}
+
+/** Resolves once the gateway's port refuses connections (it has stopped listening). */
+async function untilRefused(url: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  for (;;) {
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = connect(Number(port), hostname);
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', () => resolve(true));
+    });
+    if (refused) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+// A grace period longer than any test here: a gateway that waited it out would fail the test.
+const FOREVER_MS = '600000';
+
 describe('graceful shutdown', () => {
-  it('SIGTERM during a slow upstream call: the client still gets its data, then exit 0', async () => {
+  it('SIGTERM during a slow upstream call: the client still gets its data, then exit 0 (no waiting out the grace)', async () => {
     simulator.resetRequests();
-    simulator.faults.set('listJobs', { delayMs: 1_500, times: 1 });
-    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '10000' });
+    const hold = holdList();
+    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: FOREVER_MS });
     const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 2) { id } }');
     await untilUpstreamReceived(1);
-    const signalled = performance.now();
     gateway.child.kill('SIGTERM');
+    // Listening stops at once; the call in flight goes on.
+    await untilRefused(gateway.url);
+    hold.release();
 
     const response = await pending;
     expect(response.status).toBe(200);
@@ -90,54 +124,45 @@ describe('graceful shutdown', () => {
     expect(body.errors).toBeUndefined();
     expect(body.data?.fineTuneJobs).toHaveLength(2);
     expect(await gateway.exit).toEqual({ code: 0, signal: null });
-    // It waited for the call (1.5 s), not for the whole grace period.
-    expect(performance.now() - signalled).toBeLessThan(3_000);
-  }, 30_000);
-
-  it('stops accepting new connections once signalled', async () => {
-    simulator.resetRequests();
-    simulator.faults.set('listJobs', { delayMs: 1_000, times: 1 });
-    const gateway = await startGatewayProcess({});
-    const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }');
-    await untilUpstreamReceived(1);
-    gateway.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
-    await expect(postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }')).rejects.toThrow();
-    expect((await pending).status).toBe(200);
-    expect((await gateway.exit).code).toBe(0);
   }, 30_000);
 
   it('SIGINT with a call slower than SHUTDOWN_GRACE_MS: cut at the grace period, still exit 0', async () => {
     simulator.resetRequests();
-    simulator.faults.set('listJobs', { delayMs: 8_000, times: 1 });
-    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
-    const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').then(
-      () => 'answered',
-      () => 'cut',
-    );
-    await untilUpstreamReceived(1);
-    const signalled = performance.now();
-    gateway.child.kill('SIGINT');
-    expect(await gateway.exit).toEqual({ code: 0, signal: null });
-    expect(performance.now() - signalled).toBeLessThan(3_000);
-    expect(await pending).toBe('cut');
+    const hold = holdList();
+    try {
+      const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
+      const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').then(
+        () => 'answered',
+        () => 'cut',
+      );
+      await untilUpstreamReceived(1);
+      gateway.child.kill('SIGINT');
+      // The upstream never answers: only cutting it at the grace period lets the gateway exit.
+      expect(await gateway.exit).toEqual({ code: 0, signal: null });
+      expect(await pending).toBe('cut');
+    } finally {
+      hold.release();
+    }
   }, 30_000);
 });
 
 describe('a second signal', () => {
   it('exits at once, without waiting for the grace period', async () => {
     simulator.resetRequests();
-    simulator.faults.set('listJobs', { delayMs: 8_000, times: 1 });
-    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '20000' });
-    void postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').catch(() => undefined);
-    await untilUpstreamReceived(1);
-    gateway.child.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const again = performance.now();
-    gateway.child.kill('SIGINT');
-    expect(await gateway.exit).toEqual({ code: 1, signal: null });
-    expect(performance.now() - again).toBeLessThan(3_000);
-    expect(gateway.output()).toMatch(/SIGINT again, exiting without waiting/);
+    const hold = holdList();
+    try {
+      const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: FOREVER_MS, LOG_LEVEL: 'info' });
+      void postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').catch(() => undefined);
+      await untilUpstreamReceived(1);
+      gateway.child.kill('SIGINT');
+      // The first signal has been handled (two sent together may arrive as one).
+      while (!gateway.output().includes('"msg":"stopping"')) await new Promise((r) => setTimeout(r, 10));
+      gateway.child.kill('SIGINT');
+      expect(await gateway.exit).toEqual({ code: 1, signal: null });
+      expect(gateway.output()).toMatch(/SIGINT again, exiting without waiting/);
+    } finally {
+      hold.release();
+    }
   }, 30_000);
 });
 
@@ -162,14 +187,13 @@ describe('shutdown with a WebSocket peer that never answers', () => {
     const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
     const socket = await unresponsiveSubscriber(gateway.url);
     try {
-      const signalled = performance.now();
       gateway.child.kill('SIGTERM');
+      // ws alone would wait 30 s for the peer's close, past this test's time.
       expect(await gateway.exit).toEqual({ code: 0, signal: null });
-      expect(performance.now() - signalled).toBeLessThan(3_000);
     } finally {
       socket.destroy();
     }
-  }, 40_000);
+  }, 20_000);
 });
 
 describe('configuration errors', () => {

@@ -37,9 +37,8 @@ describe('circuit breaker', () => {
     for (let i = 0; i < 3; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
     expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
 
-    const started = performance.now();
+    // Failing fast: no request reaches the upstream, whatever the clock says.
     const error = expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
-    expect(performance.now() - started).toBeLessThan(HALF_OPEN_MS);
     expect(error.extensions?.upstream).toMatchObject({ circuit: 'open' });
     expect(error.message).toMatch(/failing/);
     expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
@@ -157,12 +156,10 @@ describe('concurrency bound', () => {
     const s = (stack = await startStack({
       env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '10' },
     }));
-    const started = performance.now();
     const responses = await readJobsAtOnce(s, 6, 200);
-    const elapsed = performance.now() - started;
     for (const response of responses) expectData(response);
-    // Six 200 ms calls, two at a time: three rounds.
-    expect(elapsed).toBeGreaterThanOrEqual(3 * 200 - 20);
+    // Six calls, never more than two at the upstream at once: the others waited.
+    expect(s.simulator.peakInFlight('getJob')).toBe(2);
     expect(s.simulator.requestsTo('getJob')).toHaveLength(6);
   });
 

@@ -108,6 +108,21 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly subscriptionPolls = new Counter({
+    name: 'gateway_subscription_polls_total',
+    help: 'Polls of the upstream for subscriptions, done and told to their subscribers, by resource (job, jobs, metrics).',
+    labelNames: ['resource'],
+    registers: [this.registry],
+  });
+
+  private pollersRunning: () => number = () => 0;
+  private readonly subscriptionPollers: Gauge = new Gauge({
+    name: 'gateway_subscription_pollers',
+    help: 'Shared pollers running for subscriptions (one per key identity and watched resource).',
+    registers: [this.registry],
+    collect: (): void => this.subscriptionPollers.set(this.pollersRunning()),
+  });
+
   private readonly cachedResponses = new Counter({
     name: 'gateway_graphql_cached_responses_total',
     help: 'Requests answered from the response cache (CACHE_TTL_MS).',
@@ -128,6 +143,14 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
+  }
+
+  subscriptionPolled(resource: string): void {
+    this.subscriptionPolls.inc({ resource });
+  }
+
+  watchPollers(count: () => number): void {
+    this.pollersRunning = count;
   }
 
   listChanges(count: number): void {

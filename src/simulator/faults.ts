@@ -38,6 +38,10 @@ export interface Fault {
    * the gateway's timeout, this is an answer lost after the write happened.
    */
   answerDelayMs?: number;
+  /** Handle the request, then wait for this promise before answering (in-process use only). */
+  answerUntil?: Promise<unknown>;
+  /** Told once the request has been handled (its answer written, not yet sent). */
+  onHandled?: () => void;
   /**
    * Destroy the connection without an answer. `before` does not handle the request;
    * `after` handles it (a create commits the job) and then drops the response.

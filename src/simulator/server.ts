@@ -366,7 +366,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const ok = reply.status < 300;
     // Written now, sent later: a late answer carries the state as it was when the request was handled.
     const body = fault && ok ? distort(reply.body, fault) : JSON.stringify(reply.body);
+    fault?.onHandled?.();
     if (fault?.answerDelayMs) await sleep(fault.answerDelayMs);
+    if (fault?.answerUntil) await fault.answerUntil;
     if (fault?.drop === 'after') return void req.socket.destroy();
     send(res, reply.status, body);
   }

@@ -98,6 +98,15 @@ function notFound(id: string): Error {
   return gatewayError(ErrorCode.NOT_FOUND, `No fine-tune job ${id} in this organization`, { jobId: id });
 }
 
+/** What the pollers report to /metrics. */
+export interface SubscriptionMetrics {
+  listChanges(count: number): void;
+  /** One poll of a resource (`job`, `jobs`, `metrics`) done, its subscribers told. */
+  subscriptionPolled(resource: string): void;
+  /** How many pollers run, read when metrics are scraped. */
+  watchPollers(count: () => number): void;
+}
+
 /** Every shared poller of the gateway, keyed by credential identity and resource. */
 export class LiveJobPollers {
   private readonly pollers = new Map<string, SharedPoller<unknown>>();
@@ -107,8 +116,10 @@ export class LiveJobPollers {
   constructor(
     readonly settings: PollSettings,
     private readonly logger: Logger,
-    private readonly metrics?: { listChanges(count: number): void },
-  ) {}
+    private readonly metrics?: SubscriptionMetrics,
+  ) {
+    metrics?.watchPollers(() => this.pollers.size);
+  }
 
   /** Counts a subscription opening for `identity`; throws past the key's cap. */
   open(identity: string): () => void {
@@ -174,6 +185,8 @@ export class LiveJobPollers {
       onStop: () => {
         if (this.pollers.get(key) === poller) this.pollers.delete(key);
       },
+      // `<identity>:job:<id>` → `job`: the kind of resource, never the key's identity or an id.
+      onPolled: () => this.metrics?.subscriptionPolled(key.split(':')[1] ?? 'unknown'),
       logger: this.logger,
     });
     this.pollers.set(key, poller as SharedPoller<unknown>);

@@ -13,6 +13,8 @@ export interface PollerOptions<T> {
   intervalMs(latest: T | undefined): number;
   /** Called once when the last subscriber has left and the loop has stopped. */
   onStop(): void;
+  /** Called after each poll, once every listener has heard it. */
+  onPolled?(): void;
   logger: Logger;
 }
 
@@ -80,6 +82,7 @@ export class SharedPoller<T> {
         this.options.logger.error({ err: error }, 'subscription listener failed');
       }
     }
+    this.options.onPolled?.();
     if (!this.stopped && this.listeners.size > 0) {
       this.timer = setTimeout(() => void this.poll(), this.options.intervalMs(this.latest));
     }
