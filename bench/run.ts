@@ -8,8 +8,12 @@
 // 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
 // BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target),
 // BENCH_CACHE_TTL_MS (one more gateway with that CACHE_TTL_MS, loaded on the shared scenarios
-// only: on distinct pages a cache would answer what must reach the upstream).
+// only: on distinct pages a cache would answer what must reach the upstream), BENCH_TRACING=1
+// (one more gateway with OpenTelemetry on, every span exported to an OTLP receiver in this
+// process that counts and discards them; its cost against the gateway is printed at the end).
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +42,31 @@ const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROF;
 // Another build of the gateway (its dist/main.js) to load side by side, e.g. main's.
 const BASELINE_GATEWAY = process.env.BENCH_BASELINE_GATEWAY;
 const CACHE_TTL_MS = process.env.BENCH_CACHE_TTL_MS;
+const TRACING = process.env.BENCH_TRACING === '1';
+const TRACED = 'gateway, tracing on';
+
+/** An OTLP/HTTP receiver that counts the spans of each export and discards them. */
+async function startSpanSink(): Promise<{ url: string; spans(): number; close(): void }> {
+  let spans = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        resourceSpans: { scopeSpans: { spans: unknown[] }[] }[];
+      };
+      for (const { scopeSpans } of body.resourceSpans)
+        for (const scope of scopeSpans) spans += scope.spans.length;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    spans: () => spans,
+    close: () => server.close(),
+  };
+}
 
 /** A way to get a scenario's data: the REST call direct or through the proxy, or a gateway. */
 interface Endpoint {
@@ -238,6 +267,7 @@ async function main(): Promise<void> {
     ? process.env.BENCH_SCENARIOS.split(',').map((n) => SCENARIOS[Number(n) - 1]!)
     : SCENARIOS;
   const children: Child[] = [];
+  const sink = TRACING ? await startSpanSink() : undefined;
   try {
     const simulator = await startChild({
       name: 'simulator',
@@ -326,7 +356,27 @@ async function main(): Promise<void> {
         metricsUrl: metricsOf(cached),
       });
     }
+    let traced: Child | undefined;
+    if (sink) {
+      traced = await startChild({
+        name: TRACED,
+        script: join(ROOT, 'dist/main.js'),
+        // Every span sampled and exported: the default sampler, and a client that sends no traceparent.
+        env: { ...gatewayEnv, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, OTEL_SERVICE_NAME: 'gateway-bench' },
+        logFile: join(logs, 'gateway-tracing.log'),
+        readyText: 'gateway ready at',
+      });
+      children.push(traced);
+      endpoints.push({
+        name: TRACED,
+        url: traced.url,
+        graphql: true,
+        pid: traced.pid,
+        metricsUrl: metricsOf(traced),
+      });
+    }
     const control = `${new URL(simulator.url).origin}/__simulator`;
+    const tracingCosts: string[] = [];
 
     console.log(benchHeader(CONNECTIONS, ROUNDS, DURATION_S, 'target'));
     console.log(
@@ -373,8 +423,33 @@ async function main(): Promise<void> {
           verdicts.push(`- ${scenario.name}: ${text}`);
         }
       }
+      const on = runs.get(TRACED);
+      const off = runs.get('gateway')!;
+      if (on) {
+        // Round by round against the gateway without tracing, loaded in the same round.
+        const throughput = on.map((run, i) => run.rps / off[i]!.rps);
+        const cpu = on.map(
+          (run, i) => (run.cpuMsPerRequest ?? Number.NaN) - (off[i]!.cpuMsPerRequest ?? Number.NaN),
+        );
+        const p50 = on.map((run, i) => run.p50 - off[i]!.p50);
+        const range = (values: number[], digits: number) =>
+          `${fixed(median(values), digits)} (${fixed(Math.min(...values), digits)} to ${fixed(Math.max(...values), digits)})`;
+        tracingCosts.push(
+          `- ${scenario.name}: throughput ${range(throughput, 2)}x of the gateway's; ` +
+            `CPU ${range(cpu, 2)} ms/req more; p50 ${range(p50, 1)} ms more`,
+        );
+      }
     }
     console.log(`\nTargets (the gateway's medians against direct):\n${verdicts.join('\n')}`);
+    if (traced && sink) {
+      // Stopped first: its stop sends the spans still queued, so that every span is counted.
+      const operations = await pipelineRuns(metricsOf(traced));
+      await traced.stop();
+      console.log(
+        `\nTracing on, against the gateway in the same rounds (median, lowest to highest round):\n` +
+          `${tracingCosts.join('\n')}\n- spans exported per operation: ${fixed(sink.spans() / (operations ?? Number.NaN), 2)}`,
+      );
+    }
 
     if (totalFailures > 0) {
       console.error(`${totalFailures} responses were not the expected data (logs in ${logs})`);
@@ -382,6 +457,7 @@ async function main(): Promise<void> {
     }
   } finally {
     for (const child of children.reverse()) await child.stop();
+    sink?.close();
   }
 }
 

@@ -1,6 +1,12 @@
 // Environment → typed, validated configuration. Every setting the gateway reads is here, with
 // its default; the README's configuration table mirrors this file.
 import { z } from 'zod';
+import {
+  SECRET_TRACING_VARIABLES,
+  tracingEnvironment,
+  tracingSettings,
+  type TracingSettings,
+} from './observability/tracing.js';
 import type { PollSettings } from './subscriptions/live-jobs.js';
 import type { UpstreamSettings } from './upstream/http.js';
 
@@ -17,6 +23,12 @@ function isOrigin(value: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** PERSISTED_DOCUMENTS: an http(s) URL, or a file path (anything without a `scheme://`). */
+function isManifestSource(value: string): boolean {
+  if (!/^[a-z][a-z\d+.-]*:\/\//i.test(value)) return true;
+  return URL.canParse(value) && /^https?:$/.test(new URL(value).protocol);
 }
 
 /** A host name as a `Host` header carries it, without port: `api.example.com`, `10.0.0.7`, `::1`. */
@@ -49,6 +61,7 @@ export const environment = z.object({
   UPSTREAM_BREAKER_HALF_OPEN_MS: int(10, 30_000).default(10_000),
   GRAPHQL_INTROSPECTION: flag.optional(),
   GRAPHQL_SANDBOX: flag.optional(),
+  EXPLORER: z.enum(['sandbox', 'graphiql']).default('sandbox'),
   GRAPHQL_FIELD_SUGGESTIONS: flag.optional(),
   QUERY_MAX_DEPTH: int(1, 100).default(8),
   QUERY_MAX_ALIASES: int(0, 1_000).default(15),
@@ -59,8 +72,16 @@ export const environment = z.object({
   QUERY_UNBOUNDED_LIST_SIZE: int(1, 100_000).default(100),
   QUERY_MAX_UPSTREAM_CALLS: int(1, 100_000).default(100),
   QUERY_MAX_JOBS: int(1, 10_000_000).default(5_000),
+  QUERY_MAX_BATCH: int(1, 1_000).default(10),
   UPSTREAM_TRACE: flag.optional(),
   FEDERATION_SUBGRAPH: flag.default(false),
+  PERSISTED_DOCUMENTS: z
+    .string()
+    .trim()
+    .min(1)
+    .refine(isManifestSource, 'must be a file path or an http(s) URL of the manifest')
+    .optional(),
+  PERSISTED_DOCUMENTS_ONLY: flag.default(false),
   CACHE_TTL_MS: int(0, 3_600_000).default(0),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
@@ -109,6 +130,22 @@ export const environment = z.object({
   SIMULATOR_PACE_MS: int(0, 3_600_000).default(5_000),
 });
 
+// OpenTelemetry's standard variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME, …), checked
+// with the rest; the specification's, so listed in docs/operations.md#tracing, not the README's table.
+const environmentWithTracing = environment.extend(tracingEnvironment);
+
+/** The explorer a browser gets at /graphql (EXPLORER). */
+export type Explorer = 'sandbox' | 'graphiql';
+
+/** Where the trusted documents' manifest is read from (PERSISTED_DOCUMENTS). */
+export type TrustedDocumentsSource = { kind: 'file'; path: string } | { kind: 'url'; url: string };
+
+export interface TrustedDocumentsSettings {
+  source: TrustedDocumentsSource;
+  /** PERSISTED_DOCUMENTS_ONLY: every document not in the list is refused, unparsed. */
+  only: boolean;
+}
+
 export type UpstreamTarget =
   | { kind: 'simulator'; paceMs: number }
   | { kind: 'remote'; baseUrl: string; serverApiKey: string | undefined };
@@ -128,6 +165,11 @@ export interface QueryLimits {
   maxUpstreamCalls: number;
   /** Jobs one operation may return, all its fields together. */
   maxJobs: number;
+  /**
+   * Operations one HTTP request may batch (an array body, as Apollo Client's BatchHttpLink
+   * sends); 1 turns batching off. A batch's cost, upstream calls and jobs count as one operation's.
+   */
+  maxBatch: number;
 }
 
 export interface HttpLimits {
@@ -150,7 +192,10 @@ export interface Config {
   /** The most metrics calls one GraphQL request has in flight at once. */
   metricsConcurrency: number;
   introspection: boolean;
+  /** Whether a browser gets a landing page at /graphql, and GraphiQL at /explorer. */
   sandbox: boolean;
+  /** The landing page: Apollo Sandbox (hosted by Apollo, linking to GraphiQL) or GraphiQL. */
+  explorer: Explorer;
   /** "Did you mean …?" hints in validation errors, which reveal the schema bit by bit. */
   fieldSuggestions: boolean;
   queryLimits: QueryLimits;
@@ -158,6 +203,8 @@ export interface Config {
   upstreamTrace: boolean;
   /** Serve the schema as an Apollo Federation 2 subgraph (adds `_service` and `_entities`). */
   federationSubgraph: boolean;
+  /** The operations clients may send by id, and whether only those run (undefined: no list). */
+  trustedDocuments: TrustedDocumentsSettings | undefined;
   /** How long a successful query answer serves identical requests (same credential); 0: off. */
   cacheTtlMs: number;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
@@ -181,6 +228,8 @@ export interface Config {
   logPretty: boolean;
   /** How long a stopping gateway lets in-flight operations finish before cutting them. */
   shutdownGraceMs: number;
+  /** OpenTelemetry traces (OTEL_*); undefined, tracing off, when no OTLP endpoint is set. */
+  tracing: TracingSettings | undefined;
 }
 
 /** A configuration the gateway refuses to start with; the message is one line for the operator. */
@@ -191,11 +240,14 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // An empty variable means "not set", as shells and .env files usually intend.
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
-  const parsed = environment.safeParse(present);
+  const parsed = environmentWithTracing.safeParse(present);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0]);
-    const shown = name === 'ATAI_API_KEY' ? '' : ` (got ${JSON.stringify(env[name])})`;
+    // A key is never shown, nor a manifest URL (it may carry a token).
+    const secret =
+      ['ATAI_API_KEY', 'PERSISTED_DOCUMENTS'].includes(name) || SECRET_TRACING_VARIABLES.has(name);
+    const shown = secret ? '' : ` (got ${JSON.stringify(env[name])})`;
     throw new ConfigError(`Invalid ${name}${shown}: ${issue.message}`);
   }
   const e = parsed.data;
@@ -205,6 +257,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const production = e.NODE_ENV === 'production';
+  if (e.PERSISTED_DOCUMENTS_ONLY && e.PERSISTED_DOCUMENTS === undefined) {
+    throw new ConfigError(
+      'PERSISTED_DOCUMENTS_ONLY=true needs PERSISTED_DOCUMENTS: the manifest of the operations to allow',
+    );
+  }
+  // A router's subgraph queries come from its query planner, not from a client's build: they
+  // cannot be listed. Safelisting belongs to the router in front.
+  if (e.PERSISTED_DOCUMENTS_ONLY && e.FEDERATION_SUBGRAPH) {
+    throw new ConfigError(
+      "PERSISTED_DOCUMENTS_ONLY=true cannot be used with FEDERATION_SUBGRAPH=true: a router's subgraph queries are never in a client's manifest; enforce the list at the router",
+    );
+  }
 
   let upstream: UpstreamTarget;
   if (e.ATAI_API_URL !== undefined || e.ATAI_API_KEY !== undefined) {
@@ -241,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metricsConcurrency: e.METRICS_CONCURRENCY,
     introspection: e.GRAPHQL_INTROSPECTION ?? !production,
     sandbox: e.GRAPHQL_SANDBOX ?? !production,
+    explorer: e.EXPLORER,
     fieldSuggestions: e.GRAPHQL_FIELD_SUGGESTIONS ?? !production,
     queryLimits: {
       maxDepth: e.QUERY_MAX_DEPTH,
@@ -252,9 +317,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       unboundedListSize: e.QUERY_UNBOUNDED_LIST_SIZE,
       maxUpstreamCalls: e.QUERY_MAX_UPSTREAM_CALLS,
       maxJobs: e.QUERY_MAX_JOBS,
+      maxBatch: e.QUERY_MAX_BATCH,
     },
     upstreamTrace: e.UPSTREAM_TRACE ?? !production,
     federationSubgraph: e.FEDERATION_SUBGRAPH,
+    trustedDocuments:
+      e.PERSISTED_DOCUMENTS === undefined
+        ? undefined
+        : {
+            source: /^https?:\/\//i.test(e.PERSISTED_DOCUMENTS)
+              ? { kind: 'url', url: e.PERSISTED_DOCUMENTS }
+              : { kind: 'file', path: e.PERSISTED_DOCUMENTS },
+            only: e.PERSISTED_DOCUMENTS_ONLY,
+          },
     cacheTtlMs: e.CACHE_TTL_MS,
     subscriptionPoll: {
       idleMs: e.SUBSCRIPTION_POLL_MS,
@@ -281,5 +356,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logPretty:
       e.LOG_FORMAT === undefined ? !production && process.stdout.isTTY === true : e.LOG_FORMAT === 'pretty',
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    tracing: tracingSettings(e),
   };
 }

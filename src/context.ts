@@ -13,8 +13,9 @@ import type { GatewayMetrics } from './observability/metrics.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
 import type { UpstreamHttp } from './upstream/http.js';
-import { OperationBudget, type BudgetLimits } from './limits/operation-budget.js';
+import { OperationBudget, RequestSpend, type BudgetLimits } from './limits/operation-budget.js';
 import { UpstreamTrace } from './observability/upstream-trace.js';
+import type { TraceContext } from './observability/tracing.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
@@ -45,8 +46,15 @@ export interface GatewayContext {
   readonly jobWrites: FineTuneJobWrites;
   /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
   readonly upstreamTrace: UpstreamTrace | undefined;
+  /**
+   * This operation's OpenTelemetry span, as the context its upstream calls start theirs in; set
+   * by the tracing plugin on the operation's copy of the context, undefined when tracing is off.
+   */
+  operationSpan: TraceContext | undefined;
   /** What this operation may still cost the upstream: its calls, and the jobs it returns. */
   readonly budget: OperationBudget;
+  /** What the request has spent: one operation's, or a whole batch's (shared by its operations). */
+  readonly spend: RequestSpend;
   /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
   readonly liveJobs: LiveJobs;
   /**
@@ -138,10 +146,13 @@ function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Cr
  * operation, which would run an own getter eagerly; getters on the prototype stay lazy.
  */
 class RequestContext implements GatewayContext {
-  // Plain fields (not #private): Apollo's copy of the context must carry them.
-  readonly upstreamCalls = { count: 0 };
-  readonly answer: { from?: 'flight' | 'cache' } = {};
+  // Plain fields (not #private): Apollo's copy of the context must carry them. Eager ones are
+  // shared by every copy (each operation of a batch gets one), lazy ones belong to one copy.
   readonly liveStream: { events?: AsyncGenerator<ExecutionResult> } = {};
+  operationSpan: TraceContext | undefined = undefined;
+  spend = new RequestSpend();
+  private callsOfOperation: { count: number } | undefined;
+  private answerOfOperation: { from?: 'flight' | 'cache' } | undefined;
   private api: FineTuneApiClient | undefined;
   private loadersOfRequest: FineTuneJobLoaders | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
@@ -165,14 +176,26 @@ class RequestContext implements GatewayContext {
       calls: this.upstreamCalls,
       trace: this.upstreamTrace,
       budget: this.budget,
+      span: this.operationSpan,
     });
     return this.api;
   }
 
-  // Lazy like the loaders: each operation's copy of the context, and each subscription event, has its own.
+  // Lazy like the loaders: each operation's copy of the context, and each subscription event,
+  // has its own, all adding to the request's spend.
   get budget(): OperationBudget {
-    this.budgetOfOperation ??= new OperationBudget(this.deps.budgetLimits);
+    this.budgetOfOperation ??= new OperationBudget(this.deps.budgetLimits, this.spend);
     return this.budgetOfOperation;
+  }
+
+  get upstreamCalls(): { count: number } {
+    this.callsOfOperation ??= { count: 0 };
+    return this.callsOfOperation;
+  }
+
+  get answer(): { from?: 'flight' | 'cache' } {
+    this.answerOfOperation ??= {};
+    return this.answerOfOperation;
   }
 
   get credentialIdentity(): string | undefined {
@@ -204,7 +227,12 @@ class RequestContext implements GatewayContext {
     const { apiKey } = this.credential;
     // The pollers outlive this request, so they get a client of their own, without a trace.
     const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
-    return pollers.forKey(new FineTuneApiClient(this.deps.http, caller), this.credentialIdentity!);
+    // Its polls are linked to this operation's span (tracing on).
+    return pollers.forKey(
+      new FineTuneApiClient(this.deps.http, caller),
+      this.credentialIdentity!,
+      this.operationSpan,
+    );
   }
 
   startSubscriptionEvent(): void {
@@ -212,6 +240,7 @@ class RequestContext implements GatewayContext {
     this.loadersOfRequest = undefined;
     this.traceOfOperation = undefined;
     this.budgetOfOperation = undefined;
+    this.spend = new RequestSpend();
   }
 
   get jobWrites(): FineTuneJobWrites {

@@ -24,10 +24,12 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   /** The upstream answered with something outside its contract. */
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
-  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, bytes, cost); see `extensions.limit`. Nothing was executed. */
+  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, bytes, cost, batch size; or at run time upstream calls and jobs); see `extensions.limit`. Nothing was executed. */
   QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
   /** A subscription refused or ended by a bound: too many open for the key, or a consumer too far behind; see `extensions.limit`. */
   SUBSCRIPTION_LIMIT_EXCEEDED: 'SUBSCRIPTION_LIMIT_EXCEEDED',
+  /** With PERSISTED_DOCUMENTS_ONLY, a document that is not in the trusted documents; not parsed (Apollo Router's code). */
+  PERSISTED_QUERY_NOT_IN_LIST: 'PERSISTED_QUERY_NOT_IN_LIST',
   /** A bug in the gateway; the details are in its log, not in the response. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;

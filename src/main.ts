@@ -1,6 +1,7 @@
 // Entry point: read the configuration, start the upstream (the built-in simulator when no real
 // API is configured) and the gateway, and stop both cleanly on SIGTERM or SIGINT.
 import { ConfigError, loadConfig } from './config.js';
+import { EXPLORER_PATH } from './http/explorer.js';
 import { createLogger } from './observability/logging.js';
 import { startGateway } from './server.js';
 import { DEMO_API_KEY } from './simulator/seed.js';
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
   let serverApiKey: string | undefined;
   let upstreamDescription: string;
   if (config.upstream.kind === 'simulator') {
-    simulator = await startSimulator({ paceMs: config.upstream.paceMs });
+    // The demo keeps a living population, so there is always something running to look at.
+    simulator = await startSimulator({ paceMs: config.upstream.paceMs, living: true });
     upstreamBaseUrl = simulator.url;
     serverApiKey = DEMO_API_KEY;
     upstreamDescription = `built-in simulator: demo data (${simulator.url}); clients without a key use the demo key`;
@@ -40,6 +42,11 @@ async function main(): Promise<void> {
   try {
     gateway = await startGateway({ config, upstreamBaseUrl, serverApiKey, logger });
   } catch (error) {
+    // A manifest that cannot be used (PERSISTED_DOCUMENTS) is a bad setting: one line, as above.
+    if (error instanceof ConfigError) {
+      console.error(`fine-tune-gateway: ${error.message}`);
+      process.exit(1);
+    }
     // A port in use or a HOST that does not resolve is the operator's to fix: one line, no stack.
     const code = (error as { code?: unknown } | null)?.code;
     if (typeof code !== 'string' || !LISTEN_ERRORS.has(code)) throw error;
@@ -50,7 +57,14 @@ async function main(): Promise<void> {
   console.log(`Fine-tune jobs GraphQL gateway ready at ${gateway.url}`);
   console.log(`Upstream: ${upstreamDescription}`);
   console.log(`Prometheus metrics at ${gateway.metricsUrl}`);
-  if (config.sandbox) console.log(`Open ${gateway.url} in a browser to explore it in Apollo Sandbox.`);
+  if (config.sandbox) {
+    const graphiql = new URL(EXPLORER_PATH, gateway.url).href;
+    console.log(
+      config.explorer === 'graphiql'
+        ? `Open ${gateway.url} in a browser to explore it in GraphiQL.`
+        : `Open ${gateway.url} in a browser to explore it in Apollo Sandbox (needs the internet), or ${graphiql} for GraphiQL (works offline).`,
+    );
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -66,6 +80,14 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => logger.flush(() => resolve()));
     process.exit(0);
   };
+  // SIGHUP reloads the trusted documents; without them it keeps Node's default (exit).
+  if (config.trustedDocuments) {
+    process.on('SIGHUP', () => {
+      gateway.reloadTrustedDocuments('SIGHUP').catch((error: unknown) => {
+        logger.error({ err: error }, 'trusted documents reload failed');
+      });
+    });
+  }
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 }

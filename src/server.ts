@@ -10,9 +10,11 @@ import { createApolloServer } from './graphql/apollo-server.js';
 import { SharedOperations } from './graphql/plugins/shared-operations.js';
 import { ResultSerializer } from './graphql/result-serializer.js';
 import { buildGatewaySchema } from './graphql/schema.js';
+import { TrustedDocuments, type ReloadTrigger } from './graphql/trusted-documents.js';
 import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
 import { queryLimitProtection } from './limits/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
+import { startTracing } from './observability/tracing.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import { serveSubscriptions, type SubscriptionServer } from './subscriptions/websocket.js';
 import { UpstreamHttp } from './upstream/http.js';
@@ -37,12 +39,18 @@ export interface RunningGateway {
   port: number;
   /** Prometheus metrics, e.g. `http://localhost:9464/metrics` (METRICS_PORT). */
   metricsUrl: string;
+  /** Reads the trusted documents again (PERSISTED_DOCUMENTS; nothing without). main.ts: on SIGHUP. */
+  reloadTrustedDocuments(trigger: ReloadTrigger): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const { config, logger } = options;
   const metrics = new GatewayMetrics();
+  // First, as it may refuse the start (a manifest that cannot be read): nothing is open yet.
+  const trustedDocuments =
+    config.trustedDocuments &&
+    (await TrustedDocuments.load({ source: config.trustedDocuments.source, logger, metrics }));
   const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
   const schema = await buildGatewaySchema({ federation: config.federationSubgraph });
   const formatError = createErrorFormatter({ fieldSuggestions: config.fieldSuggestions });
@@ -51,14 +59,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // Identical queries in flight for the same credential share one execution (and, with
   // CACHE_TTL_MS, a recent answer); every write to the upstream empties what is shared.
   const sharedOperations = new SharedOperations({ ttlMs: config.cacheTtlMs, metrics, serializer });
+  // Undefined unless an OTLP endpoint is set: then no OpenTelemetry module is even loaded.
+  const tracing = await startTracing(config.tracing, logger);
   const upstream = new UpstreamHttp(
     { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
     metrics,
     {
       onWrite: () => sharedOperations.forgetAll(),
     },
+    tracing,
   );
-  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics);
+  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing);
   const contextDependencies: ContextDependencies = {
     http: upstream,
     metrics,
@@ -88,10 +99,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     introspection: config.introspection,
     sandbox: config.sandbox,
+    explorer: config.explorer,
     limits,
+    maxBatch: config.queryLimits.maxBatch,
     formatError,
     serializer,
     sharedOperations,
+    trustedDocuments: trustedDocuments && {
+      documents: trustedDocuments,
+      only: config.trustedDocuments?.only ?? false,
+    },
+    tracing,
     lifecyclePlugins: [
       {
         async serverWillStart() {
@@ -116,6 +134,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     corsOrigins: config.corsOrigins,
     limits: config.http,
     maxDocumentBytes: config.queryLimits.maxBytes,
+    explorer: config.sandbox,
+    maxBatch: config.queryLimits.maxBatch,
+    documentIds: trustedDocuments !== undefined,
     createContext: (request) =>
       createContext(contextDependencies, {
         authorization: request.headers.authorization,
@@ -151,6 +172,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxDocumentBytes: config.queryLimits.maxBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,
+    documentIds: trustedDocuments !== undefined,
     formatError,
     createContext: (authorization, requestId, host) =>
       // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
@@ -161,6 +183,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger,
   });
   live.subscriptions = subscriptions;
+  trustedDocuments?.watch();
 
   const portOf = (server: typeof app.server, fallback: number) => {
     const address = server.address();
@@ -174,6 +197,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     url: `${origin(port)}${GRAPHQL_PATH}`,
     port,
     metricsUrl: `${origin(portOf(metricsApp.server, config.metricsPort))}/metrics`,
+    reloadTrustedDocuments: async (trigger) => trustedDocuments?.reload(trigger),
     async stop() {
       stopping = true;
       // Stop accepting at once; in-flight requests may finish and subscribers are told to go,
@@ -191,8 +215,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         clearTimeout(grace);
       }
       await apollo.stop();
+      await trustedDocuments?.close();
       await metricsApp.close();
       await upstream.close();
+      // Last: the spans of everything above are sent before the gateway is gone.
+      await tracing?.shutdown();
     },
   };
 }

@@ -69,6 +69,34 @@ describe('deep variables', () => {
   );
 });
 
+describe('an operation name that names nothing', () => {
+  it.each([
+    ['a document with one operation', '{ fineTuneJobs(limit: 1) { id } }', 'Nope'],
+    ['a document with two', 'query A { fineTuneJobs(limit: 1) { id } } query B { __typename }', 'Nope'],
+    [
+      'no name for two operations',
+      'query A { fineTuneJobs(limit: 1) { id } } query B { __typename }',
+      undefined,
+    ],
+  ])('in %s: 400 OPERATION_RESOLUTION_FAILURE, nothing run upstream', async (_name, query, operationName) => {
+    const answer = await postText(JSON.stringify({ query, operationName }));
+    expect(answer.status).toBe(400);
+    expect(answer.body.errors?.[0]?.extensions?.code).toBe('OPERATION_RESOLUTION_FAILURE');
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+
+  it('a name that matches runs that operation only', async () => {
+    const answer = await postText(
+      JSON.stringify({
+        query: 'query A { fineTuneJobs(limit: 1) { id } } query B { __typename }',
+        operationName: 'B',
+      }),
+    );
+    expect(answer.body).toMatchObject({ data: { __typename: 'Query' } });
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+});
+
 describe('QUERY_MAX_BYTES', () => {
   const padded = `{ fineTuneJobs(limit: 1) { id } }${' '.repeat(5000)}# and a comment`;
 

@@ -106,33 +106,38 @@ describe('in development', () => {
 });
 
 describe('CSRF prevention', () => {
-  it('refuses a GET query without a preflight-forcing header', async () => {
-    const url = `${production.gateway.url}?query=${encodeURIComponent('{ fineTuneJobs(limit: 1) { id } }')}`;
-    const response = await fetch(url, { headers: { authorization: `Bearer ${ACME_KEY}` } });
-    expect(response.status).toBe(400);
-    expect(await response.text()).toMatch(/CSRF/);
-    expect(production.simulator.requestsTo('listJobs')).toHaveLength(0);
-  });
+  const getUrl = (query: string) => `${production.gateway.url}?query=${encodeURIComponent(query)}`;
 
-  it('refuses a simple text/plain POST', async () => {
-    const response = await fetch(production.gateway.url, {
-      method: 'POST',
-      headers: { 'content-type': 'text/plain', authorization: `Bearer ${ACME_KEY}` },
-      body: JSON.stringify({ query: '{ fineTuneJobs(limit: 1) { id } }' }),
-    });
-    expect(response.status).toBe(400);
-    expect(await response.text()).toMatch(/CSRF/);
-  });
-
-  it('accepts a GET with apollo-require-preflight', async () => {
-    const url = `${production.gateway.url}?query=${encodeURIComponent('{ fineTuneJobs(limit: 1) { id } }')}`;
-    const response = await fetch(url, {
-      headers: { authorization: `Bearer ${ACME_KEY}`, 'apollo-require-preflight': 'true' },
+  it('answers a GET query with no preflight header: GET only reads', async () => {
+    const response = await fetch(getUrl('{ fineTuneJobs(limit: 1) { id } }'), {
+      headers: { authorization: `Bearer ${ACME_KEY}` },
     });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { data: { fineTuneJobs: unknown[] } }).data.fineTuneJobs).toHaveLength(
       1,
     );
+  });
+
+  it('refuses a mutation over GET before any upstream call', async () => {
+    const before = production.simulator.requests.length;
+    const response = await fetch(getUrl('mutation { stopFineTuneJob(id: "ftj-x") { id } }'), {
+      headers: { authorization: `Bearer ${ACME_KEY}` },
+    });
+    expect(response.status).toBe(405);
+    expect(await response.text()).toMatch(/GET/);
+    expect(production.simulator.requests).toHaveLength(before);
+  });
+
+  it('refuses a simple text/plain POST', async () => {
+    const before = production.simulator.requests.length;
+    const response = await fetch(production.gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', authorization: `Bearer ${ACME_KEY}` },
+      body: JSON.stringify({ query: 'mutation { stopFineTuneJob(id: "ftj-x") { id } }' }),
+    });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(/CSRF/);
+    expect(production.simulator.requests).toHaveLength(before);
   });
 });
 

@@ -7,18 +7,23 @@ import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
 } from '@apollo/server/plugin/disabled';
-import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
+import type { Explorer } from '../config.js';
 import type { GatewayContext } from '../context.js';
+import { explorerLandingPage } from '../http/explorer.js';
 import type { queryLimitProtection } from '../limits/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
+import type { GatewayTracing } from '../observability/tracing.js';
 import { jitExecution } from './jit-executor.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
 import { subscriptionsOverHttpPlugin } from './plugins/subscriptions-over-http.js';
+import { tracingPlugin } from './plugins/tracing.js';
+import { trustedDocumentsPlugin } from './plugins/trusted-documents.js';
 import { upstreamTracePlugin } from './plugins/upstream-trace.js';
 import type { ResultSerializer } from './result-serializer.js';
+import type { TrustedDocuments } from './trusted-documents.js';
 
 export interface GatewayApolloOptions {
   schema: GraphQLSchema;
@@ -26,10 +31,18 @@ export interface GatewayApolloOptions {
   metrics: GatewayMetrics;
   introspection: boolean;
   sandbox: boolean;
+  /** The landing page when `sandbox` is on: Apollo Sandbox (linking to GraphiQL) or GraphiQL. */
+  explorer: Explorer;
   limits: ReturnType<typeof queryLimitProtection>;
+  /** Operations one HTTP request may batch (QUERY_MAX_BATCH); 1: batching is off. */
+  maxBatch: number;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   serializer: ResultSerializer;
   sharedOperations: SharedOperations;
+  /** PERSISTED_DOCUMENTS: the list, and whether only its operations run (ONLY). */
+  trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
+  /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
+  tracing?: GatewayTracing;
   /** Server-level plugins of the gateway's own (the drain of its listeners). */
   lifecyclePlugins: ApolloServerPlugin<GatewayContext>[];
   /** An operator's plugins: they see every operation, before the shared answers are looked up. */
@@ -45,16 +58,33 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
     stopOnTerminationSignals: false,
-    // csrfPrevention is on by default in Apollo Server 5: GETs and simple POSTs need a preflight header.
+    // csrfPrevention is on by default in Apollo Server 5; the HTTP layer marks GETs as safe
+    // (src/http/app.ts says why), so only simple POSTs need a preflight header.
+    // Each operation of a batch runs through the whole pipeline; the HTTP layer bounds its size.
+    allowBatchedHttpRequests: options.maxBatch > 1,
     formatError: options.formatError,
     stringifyResult: options.serializer.stringify,
     logger: options.logger,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
+    // With only listed documents allowed, nothing may register one (the trusted-documents plugin
+    // answers every id itself), as Apollo Router requires APQ off with its safelist.
+    ...(options.trustedDocuments?.only && { persistedQueries: false as const }),
     plugins: [
-      options.sandbox
-        ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false })
-        : ApolloServerPluginLandingPageDisabled(),
+      // First: it decides what document the request runs before anything reads it, and its
+      // refusal is the one a refused request gets.
+      ...(options.trustedDocuments
+        ? [
+            trustedDocumentsPlugin({
+              ...options.trustedDocuments,
+              introspection: options.introspection,
+              parseOptions: limits.parseOptions,
+            }),
+          ]
+        : []),
+      // Before the others: the operation's span is open while their hooks run.
+      ...(options.tracing ? [tracingPlugin(options.tracing)] : []),
+      options.sandbox ? explorerLandingPage(options.explorer) : ApolloServerPluginLandingPageDisabled(),
       // No cache hints are used; the plugin would otherwise wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),

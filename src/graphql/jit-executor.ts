@@ -122,7 +122,9 @@ export function jitExecution(schema: GraphQLSchema): GatewayInterface {
   const executor: GatewayExecutor = async (request) =>
     (await run({
       document: request.document,
-      operationName: request.operationName,
+      // The name the client asked for: Apollo's `operationName` is that of the operation it
+      // resolved, null when none matched, which would run a document's only operation instead.
+      operationName: request.request.operationName ?? null,
       variables: request.request.variables,
       contextValue: request.context,
       documentKey: request.queryHash,

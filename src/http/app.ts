@@ -17,9 +17,11 @@ import Fastify, {
 import type { Logger } from 'pino';
 import type { HttpLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { documentTooLarge } from '../limits/query-limits.js';
+import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
+import { batchTooLarge, documentTooLarge } from '../limits/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
+import { registerExplorer } from './explorer.js';
 
 export const GRAPHQL_PATH = '/graphql';
 /** What a caller's own `x-request-id` may be for the gateway to keep it (and send it upstream). */
@@ -35,6 +37,12 @@ export interface HttpAppOptions {
   limits: HttpLimits;
   /** The largest GraphQL document accepted (QUERY_MAX_BYTES), checked before Apollo parses it. */
   maxDocumentBytes: number;
+  /** Operations one request may batch (QUERY_MAX_BATCH). */
+  maxBatch: number;
+  /** Serve GraphiQL at /explorer (where a landing page is shown: GRAPHQL_SANDBOX). */
+  explorer: boolean;
+  /** Trusted documents are configured: a POSTed `{ documentId }` names a listed operation. */
+  documentIds: boolean;
   /** The context of one GraphQL request, from its headers. */
   createContext(request: FastifyRequest): GatewayContext;
   readiness(): Promise<Readiness>;
@@ -59,6 +67,24 @@ function requestError(error: FastifyError, maxRequestBytes: number): { status: n
     default:
       return { status: error.statusCode ?? 400, message: error.message };
   }
+}
+
+/** The documents a GraphQL request carries: one, or each of a batch (a POSTed array). */
+function documentsOf(request: FastifyRequest): unknown[] {
+  if (request.method === 'GET') return [(request.query as Record<string, unknown> | undefined)?.query];
+  const body = request.body as unknown;
+  const operations = Array.isArray(body) ? body : [body];
+  return operations.map((operation) => (operation as Record<string, unknown> | null | undefined)?.query);
+}
+
+function refusedBeforeParsing(request: FastifyRequest, options: HttpAppOptions) {
+  if (Array.isArray(request.body) && options.maxBatch > 1 && request.body.length > options.maxBatch) {
+    return batchTooLarge(options.maxBatch);
+  }
+  const tooLarge = documentsOf(request).some(
+    (query) => typeof query === 'string' && Buffer.byteLength(query) > options.maxDocumentBytes,
+  );
+  return tooLarge ? documentTooLarge(options.maxDocumentBytes) : undefined;
 }
 
 export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInstance> {
@@ -133,6 +159,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
   );
 
   app.get('/', (_request, reply) => reply.redirect(GRAPHQL_PATH, 302));
+  if (options.explorer) registerExplorer(app);
   // Probes, for the platform that runs the gateway (not behind CORS); /metrics has a port of its own.
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
@@ -156,19 +183,35 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       if (URL.canParse(`${request.protocol}://${request.hostname}/`)) return next();
       reply.code(400).send(errorBody('The Host header is not a valid host.', 'BAD_REQUEST'));
     });
-    // A document past QUERY_MAX_BYTES is refused before Apollo Server parses it (its token limit
-    // counts neither whitespace nor comments, so a padded document would be parsed, and held).
+    // GET runs queries only (Apollo Server refuses a mutation over GET before executing it) and
+    // anonymous access only reads, so a cross-site GET can change nothing, and CORS keeps its
+    // answer from the page that sent it. urql's, graphql-request's and curl's GET queries work
+    // as they are; simple POSTs, which could carry a mutation, keep Apollo's CSRF check.
+    graphql.addHook('onRequest', (request, _reply, next) => {
+      if (request.method === 'GET') request.headers['apollo-require-preflight'] ??= 'get';
+      next();
+    });
+    // A batch past QUERY_MAX_BATCH, or a document past QUERY_MAX_BYTES, is refused before Apollo
+    // Server parses anything (its token limit counts neither whitespace nor comments, so a padded
+    // document would be parsed, and held).
     graphql.addHook('preHandler', (request, reply, next) => {
-      const query =
-        request.method === 'GET'
-          ? (request.query as Record<string, unknown> | undefined)?.query
-          : (request.body as Record<string, unknown> | null | undefined)?.query;
-      if (typeof query !== 'string' || Buffer.byteLength(query) <= options.maxDocumentBytes) return next();
-      const error = documentTooLarge(options.maxDocumentBytes);
+      const error = refusedBeforeParsing(request, options);
+      if (error === undefined) return next();
       reply
         .code(400)
         .send({ errors: [{ message: error.message, extensions: { ...error.extensions, http: undefined } }] });
     });
+    // Apollo Server reads no `documentId`: it is carried in the APQ extension, which the
+    // trusted-documents plugin resolves (POST only; a GET names its document by `extensions`).
+    if (options.documentIds) {
+      graphql.addHook('preHandler', (request, _reply, next) => {
+        if (request.method === 'POST') {
+          for (const operation of Array.isArray(request.body) ? request.body : [request.body])
+            documentIdAsPersistedQuery(operation);
+        }
+        next();
+      });
+    }
     // A shared answer's body goes out as the bytes already encoded for an earlier response.
     graphql.addHook('onSend', (_request, _reply, payload, next) => {
       next(null, typeof payload === 'string' ? (options.encodedBody(payload) ?? payload) : payload);

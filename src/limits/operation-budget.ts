@@ -20,26 +20,39 @@ function overBudget(limit: BudgetLimitName, message: string, max: number): Graph
   return new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit, max } });
 }
 
+/**
+ * What one request has spent so far: its operation, or every operation of its batch together
+ * (Apollo Server gives each operation of a batch a shallow copy of the request's context, so
+ * they share this object).
+ */
+export class RequestSpend {
+  upstreamCalls = 0;
+  jobs = 0;
+  /** The estimated cost of the operations checked so far. */
+  cost = 0;
+}
+
 /** One operation's (or one subscription event's) tally against the limits. */
 export class OperationBudget {
-  private upstreamCalls = 0;
   // By the field's response path: an execution that runs again (graphql-jit's errors are
   // redone by graphql-js) counts each field once.
   private readonly jobsByField = new Map<string, number>();
-  private jobs = 0;
 
-  constructor(private readonly limits: BudgetLimits) {}
+  constructor(
+    private readonly limits: BudgetLimits,
+    private readonly spend: RequestSpend = new RequestSpend(),
+  ) {}
 
   /** Counts one upstream call about to be sent; throws instead when it would be one too many. */
   takeUpstreamCall(): void {
-    if (this.upstreamCalls >= this.limits.maxUpstreamCalls) {
+    if (this.spend.upstreamCalls >= this.limits.maxUpstreamCalls) {
       throw overBudget(
         'upstreamCalls',
-        `This operation needs more than ${this.limits.maxUpstreamCalls} calls to the fine-tune API (each job's metrics is one): ask for metrics of fewer jobs (a smaller \`limit\`).`,
+        `This operation needs more than ${this.limits.maxUpstreamCalls} calls to the fine-tune API (each job's metrics is one; a batch's operations count together): ask for metrics of fewer jobs (a smaller \`limit\`).`,
         this.limits.maxUpstreamCalls,
       );
     }
-    this.upstreamCalls += 1;
+    this.spend.upstreamCalls += 1;
   }
 
   /**
@@ -47,12 +60,12 @@ export class OperationBudget {
    * operation's fields return more than allowed, all together.
    */
   takeJobs(path: string, count: number): void {
-    this.jobs += count - (this.jobsByField.get(path) ?? 0);
+    this.spend.jobs += count - (this.jobsByField.get(path) ?? 0);
     this.jobsByField.set(path, count);
-    if (this.jobs > this.limits.maxJobs) {
+    if (this.spend.jobs > this.limits.maxJobs) {
       throw overBudget(
         'jobs',
-        `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together: ask for fewer (a \`limit\`, or fewer aliases).`,
+        `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together (and a batch's operations together): ask for fewer (a \`limit\`, or fewer aliases).`,
         this.limits.maxJobs,
       );
     }

@@ -21,10 +21,11 @@ import {
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
+import type { GatewayContext } from '../context.js';
 import { budgetErrorsOncePlugin } from './operation-budget.js';
 import { ErrorCode } from '../errors.js';
 
-export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes';
+export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes' | 'batch';
 
 /** Levels of arrays and objects a request's variables may nest; none of the schema's inputs needs 5. */
 const MAX_VARIABLE_DEPTH = 32;
@@ -51,9 +52,26 @@ export function documentTooLarge(maxBytes: number): GraphQLError {
   return limitExceeded('bytes', `Query document larger than ${maxBytes} bytes.`, { maxBytes });
 }
 
-function limitExceeded(limit: QueryLimitName, message: string, extra: Record<string, unknown> = {}) {
+/** A batch of more than `maxBatch` operations, refused before any of them is parsed. */
+export function batchTooLarge(maxBatch: number): GraphQLError {
+  return limitExceeded('batch', `A batch may hold at most ${maxBatch} operations: send fewer at once.`, {
+    maxBatch,
+  });
+}
+
+function limitExceeded(
+  limit: QueryLimitName,
+  message: string,
+  extra: Record<string, unknown> = {},
+  httpStatus = 400,
+) {
   return new GraphQLError(message, {
-    extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit, ...extra, http: { status: 400 } },
+    extensions: {
+      code: ErrorCode.QUERY_LIMIT_EXCEEDED,
+      limit,
+      ...extra,
+      http: { status: httpStatus },
+    },
   });
 }
 
@@ -112,16 +130,15 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     sizedListEstimator(limits.unboundedListSize),
     simpleEstimator({ defaultComplexity: 1 }),
   ];
-  /** The cost error of an operation over the limit; undefined when it is within. */
-  function costError(
+  /** An operation's estimated cost; undefined when its variables do not coerce. */
+  function costOf(
     schema: GraphQLSchema,
     document: DocumentNode,
     variables: Record<string, unknown>,
     operationName: string | null | undefined,
-  ): GraphQLError | undefined {
-    let cost: number;
+  ): number | undefined {
     try {
-      cost = getComplexity({
+      return getComplexity({
         schema,
         query: document,
         variables,
@@ -132,12 +149,6 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
       // Variables that do not coerce: execution rejects them before any resolver runs.
       return undefined;
     }
-    if (cost <= limits.maxCost) return undefined;
-    return limitExceeded(
-      'cost',
-      `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
-      { cost, maxCost: limits.maxCost },
-    );
   }
 
   // A document's cost changes only with the variables that size a list: the check is remembered
@@ -149,25 +160,45 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     let check = byName.get(operationName);
     if (check === undefined) {
       check = rememberedCostCheck(document, (variables) =>
-        costError(schema, document, variables, operationName),
+        costOf(schema, document, variables, operationName),
       );
       byName.set(operationName, check);
     }
     return check;
   }
 
-  const costLimit: ApolloServerPlugin = {
+  const costLimit: ApolloServerPlugin<GatewayContext> = {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document, schema, operationName }) {
+        async didResolveOperation({ request, document, schema, operationName, contextValue }) {
           // Before anything walks them: the cost check, the sharing key, graphql-js's coercion.
           if (nestsDeeperThan(request.variables, MAX_VARIABLE_DEPTH)) {
             throw new GraphQLError(`Variables nest deeper than ${MAX_VARIABLE_DEPTH} levels.`, {
               extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } },
             });
           }
-          const error = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
-          if (error) throw error;
+          const cost = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
+          if (cost === undefined) return;
+          if (cost > limits.maxCost) {
+            throw limitExceeded(
+              'cost',
+              `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
+              { cost, maxCost: limits.maxCost },
+            );
+          }
+          // The operations of a batch share one spend: together they stay under the limit.
+          const { spend } = contextValue;
+          spend.cost += cost;
+          if (spend.cost > limits.maxCost) {
+            throw limitExceeded(
+              'cost',
+              `Query cost limit of ${limits.maxCost} exceeded by this batch, found ${spend.cost} for its operations together. Send fewer operations at once, or ask for less.`,
+              { cost: spend.cost, maxCost: limits.maxCost },
+              // The batch's other operations were answered: its response stays a 200 (a refusal
+              // before execution would make it a 400 for all of them).
+              200,
+            );
+          }
         },
       };
     },
@@ -183,8 +214,8 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
   };
 }
 
-/** Checks an operation's cost for a request's variables: the error when over the limit. */
-export type CostCheck = (variables: Record<string, unknown>) => GraphQLError | undefined;
+/** An operation's estimated cost for a request's variables (undefined: they do not coerce). */
+export type CostCheck = (variables: Record<string, unknown>) => number | undefined;
 
 const SIZE_ARGUMENTS = new Set(Object.values(SIZED_LISTS).flatMap((fields) => Object.values(fields)));
 const REMEMBERED_COSTS = 100;
@@ -222,23 +253,18 @@ function costVariables(document: DocumentNode): string[] {
 }
 
 /** Runs `check` once per distinct value of the cost variables (offsets and filters share one). */
-function rememberedCostCheck(
-  document: DocumentNode,
-  check: (variables: Record<string, unknown>) => GraphQLError | undefined,
-): CostCheck {
+function rememberedCostCheck(document: DocumentNode, check: CostCheck): CostCheck {
   const names = costVariables(document);
   // By the JSON text of those variables' values; values come from clients, so bounded.
-  const known = new LRUCache<string, { error: GraphQLError | undefined }>({ max: REMEMBERED_COSTS });
+  const known = new LRUCache<string, { cost: number | undefined }>({ max: REMEMBERED_COSTS });
   return (variables) => {
     // JSON text, or `undefined` for an absent variable (its default applies, not null).
     const key = names.map((name) => `${JSON.stringify(variables[name])}`).join('\u0000');
     let remembered = known.get(key);
     if (remembered === undefined) {
-      remembered = { error: check(variables) };
+      remembered = { cost: check(variables) };
       known.set(key, remembered);
     }
-    const { error } = remembered;
-    // Each request gets its own error object: Apollo Server may annotate what it throws.
-    return error && new GraphQLError(error.message, { extensions: structuredClone(error.extensions) });
+    return remembered.cost;
   };
 }

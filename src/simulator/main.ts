@@ -5,6 +5,8 @@ const simulator = await startSimulator({
   port: Number(process.env.SIMULATOR_PORT ?? 4010),
   paceMs: Number(process.env.SIMULATOR_PACE_MS ?? 5000),
   jobsPerOrganization: Number(process.env.SIMULATOR_JOBS ?? 24),
+  // Off by default: load runs count jobs. `npm start`'s embedded simulator has it on.
+  living: process.env.SIMULATOR_LIVING === 'true',
 });
 console.log(`Fine-tune API simulator at ${simulator.url} (keys: sim-acme-key, sim-globex-key)`);
 const stop = () => void simulator.stop().then(() => process.exit(0));

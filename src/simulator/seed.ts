@@ -1,5 +1,5 @@
 // Demo data: two organizations, the provider's own example records, and generated jobs in
-// every status, so a fresh `npm start` has something to look at that keeps moving.
+// every status, so a fresh `npm start` has something to look at (population.ts keeps it moving).
 import getJobExample from './provider-examples/get-job.response.json' with { type: 'json' };
 import jobMetricsExample from './provider-examples/job-metrics.response.json' with { type: 'json' };
 import createJobAltExample from './provider-examples/create-job.response-alt.json' with { type: 'json' };
@@ -15,9 +15,18 @@ export const DEMO_ORGANIZATIONS: SimulatedOrganization[] = [
 /** The key `npm start` uses for clients that send none. */
 export const DEMO_API_KEY = 'sim-acme-key';
 
-const SUBJECTS = ['gait', 'vibration', 'hvac', 'forklift', 'pump', 'turbine', 'conveyor', 'door-sensor'];
-const TASKS = ['anomaly', 'activity', 'forecast', 'classifier', 'summary'];
-const MODELS = ['Newton::c2_4_7b_251215a172f6d7', 'Newton::c2_3_1b_250930e81b22c4'];
+export const SUBJECTS = [
+  'gait',
+  'vibration',
+  'hvac',
+  'forklift',
+  'pump',
+  'turbine',
+  'conveyor',
+  'door-sensor',
+];
+export const TASKS = ['anomaly', 'activity', 'forecast', 'classifier', 'summary'];
+export const MODELS = ['Newton::c2_4_7b_251215a172f6d7', 'Newton::c2_3_1b_250930e81b22c4'];
 // A spread over the whole life cycle, in-progress statuses first so the demo moves.
 const STATUS_CYCLE = [
   'RUNNING',
@@ -33,7 +42,7 @@ const STATUS_CYCLE = [
 ];
 
 /** A small deterministic generator, so seeded data is the same on every run. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -44,7 +53,7 @@ function prng(seed: number): () => number {
   };
 }
 
-function hex(random: () => number, length: number): string {
+export function hex(random: () => number, length: number): string {
   let out = '';
   while (out.length < length) out += Math.floor(random() * 16).toString(16);
   return out;
@@ -69,7 +78,7 @@ export function seedDemoData(store: SimulatorStore, options: SeedOptions): void 
     store.put(globex, { ...(createJobAltExample as FineTuneJobRecord), org_uuid: globex.uuid });
   }
 
-  const now = Date.now();
+  const now = store.now().getTime();
   store.organizations.forEach((org, orgIndex) => {
     const random = prng(1000 + orgIndex);
     for (let i = 0; i < options.jobsPerOrganization; i++) {

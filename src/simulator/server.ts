@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KNOWN_JOB_STATUSES, type FineTuneJobRecord } from '../upstream/records.js';
 import { FaultTable, SIMULATOR_ROUTES, errorBody, type Fault, type SimulatorRoute } from './faults.js';
+import { LivingPopulation, type LivingOptions } from './population.js';
 import { DEMO_ORGANIZATIONS, seedDemoData } from './seed.js';
 import { SimulatorStore, type SimulatedOrganization } from './store.js';
 
@@ -20,6 +21,13 @@ export interface SimulatorOptions {
   jobsPerOrganization?: number;
   providerExamples?: boolean;
   organizations?: SimulatedOrganization[];
+  /**
+   * A living population (the demo's): new jobs keep registering and finished ones age out, so
+   * there are always jobs STARTING and RUNNING. Off by default: tests count exact jobs.
+   */
+  living?: boolean | LivingOptions;
+  /** The simulator's clock (ms since the epoch) for every timestamp it writes; Date.now by default. */
+  clock?: () => number;
 }
 
 /** One request as the simulator saw it: what tests count to prove batching and push-down. */
@@ -32,12 +40,16 @@ export interface RecordedRequest {
   /** Which organization's key it carried, if a known one. */
   organization: string | null;
   requestId: string | null;
+  /** The W3C `traceparent` it carried (the gateway's tracing), if any. */
+  traceparent: string | null;
 }
 
 export interface RunningSimulator {
   /** Base URL of the API, e.g. `http://127.0.0.1:41234/v0.5`. */
   url: string;
   store: SimulatorStore;
+  /** The living population, when `living` is on. */
+  population: LivingPopulation | undefined;
   faults: FaultTable;
   requests: RecordedRequest[];
   /** The requests that reached a given route. */
@@ -46,7 +58,7 @@ export interface RunningSimulator {
   peakInFlight(route: SimulatorRoute): number;
   /** Forgets the request log and the in-flight peaks. */
   resetRequests(): void;
-  /** Moves every job in progress `steps` steps along its life cycle. */
+  /** Moves every job in progress `steps` steps along its life cycle (and the population with them). */
   advance(steps?: number): void;
   stop(): Promise<void>;
 }
@@ -257,11 +269,18 @@ function distort(body: unknown, fault: Fault): string {
 }
 
 export async function startSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
-  const store = new SimulatorStore(options.organizations ?? DEMO_ORGANIZATIONS);
+  const store = new SimulatorStore(options.organizations ?? DEMO_ORGANIZATIONS, options.clock);
   seedDemoData(store, {
     jobsPerOrganization: options.jobsPerOrganization ?? 24,
     providerExamples: options.providerExamples ?? true,
   });
+  const living = options.living === true ? {} : options.living || undefined;
+  const population = living ? new LivingPopulation(store, living) : undefined;
+  /** One step of the simulator's clock. */
+  const step = () => {
+    store.advance();
+    population?.step();
+  };
   const faults = new FaultTable();
   const requests: RecordedRequest[] = [];
   const inFlight = new Map<SimulatorRoute, number>();
@@ -303,7 +322,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     }
     if (path === '/advance' && req.method === 'POST') {
       const steps = Number(url.searchParams.get('steps') ?? '1');
-      for (let i = 0; i < steps; i++) store.advance();
+      for (let i = 0; i < steps; i++) step();
       return send(res, 204, '');
     }
     send(res, 404, JSON.stringify({ detail: 'Not Found' }));
@@ -327,6 +346,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       search: url.search,
       organization: org?.name ?? null,
       requestId: (req.headers['x-request-id'] as string | undefined) ?? null,
+      traceparent: (req.headers.traceparent as string | undefined) ?? null,
     });
     const rawBody = await readText(req);
 
@@ -385,12 +405,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const host = address.includes(':') ? `[${address}]` : address;
 
   const pace = options.paceMs ?? 0;
-  const ticker = pace > 0 ? setInterval(() => store.advance(), pace) : undefined;
+  const ticker = pace > 0 ? setInterval(step, pace) : undefined;
   ticker?.unref();
 
   return {
     url: `http://${host}:${port}${API_BASE_PATH}`,
     store,
+    population,
     faults,
     requests,
     requestsTo: (route) => requests.filter((r) => r.route === route),
@@ -400,7 +421,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
       peaks.clear();
     },
     advance(steps = 1) {
-      for (let i = 0; i < steps; i++) store.advance();
+      for (let i = 0; i < steps; i++) step();
     },
     async stop() {
       clearInterval(ticker);

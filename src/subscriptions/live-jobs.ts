@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
+import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
 import { UpstreamError } from '../upstream/errors.js';
@@ -117,6 +118,8 @@ export class LiveJobPollers {
     readonly settings: PollSettings,
     private readonly logger: Logger,
     private readonly metrics?: SubscriptionMetrics,
+    /** Spans of each poll and delivery, when tracing is on. */
+    private readonly tracing?: GatewayTracing,
   ) {
     metrics?.watchPollers(() => this.pollers.size);
   }
@@ -152,9 +155,9 @@ export class LiveJobPollers {
     return this.pollers.size;
   }
 
-  /** The live view for one API key, by its identity (see context.ts). */
-  forKey(api: FineTuneApiClient, identity: string): LiveJobs {
-    return new LiveJobs(this, api, identity);
+  /** The live view for one API key, by its identity (see context.ts), for one operation's span. */
+  forKey(api: FineTuneApiClient, identity: string, operation?: TraceContext): LiveJobs {
+    return new LiveJobs(this, api, identity, operation);
   }
 
   /** Stops every poller (server shutdown). */
@@ -188,6 +191,9 @@ export class LiveJobPollers {
       // `<identity>:job:<id>` → `job`: the kind of resource, never the key's identity or an id.
       onPolled: () => this.metrics?.subscriptionPolled(key.split(':')[1] ?? 'unknown'),
       logger: this.logger,
+      ...(this.tracing && {
+        tracing: { tracing: this.tracing, resource: key.split(':')[1] ?? 'unknown', errorType: codeOf },
+      }),
     });
     this.pollers.set(key, poller as SharedPoller<unknown>);
     return poller;
@@ -205,6 +211,8 @@ export class LiveJobs {
     private readonly pollers: LiveJobPollers,
     private readonly api: FineTuneApiClient,
     private readonly identity: string,
+    /** The subscribing operation's span, which its polls and deliveries link to. */
+    private readonly operation?: TraceContext,
   ) {}
 
   /** The job now, then whenever its status or updatedAt changes; ends after a terminal status. */
@@ -328,13 +336,21 @@ export class LiveJobs {
       if (error) channel.push({ error });
       channel.end();
     };
-    const onEvent = (event: PollEvent<T>) => {
-      if ('value' in event) return react(event.value, (value) => channel.push({ value }), end);
-      if (this.pollers.ends(event.error)) {
+    // Returns the events passed on, for the delivery's span.
+    const onEvent = (event: PollEvent<T>): number => {
+      let pushed = 0;
+      if ('value' in event) {
+        const emit = (value: E) => {
+          channel.push({ value });
+          pushed += 1;
+        };
+        react(event.value, emit, end);
+      } else if (this.pollers.ends(event.error)) {
         end(event.error instanceof Error ? event.error : new Error(String(event.error)));
       }
+      return pushed;
     };
-    const unsubscribe = poller.subscribe(onEvent);
+    const unsubscribe = poller.subscribe(onEvent, this.operation);
     channel.onEnd(() => {
       unsubscribe();
       closeSlot();

@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
 import { unexpectedCause } from '../errors.js';
+import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
 import { documentTooLarge } from '../limits/query-limits.js';
 import type { LiveJobPollers } from './live-jobs.js';
 
@@ -45,6 +46,8 @@ export interface SubscriptionServerOptions {
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
   allowedOrigins: readonly string[];
+  /** Trusted documents are configured: a payload's `documentId` names a listed operation. */
+  documentIds: boolean;
   /** The context of one operation, from the caller's `Authorization` (or none) and `Host`. */
   createContext(
     authorization: string | undefined,
@@ -193,6 +196,8 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           randomUUID(),
           ctx.extra.request.headers.host,
         );
+        // graphql-ws passes a `documentId` on untouched; the APQ extension carries it into Apollo.
+        if (options.documentIds) documentIdAsPersistedQuery(payload);
         let response;
         try {
           response = await apollo.executeOperation(

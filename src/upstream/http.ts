@@ -17,6 +17,7 @@ import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
 import type { OperationBudget } from '../limits/operation-budget.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
+import type { GatewayTracing, TraceContext, TraceSpan } from '../observability/tracing.js';
 import type { UpstreamTrace } from '../observability/upstream-trace.js';
 import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
 import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
@@ -56,6 +57,8 @@ export interface Caller {
   trace?: UpstreamTrace;
   /** This operation's budget of upstream calls (none for the long-lived pollers). */
   budget?: OperationBudget;
+  /** The operation's span, parent of each call's span (tracing on; the pollers set theirs apart). */
+  span?: TraceContext;
 }
 
 /** What one call's attempts came to, for the upstream trace. */
@@ -83,6 +86,20 @@ interface CallContext {
   endpoint: string;
   caller: Caller;
   observation: CallObservation;
+  /** The call's span, when tracing is on. */
+  span?: CallSpan;
+}
+
+/**
+ * A call's span, its context (sent upstream as `traceparent`), and its tally. An object of its
+ * own: ky hands the hooks a copy of `context`, so only what it points to is shared with `send`.
+ */
+interface CallSpan {
+  span: TraceSpan;
+  context: TraceContext;
+  /** Attempts sent, and how the last one ended (a status, `timeout` or `network`). */
+  attempts: number;
+  lastOutcome?: string;
 }
 
 /** An attempt ky is about to send: its call, and the release of the slot it holds. */
@@ -176,6 +193,27 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isNaN(after) ? undefined : after;
 }
 
+/** A failed call's `error.type`: the last attempt's status or failure, or why none was sent. */
+function failureType(error: unknown, call: CallSpan): string {
+  if (error instanceof BrokenCircuitError) return 'circuit_open';
+  if (error instanceof BulkheadRejectedError) return 'concurrency_limit';
+  if (error instanceof UpstreamClosedError) return 'gateway_stopping';
+  return call.lastOutcome ?? (error instanceof Error ? error.name : 'unknown');
+}
+
+/** Ends a call's span with what its attempts came to. */
+function endCallSpan(call: CallSpan, observation: CallObservation): void {
+  const { span } = call;
+  const { status, retries } = observation;
+  span.setAttributes({
+    ...(status !== null && { 'http.response.status_code': status }),
+    // The spec's resend count, and the attempts sent in all (0: refused before any).
+    ...(retries > 0 && { 'http.request.resend_count': retries }),
+    'gateway.upstream.attempts': call.attempts,
+  });
+  span.end();
+}
+
 export class UpstreamHttp {
   private readonly dispatcher: Agent;
   private readonly probeDispatcher: Agent;
@@ -189,12 +227,16 @@ export class UpstreamHttp {
   /** Each attempt, by the Request ky hands to fetch (ky makes a Request per attempt). */
   private readonly attempts = new WeakMap<Request, Attempt>();
   private closed = false;
+  /** The base URL, parsed for the spans' attributes. */
+  private spanTarget: URL | undefined;
 
   constructor(
     private readonly settings: UpstreamSettings,
     private readonly metrics: GatewayMetrics,
     /** `onWrite`: told when a create, stop or cancel is sent, and again once it is over. */
     private readonly events: { onWrite?: () => void } = {},
+    /** A client span per call, when tracing is on. */
+    private readonly tracing?: GatewayTracing,
   ) {
     this.dispatcher = new Agent({
       keepAliveTimeout: 30_000,
@@ -246,6 +288,7 @@ export class UpstreamHttp {
         if (attempt === undefined) throw new Error('an upstream attempt without its slot');
         const { call } = attempt;
         call.caller.calls.count += 1;
+        if (call.span) call.span.attempts += 1;
         const started = performance.now();
         try {
           const response = await this.sampled(() => send(request));
@@ -272,6 +315,8 @@ export class UpstreamHttp {
             const call = callOf(options);
             request.headers.set('authorization', `Bearer ${call.caller.apiKey}`);
             request.headers.set('x-request-id', call.caller.requestId);
+            if (call.span)
+              this.tracing?.inject(call.span.context, (name, value) => request.headers.set(name, value));
             const release = await this.slot();
             // ky aborts an attempt it gave up on: its slot is free at once.
             request.signal.addEventListener('abort', release, { once: true });
@@ -319,6 +364,7 @@ export class UpstreamHttp {
     const isWrite = request.method !== 'GET';
     if (isWrite) this.events.onWrite?.();
     const context: CallContext = { endpoint, caller, observation };
+    if (this.tracing) context.span = this.callSpan(this.tracing, endpoint, request.method, caller);
     const options: Options = {
       method: request.method,
       context: context as unknown as Record<string, unknown>,
@@ -330,10 +376,33 @@ export class UpstreamHttp {
     } catch (error) {
       if (error instanceof BrokenCircuitError) this.metrics.upstreamRejected('circuit_open');
       else if (error instanceof BulkheadRejectedError) this.metrics.upstreamRejected('concurrency');
+      if (context.span) this.tracing?.fail(context.span.span, failureType(error, context.span));
       throw error;
     } finally {
       if (isWrite) this.events.onWrite?.();
+      if (context.span) endCallSpan(context.span, observation);
     }
+  }
+
+  /**
+   * A CLIENT span named by the endpoint (`GET /fine-tune/jobs/{job_id}`): the route template,
+   * never the URL with its ids; a child of the operation's span, or of the poll's.
+   */
+  private callSpan(tracing: GatewayTracing, endpoint: string, method: string, caller: Caller): CallSpan {
+    const parent = caller.span ?? tracing.ambient();
+    const base = (this.spanTarget ??= new URL(this.settings.baseUrl));
+    const span = tracing.startSpan(endpoint, {
+      kind: 'client',
+      parent,
+      attributes: {
+        'http.request.method': method,
+        // `/v0.5/fine-tune/jobs/{job_id}`: the endpoint's path under the base URL's.
+        'url.template': `${base.pathname.replace(/\/+$/, '')}${endpoint.slice(endpoint.indexOf(' ') + 1)}`,
+        'server.address': base.hostname,
+        'server.port': Number(base.port || (base.protocol === 'https:' ? 443 : 80)),
+      },
+    });
+    return { span, context: tracing.contextOf(span, parent), attempts: 0 };
   }
 
   /**
@@ -391,6 +460,16 @@ export class UpstreamHttp {
   private attempted(call: CallContext, label: string, started: number, status: number | null): void {
     this.metrics.upstreamRequest(call.endpoint, label, (performance.now() - started) / 1000);
     if (status !== null) call.observation.status = status;
+    if (call.span) {
+      call.span.lastOutcome = label;
+      // An attempt that did not succeed is an event of the call's span: which one, and how.
+      if (!label.startsWith('2')) {
+        call.span.span.addEvent('upstream.attempt', {
+          'gateway.upstream.attempt': call.span.attempts,
+          'gateway.upstream.outcome': label,
+        });
+      }
+    }
   }
 
   /**
