@@ -83,17 +83,22 @@ export const environment = z.object({
     .optional(),
   PERSISTED_DOCUMENTS_ONLY: flag.default(false),
   CACHE_TTL_MS: int(0, 3_600_000).default(0),
+  // redis:// or rediss://, optionally with a user and password (never shown in a message).
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_PREFIX: z.string().min(1).max(100).default('ftg:'),
   SUBSCRIPTION_POLL_MS: int(10, 3_600_000).default(5_000),
   SUBSCRIPTION_ACTIVE_POLL_MS: int(10, 3_600_000).default(1_000),
   SUBSCRIPTIONS_PER_CONNECTION: int(1, 10_000).default(100),
   SUBSCRIPTIONS_PER_KEY: int(1, 1_000_000).default(1_000),
   SUBSCRIPTION_BACKLOG: int(1, 100_000).default(100),
+  SUBSCRIPTION_DOCUMENT_BYTES: int(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   HTTP_MAX_CONNECTIONS: int(1, 1_000_000).default(700),
+  HTTP_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(256),
   METRICS_PORT: int(0, 65535).default(9464),
   // Matched exactly against a browser's Origin header: a path, a trailing slash or `*` would
   // match nothing, and CORS and the WebSocket origin check would fail without a word.
@@ -181,6 +186,8 @@ export interface HttpLimits {
   keepAliveTimeoutMs: number;
   /** Connections open at once; more are closed as they arrive. */
   maxConnections: number;
+  /** Connections one client address may hold open at once, so one address cannot take them all. */
+  maxConnectionsPerAddress: number;
 }
 
 export interface Config {
@@ -207,10 +214,14 @@ export interface Config {
   trustedDocuments: TrustedDocumentsSettings | undefined;
   /** How long a successful query answer serves identical requests (same credential); 0: off. */
   cacheTtlMs: number;
+  /** REDIS_URL: instances share the answers cache, APQ and subscription polling (docs/fleet.md). */
+  redis: { url: string; prefix: string } | undefined;
   /** Subscription polling: between polls, and between polls while a job is in progress. */
   subscriptionPoll: PollSettings;
   /** The most operations one WebSocket connection runs at once. */
   subscriptionsPerConnection: number;
+  /** Bytes of subscription documents held at once, all keys together (SUBSCRIPTION_DOCUMENT_BYTES). */
+  subscriptionDocumentBytes: number;
   /** WebSocket connections one client address may have open at once. */
   subscriptionConnectionsPerAddress: number;
   corsOrigins: string[];
@@ -246,7 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const name = String(issue.path[0]);
     // A key is never shown, nor a manifest URL (it may carry a token).
     const secret =
-      ['ATAI_API_KEY', 'PERSISTED_DOCUMENTS'].includes(name) || SECRET_TRACING_VARIABLES.has(name);
+      ['ATAI_API_KEY', 'PERSISTED_DOCUMENTS', 'REDIS_URL'].includes(name) ||
+      SECRET_TRACING_VARIABLES.has(name);
     const shown = secret ? '' : ` (got ${JSON.stringify(env[name])})`;
     throw new ConfigError(`Invalid ${name}${shown}: ${issue.message}`);
   }
@@ -331,6 +343,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
             only: e.PERSISTED_DOCUMENTS_ONLY,
           },
     cacheTtlMs: e.CACHE_TTL_MS,
+    redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, prefix: e.REDIS_PREFIX },
     subscriptionPoll: {
       idleMs: e.SUBSCRIPTION_POLL_MS,
       activeMs: e.SUBSCRIPTION_ACTIVE_POLL_MS,
@@ -339,12 +352,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     subscriptionConnectionsPerAddress: e.SUBSCRIPTION_CONNECTIONS_PER_ADDRESS,
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
+    subscriptionDocumentBytes: e.SUBSCRIPTION_DOCUMENT_BYTES,
     corsOrigins: e.CORS_ORIGINS,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
       keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
       maxConnections: e.HTTP_MAX_CONNECTIONS,
+      maxConnectionsPerAddress: e.HTTP_CONNECTIONS_PER_ADDRESS,
     },
     metricsPort: e.METRICS_PORT,
     // The simulator's demo organization is a demo, not a key: Sandbox may change its jobs.

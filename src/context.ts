@@ -216,6 +216,7 @@ class RequestContext implements GatewayContext {
       this.client(),
       this.deps.loaderSettings,
       this.deps.metrics,
+      this.budget,
     );
     return this.loadersOfRequest;
   }

@@ -4,8 +4,16 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { createContext, type ContextDependencies, type GatewayContext } from './context.js';
+import {
+  createContext,
+  credentialIdentity,
+  type ContextDependencies,
+  type GatewayContext,
+} from './context.js';
 import { createErrorFormatter } from './errors.js';
+import { FleetPolling } from './fleet/fleet-poller.js';
+import { FleetRedis } from './fleet/redis.js';
+import { FleetAnswers, FleetPersistedQueries } from './fleet/shared-cache.js';
 import { createApolloServer } from './graphql/apollo-server.js';
 import { SharedOperations } from './graphql/plugins/shared-operations.js';
 import { ResultSerializer } from './graphql/result-serializer.js';
@@ -56,20 +64,31 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const formatError = createErrorFormatter({ fieldSuggestions: config.fieldSuggestions });
   const serializer = new ResultSerializer();
 
+  // REDIS_URL: the instances of a fleet share the answers cache, APQ and subscription polling
+  // (docs/fleet.md). Starts whether or not Redis answers: without it, the instance works alone.
+  const fleetRedis = config.redis && new FleetRedis(config.redis, logger);
+  await fleetRedis?.connect();
   // Identical queries in flight for the same credential share one execution (and, with
   // CACHE_TTL_MS, a recent answer); every write to the upstream empties what is shared.
-  const sharedOperations = new SharedOperations({ ttlMs: config.cacheTtlMs, metrics, serializer });
+  const sharedOperations = new SharedOperations({
+    ttlMs: config.cacheTtlMs,
+    metrics,
+    serializer,
+    ...(fleetRedis && { fleet: new FleetAnswers(fleetRedis, config.cacheTtlMs, logger) }),
+  });
   // Undefined unless an OTLP endpoint is set: then no OpenTelemetry module is even loaded.
   const tracing = await startTracing(config.tracing, logger);
   const upstream = new UpstreamHttp(
     { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
     metrics,
     {
-      onWrite: () => sharedOperations.forgetAll(),
+      // The writer's organization's answers, on every instance before the write's answer is sent.
+      onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
     },
     tracing,
   );
-  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing);
+  const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
+  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
   const contextDependencies: ContextDependencies = {
     http: upstream,
     metrics,
@@ -105,6 +124,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     formatError,
     serializer,
     sharedOperations,
+    ...(fleetRedis && { persistedQueriesCache: new FleetPersistedQueries(fleetRedis, logger) }),
     trustedDocuments: trustedDocuments && {
       documents: trustedDocuments,
       only: config.trustedDocuments?.only ?? false,
@@ -146,7 +166,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         // Fastify's child of the gateway's pino logger, bound to the request id.
         logger: request.log as Logger,
       }),
-    readiness: () => upstream.readiness(),
+    // Redis down is a detail, not unreadiness: the instance serves from the upstream meanwhile.
+    readiness: async () => ({
+      ...(await upstream.readiness()),
+      ...(fleetRedis && { redis: fleetRedis.up ? 'reachable' : 'unreachable' }),
+    }),
     stopping: () => stopping,
     encodedBody: (text) => serializer.encodedBody(text),
   });
@@ -156,6 +180,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await metricsApp.listen({ port: config.metricsPort, host: config.host });
   } catch (error) {
     await app.close();
+    await fleetRedis?.close();
     throw error;
   }
 
@@ -169,6 +194,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxConnectionsPerAddress: config.subscriptionConnectionsPerAddress,
     maxMessageBytes: config.maxRequestBytes,
+    maxHeldDocumentBytes: config.subscriptionDocumentBytes,
+    metrics,
     maxDocumentBytes: config.queryLimits.maxBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,
@@ -218,6 +245,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       await trustedDocuments?.close();
       await metricsApp.close();
       await upstream.close();
+      // The leases this instance gave up are released first: another takes over at once.
+      await fleetPolling?.settled();
+      await fleetRedis?.close();
       // Last: the spans of everything above are sent before the gateway is gone.
       await tracing?.shutdown();
     },

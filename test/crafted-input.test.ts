@@ -69,6 +69,25 @@ describe('deep variables', () => {
   );
 });
 
+describe('a job id with a lone surrogate (no URL can carry it)', () => {
+  it.each([
+    ['fineTuneJob', 'query ($id: ID!) { fineTuneJob(id: $id) { id } }'],
+    ['stopFineTuneJob', 'mutation ($id: ID!) { stopFineTuneJob(id: $id) { id } }'],
+    ['cancelFineTuneJob', 'mutation ($id: ID!) { cancelFineTuneJob(id: $id) { id } }'],
+    [
+      'createFineTuneJob',
+      'mutation ($id: ID!) { createFineTuneJob(input: { id: $id, name: "n", model: "m", datasets: [{ name: "d", split: "train", fileIds: ["f"] }] }) { id } }',
+    ],
+  ])('in %s: BAD_USER_INPUT, no upstream call, nothing logged as an error', async (_field, query) => {
+    const errorsBefore = errorLines().length;
+    // Written as JSON text: "\ud800" is a valid JSON escape of a lone surrogate.
+    const answer = await postText(`{"query": ${JSON.stringify(query)}, "variables": {"id": "ftj-\\ud800"}}`);
+    expect(answer.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(stack.simulator.requests).toHaveLength(0);
+    expect(errorLines()).toHaveLength(errorsBefore);
+  });
+});
+
 describe('an operation name that names nothing', () => {
   it.each([
     ['a document with one operation', '{ fineTuneJobs(limit: 1) { id } }', 'Nope'],

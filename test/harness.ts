@@ -54,6 +54,28 @@ export interface StackOptions {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const simulator = await startSimulator({ jobsPerOrganization: 12, ...options.simulator });
+  const stack = await startGatewayOn(simulator, options);
+  return {
+    ...stack,
+    // Getters are not copied by a spread.
+    get operationsResolved() {
+      return stack.operationsResolved;
+    },
+    async stop() {
+      await stack.stop();
+      await simulator.stop();
+    },
+  };
+}
+
+/**
+ * A gateway on a simulator already running (several gateways on one upstream, as a fleet):
+ * its `stop` stops the gateway only.
+ */
+export async function startGatewayOn(
+  simulator: RunningSimulator,
+  options: Omit<StackOptions, 'simulator'> = {},
+): Promise<Stack> {
   const logLines: string[] = [];
   const logger = createLogger('debug', {
     destination: { write: (line: string) => void logLines.push(line) },
@@ -119,7 +141,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       await gateway.stop();
-      await simulator.stop();
     },
   };
 }

@@ -48,6 +48,16 @@ function errorLines(): unknown[] {
 }
 
 describe('requests Apollo Server never sees', () => {
+  it('a request line past what Node parses (a 20 KB query string) is a 431 with a coded body', async () => {
+    const query = encodeURIComponent(`{ fineTuneJobs(limit: 1) { id } } #${'x'.repeat(20_000)}`);
+    const answer = await sendRaw(
+      `GET /graphql?query=${query} HTTP/1.1\r\nHost: localhost\r\nconnection: close\r\n\r\n`,
+    );
+    expect(answer.status).toBe(431);
+    expect(JSON.parse(answer.body)).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
+    expect(errorLines()).toEqual([]);
+  });
+
   it.each(['a b', '%', '[::1', ''])(
     'a Host header no URL can carry (%j) is a 400 BAD_REQUEST',
     async (host) => {
@@ -170,6 +180,52 @@ describe('slow and idle clients', () => {
       expect(await closedByGateway()).toBe('');
     } finally {
       for (const socket of open) socket.destroy();
+    }
+  });
+});
+
+describe('connections per address (HTTP_CONNECTIONS_PER_ADDRESS)', () => {
+  let limited: Stack;
+  beforeAll(async () => {
+    limited = await startStack({
+      simulator: { jobsPerOrganization: 1 },
+      env: { HTTP_CONNECTIONS_PER_ADDRESS: '2' },
+    });
+  });
+  afterAll(() => limited.stop());
+
+  /** A socket from `localAddress` (any of 127.0.0.0/8 is this machine), once connected. */
+  function openFrom(localAddress: string): Promise<ReturnType<typeof connect>> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port: limited.gateway.port, host: '127.0.0.1', localAddress }, () =>
+        resolve(socket),
+      );
+      socket.on('error', reject);
+    });
+  }
+
+  /** What the gateway answers a request on `socket`, read until it closes it. */
+  function answerOn(socket: ReturnType<typeof connect>, request?: string): Promise<string> {
+    return new Promise((resolve) => {
+      let text = '';
+      socket.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      socket.on('close', () => resolve(text));
+      if (request !== undefined) socket.write(request);
+    });
+  }
+
+  it('closes an address past its share, and serves another address meanwhile', async () => {
+    const held = [await openFrom('127.0.0.1'), await openFrom('127.0.0.1')];
+    try {
+      expect(await answerOn(await openFrom('127.0.0.1'))).toBe('');
+      const other = await openFrom('127.0.0.2');
+      const answer = await answerOn(
+        other,
+        'GET /readyz HTTP/1.1\r\nHost: localhost\r\nconnection: close\r\n\r\n',
+      );
+      expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      for (const socket of held) socket.destroy();
     }
   });
 });

@@ -46,6 +46,21 @@ describe('QUERY_MAX_JOBS', () => {
     expect(stack.simulator.requestsTo('listJobs')).toHaveLength(1);
   });
 
+  it('fetches no more than 501 jobs in all, however many aliases ask for every job', async () => {
+    // Fifteen distinct lists of (nearly) every job: 4,400 jobs if each were fetched whole.
+    const aliases = Array.from({ length: 15 }, (_, i) => `a${i}: fineTuneJobs(offset: ${i}) { id }`).join(
+      ' ',
+    );
+    const response = await stack.query(`{ ${aliases} }`);
+    expect(expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({ limit: 'jobs' });
+    // The first asks for 501 and gets 300; the second for the 201 left, and it is over: the
+    // other thirteen are never sent.
+    const asked = stack.simulator
+      .requestsTo('listJobs')
+      .map((call) => new URLSearchParams(call.search).get('limit'));
+    expect(asked).toEqual(['501', '201']);
+  });
+
   it('still returns every job to a plain fineTuneJobs when there are fewer', async () => {
     const data = expectData(await stack.query<{ fineTuneJobs: unknown[] }>('{ fineTuneJobs { id } }'));
     expect(data.fineTuneJobs).toHaveLength(300);

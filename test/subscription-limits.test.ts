@@ -3,7 +3,8 @@
 // address so many sockets, and a subscriber that falls behind is let go.
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventChannel } from '../src/subscriptions/event-channel.js';
-import { ACME_KEY, startStack, type Stack } from './harness.js';
+import { ACME_KEY, GLOBEX_KEY, startStack, untilMetric, type Stack } from './harness.js';
+import { jobRecord } from './jobs.js';
 import { connect } from './live-client.js';
 
 const JOBS_CHANGED = `subscription ($statuses: [FineTuneJobStatus!]) {
@@ -109,5 +110,68 @@ describe('bounds', () => {
     for await (const value of channel) seen.push(value);
     expect(seen).toEqual(['behind']);
     expect(ended).toEqual(['cleanup']);
+  });
+
+  it("one poll's changes, however many, reach a consumer that keeps up; one that has not caught up by the next poll is let go", async () => {
+    const channel = new EventChannel<string>(3, () => 'behind');
+    const burst = Array.from({ length: 10 }, (_, i) => `change ${i}`);
+    channel.beginBatch();
+    for (const value of burst) channel.push(value);
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i += 1) seen.push((await channel.next()).value as string);
+    // Four of the first batch still unread when the next begins: more than the backlog of 3.
+    channel.beginBatch();
+    channel.push('next poll');
+    for await (const value of channel) seen.push(value);
+    expect(seen).toEqual([...burst.slice(0, 6), 'behind']);
+  });
+
+  it('over the wire: a step that registers more jobs than SUBSCRIPTION_BACKLOG reaches the subscriber whole', async () => {
+    const s = (stack = await startStack({
+      simulator: { jobsPerOrganization: 2, providerExamples: false },
+      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20', SUBSCRIPTION_BACKLOG: '2' },
+    }));
+    const live = connect(s.gateway.url, ACME_KEY);
+    clients.push(live);
+    const sub = live.subscribe(JOBS_CHANGED);
+    // The starting point: the subscriber has heard the list once the poller has polled twice.
+    const polled = s.simulator.requestsTo('listJobs').length;
+    while (s.simulator.requestsTo('listJobs').length < polled + 2) await new Promise((r) => setTimeout(r, 5));
+    const before = sub.events.length;
+    const acme = s.simulator.store.organizations[0]!;
+    for (let i = 0; i < 6; i += 1) s.simulator.store.put(acme, jobRecord(acme, { status: 'REGISTERED' }));
+    const events = await sub.waitForEvents(before + 6);
+    expect(events.slice(before).every((event) => event.errors === undefined)).toBe(true);
+    expect(sub.completed).toBe(false);
+  });
+});
+
+describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => {
+  it('are bounded all keys together: past the bound SUBSCRIPTION_LIMIT_EXCEEDED, and an ended one gives its room back', async () => {
+    const s = (stack = await startStack({
+      simulator: { jobsPerOrganization: 2 },
+      env: { SUBSCRIPTION_DOCUMENT_BYTES: '1024', SUBSCRIPTION_POLL_MS: '60000' },
+    }));
+    // 400 bytes each, whitespace included: two fit, a third does not, whoever's key.
+    const padded = `${JOBS_CHANGED}${' '.repeat(400 - JOBS_CHANGED.length)}`;
+    const acme = connect(s.gateway.url, ACME_KEY);
+    const globex = connect(s.gateway.url, GLOBEX_KEY);
+    clients.push(acme, globex);
+    const first = acme.subscribe(padded);
+    const second = globex.subscribe(padded);
+    await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 800);
+    const third = globex.subscribe(padded);
+    await third.finished;
+    expect(third.failure).toBeDefined();
+    expect(JSON.stringify(third.failure)).toContain('SUBSCRIPTION_LIMIT_EXCEEDED');
+
+    first.unsubscribe();
+    await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 400);
+    const fourth = acme.subscribe(padded);
+    await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 800);
+    expect(fourth.failure).toBeUndefined();
+    second.unsubscribe();
+    fourth.unsubscribe();
+    await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 0);
   });
 });

@@ -2,7 +2,7 @@
 // it back, and a bound on concurrent upstream requests.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+import { expectData, expectErrorCode, metric, startStack, type Stack } from './harness.js';
 
 const HALF_OPEN_MS = 300;
 const LIST = 'query { fineTuneJobs(limit: 1) { id } }';
@@ -104,6 +104,8 @@ describe('circuit breaker', () => {
     s.simulator.faults.set('listJobs', { status: 503 });
     for (let i = 0; i < 20; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
     expect(s.simulator.requestsTo('listJobs').length).toBeLessThan(20);
+    // The metric counts the attempts that were sent, not the calls the open circuit refused.
+    expect(await metric(s, 'gateway_upstream_requests_total')).toBe(s.simulator.requests.length);
     expect(await readyStatus(s)).toEqual({
       status: 503,
       body: { status: 'not ready', upstream: 'circuit open' },

@@ -26,6 +26,10 @@ const createInput = z.object({
     .min(1, 'must be 1 to 64 characters')
     .max(64, 'must be 1 to 64 characters')
     .refine((id) => !id.includes('/') && id !== '.' && id !== '..', 'cannot contain `/` or be `.` or `..`')
+    .refine(
+      (id) => !/\p{Surrogate}/u.test(id),
+      'must be valid Unicode text (no URL can carry a lone surrogate)',
+    )
     .nullish(),
   model: notBlank,
   datasets: z.array(datasetInput).min(1, 'must list at least one data set'),

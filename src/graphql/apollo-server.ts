@@ -2,7 +2,7 @@
 // gateway's plugins (limits, the operation log, the upstream trace, sharing identical queries)
 // and an operator's, graphql-jit behind the executor hook, and the result serializer behind
 // `stringifyResult`.
-import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin } from '@apollo/server';
 import {
   ApolloServerPluginCacheControlDisabled,
   ApolloServerPluginLandingPageDisabled,
@@ -25,6 +25,11 @@ import { upstreamTracePlugin } from './plugins/upstream-trace.js';
 import type { ResultSerializer } from './result-serializer.js';
 import type { TrustedDocuments } from './trusted-documents.js';
 
+/** Apollo Server's APQ cache (a KeyValueCache), as its options name it. */
+type PersistedQueriesCache = NonNullable<
+  Exclude<ApolloServerOptions<GatewayContext>['persistedQueries'], false | undefined>['cache']
+>;
+
 export interface GatewayApolloOptions {
   schema: GraphQLSchema;
   logger: Logger;
@@ -39,6 +44,8 @@ export interface GatewayApolloOptions {
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   serializer: ResultSerializer;
   sharedOperations: SharedOperations;
+  /** REDIS_URL: the fleet's APQ cache, so a hash registered on one instance is found on all. */
+  persistedQueriesCache?: PersistedQueriesCache;
   /** PERSISTED_DOCUMENTS: the list, and whether only its operations run (ONLY). */
   trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
   /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
@@ -69,7 +76,9 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
     parseOptions: limits.parseOptions,
     // With only listed documents allowed, nothing may register one (the trusted-documents plugin
     // answers every id itself), as Apollo Router requires APQ off with its safelist.
-    ...(options.trustedDocuments?.only && { persistedQueries: false as const }),
+    ...(options.trustedDocuments?.only
+      ? { persistedQueries: false as const }
+      : options.persistedQueriesCache && { persistedQueries: { cache: options.persistedQueriesCache } }),
     plugins: [
       // First: it decides what document the request runs before anything reads it, and its
       // refusal is the one a refused request gets.

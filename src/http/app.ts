@@ -3,6 +3,8 @@
 // every error as a GraphQL-shaped JSON body with a code. Fastify's error, 404 and framework
 // error handlers answer what never reaches Apollo Server.
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { fastifyApolloHandler } from '@as-integrations/fastify';
 import type { ApolloServer } from '@apollo/server';
 import cors from '@fastify/cors';
@@ -45,7 +47,8 @@ export interface HttpAppOptions {
   documentIds: boolean;
   /** The context of one GraphQL request, from its headers. */
   createContext(request: FastifyRequest): GatewayContext;
-  readiness(): Promise<Readiness>;
+  /** The upstream's, and with REDIS_URL whether Redis is reachable (a detail: still ready). */
+  readiness(): Promise<Readiness & { redis?: string }>;
   /** True once the gateway is stopping: /readyz says so before the listener closes. */
   stopping(): boolean;
   /** The bytes of a response body already encoded for an earlier response, if kept. */
@@ -67,6 +70,24 @@ function requestError(error: FastifyError, maxRequestBytes: number): { status: n
     default:
       return { status: error.statusCode ?? 400, message: error.message };
   }
+}
+
+function limitConnectionsPerAddress(server: Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > max) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = open.get(address)! - 1;
+      if (left === 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
 }
 
 /** The documents a GraphQL request carries: one, or each of a batch (a POSTed array). */
@@ -110,6 +131,23 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     },
     requestTimeout: options.limits.requestTimeoutMs,
     keepAliveTimeout: options.limits.keepAliveTimeoutMs,
+    // What Node's HTTP parser refuses (headers past its size, a 20 KB query string; a request
+    // cut by the timeouts) gets a GraphQL-shaped body too, then the socket is closed.
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed || !socket.writable)
+        return;
+      const code = (error as NodeJS.ErrnoException).code;
+      const [status, message] =
+        code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'The request did not arrive in time.']
+          : code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'The request line and headers are too large: send a long query as a POST body.']
+            : [400, 'The request is not valid HTTP.'];
+      const body = JSON.stringify(errorBody(message, 'BAD_REQUEST'));
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
     // A URL Fastify cannot route (`/graphql/%zz`) or a request it refuses before any route.
     frameworkErrors: (error, _request, reply) => {
       void (reply as FastifyReply).code(400).send(errorBody(error.message, 'BAD_REQUEST'));
@@ -168,12 +206,16 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     return reply.code(readiness.ready ? 200 : 503).send({
       status: readiness.ready ? 'ready' : 'not ready',
       upstream: readiness.upstream,
+      ...(readiness.redis !== undefined && { redis: readiness.redis }),
     });
   });
 
   // Past this many sockets, new ones are closed as they arrive: a flood of idle sockets cannot
   // take the file descriptors the gateway needs for its upstream calls and its probes.
   app.server.maxConnections = options.limits.maxConnections;
+  // And past this many from one address, its new ones are closed: a flood from one client leaves
+  // room for the others, and for the probes.
+  limitConnectionsPerAddress(app.server, options.limits.maxConnectionsPerAddress);
 
   await app.register(async (graphql) => {
     await graphql.register(cors, { origin: options.corsOrigins, maxAge: 600 });

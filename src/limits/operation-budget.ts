@@ -62,13 +62,20 @@ export class OperationBudget {
   takeJobs(path: string, count: number): void {
     this.spend.jobs += count - (this.jobsByField.get(path) ?? 0);
     this.jobsByField.set(path, count);
-    if (this.spend.jobs > this.limits.maxJobs) {
-      throw overBudget(
-        'jobs',
-        `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together (and a batch's operations together): ask for fewer (a \`limit\`, or fewer aliases).`,
-        this.limits.maxJobs,
-      );
-    }
+    if (this.spend.jobs > this.limits.maxJobs) throw this.tooManyJobs();
+  }
+
+  /** Jobs the operation may still return: what a list it has not fetched yet may ask for. */
+  remainingJobs(): number {
+    return this.limits.maxJobs - this.spend.jobs;
+  }
+
+  tooManyJobs(): GraphQLError {
+    return overBudget(
+      'jobs',
+      `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together (and a batch's operations together): ask for fewer (a \`limit\`, or fewer aliases).`,
+      this.limits.maxJobs,
+    );
   }
 }
 

@@ -40,12 +40,69 @@ function settleEach<K, V>(keys: readonly K[], load: (key: K) => Promise<V>): Pro
   );
 }
 
+/** What the lists of one operation may still return (its OperationBudget). */
+export interface JobsBudget {
+  remainingJobs(): number;
+  tooManyJobs(): Error;
+}
+
 export function createFineTuneJobLoaders(
   api: FineTuneApiClient,
   settings: LoaderSettings,
   gatewayMetrics: GatewayMetrics,
+  budget: JobsBudget,
 ): FineTuneJobLoaders {
-  return new RequestJobLoaders(api, settings, gatewayMetrics);
+  return new RequestJobLoaders(api, settings, gatewayMetrics, budget);
+}
+
+/**
+ * Fetches a batch of list pages within what the operation may still return: never more than
+ * QUERY_MAX_JOBS + 1 jobs in all (the one past the bound tells the resolver it is over), however
+ * many aliases ask for every job (`limit: -1`). Pages whose limit fits go out together; the others
+ * one at a time, each asking the upstream for no more than what is left.
+ */
+async function listWithinBudget(
+  queries: readonly ListJobsQuery[],
+  budget: JobsBudget,
+  fetchPage: (query: ListJobsQuery) => Promise<FineTuneJobRecord[]>,
+): Promise<(FineTuneJobRecord[] | Error)[]> {
+  const results: (FineTuneJobRecord[] | Error)[] = new Array(queries.length);
+  let remaining = budget.remainingJobs();
+  const fitting: number[] = [];
+  const unbounded: number[] = [];
+  queries.forEach((query, index) => {
+    if (query.limit >= 0 && query.limit <= remaining) {
+      remaining -= query.limit;
+      fitting.push(index);
+    } else {
+      unbounded.push(index);
+    }
+  });
+  const settle = async (index: number, query: ListJobsQuery) => {
+    try {
+      results[index] = await fetchPage(query);
+    } catch (error) {
+      results[index] = error instanceof Error ? error : new Error(String(error));
+    }
+  };
+  await Promise.all(fitting.map((index) => settle(index, queries[index]!)));
+  // What the fitting pages reserved and did not return is left for the others.
+  for (const index of fitting) {
+    const result = results[index]!;
+    remaining += queries[index]!.limit - (result instanceof Error ? 0 : result.length);
+  }
+  for (const index of unbounded) {
+    if (remaining < 0) {
+      results[index] = budget.tooManyJobs();
+      continue;
+    }
+    const query = queries[index]!;
+    const asked = query.limit < 0 ? remaining + 1 : Math.min(query.limit, remaining + 1);
+    await settle(index, { ...query, limit: asked });
+    const result = results[index]!;
+    if (!(result instanceof Error)) remaining -= result.length;
+  }
+  return results;
 }
 
 /**
@@ -66,6 +123,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     private readonly api: FineTuneApiClient,
     private readonly settings: LoaderSettings,
     private readonly gatewayMetrics: GatewayMetrics,
+    private readonly budget: JobsBudget,
   ) {}
 
   get jobByIdLoader(): TracedDataLoader<string, FineTuneJobRecord | null> {
@@ -94,10 +152,10 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   }
 
   get jobListLoader(): TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> {
-    const { api, listsInFlight, listsToIndex, gatewayMetrics } = this;
+    const { api, listsInFlight, listsToIndex, gatewayMetrics, budget } = this;
     this.lists ??= new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
       (queries) =>
-        settleEach(queries, async (query) => {
+        listWithinBudget(queries, budget, async (query) => {
           const pending = api.listJobs(query);
           listsInFlight.add(pending);
           try {

@@ -123,6 +123,14 @@ export class GatewayMetrics {
     collect: (): void => this.subscriptionPollers.set(this.pollersRunning()),
   });
 
+  private heldDocumentBytes: () => number = () => 0;
+  private readonly subscriptionDocumentBytes: Gauge = new Gauge({
+    name: 'gateway_subscription_document_bytes',
+    help: 'Bytes of the documents of the subscriptions running over WebSocket, held while they run (SUBSCRIPTION_DOCUMENT_BYTES).',
+    registers: [this.registry],
+    collect: (): void => this.subscriptionDocumentBytes.set(this.heldDocumentBytes()),
+  });
+
   private readonly cachedResponses = new Counter({
     name: 'gateway_graphql_cached_responses_total',
     help: 'Requests answered from the response cache (CACHE_TTL_MS).',
@@ -151,6 +159,10 @@ export class GatewayMetrics {
 
   watchPollers(count: () => number): void {
     this.pollersRunning = count;
+  }
+
+  watchSubscriptionDocuments(bytes: () => number): void {
+    this.heldDocumentBytes = bytes;
   }
 
   listChanges(count: number): void {

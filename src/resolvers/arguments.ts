@@ -16,6 +16,10 @@ export function checkJobId(id: string): void {
   if (id.length < 1 || id.length > 64) {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'id must be 1 to 64 characters long', { argument: 'id' });
   }
+  // A lone surrogate is no character: no URL can carry it (encodeURIComponent throws).
+  if (/\p{Surrogate}/u.test(id)) {
+    throw gatewayError(ErrorCode.BAD_USER_INPUT, 'id must be valid Unicode text', { argument: 'id' });
+  }
   if (id === '.' || id === '..') {
     throw gatewayError(ErrorCode.BAD_USER_INPUT, 'id cannot be `.` or `..`: no URL path can carry it', {
       argument: 'id',

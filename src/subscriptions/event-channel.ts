@@ -7,6 +7,8 @@ export class EventChannel<T> implements AsyncIterableIterator<T> {
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private ended = false;
   private cleanup: (() => void) | undefined;
+  /** How many values were still queued when the current batch began (see `beginBatch`). */
+  private heldBeforeBatch: number | undefined;
 
   constructor(
     /** Values queued at most while the consumer is busy; past this the channel overflows. */
@@ -21,13 +23,22 @@ export class EventChannel<T> implements AsyncIterableIterator<T> {
     else this.cleanup = cleanup;
   }
 
+  /**
+   * Starts a batch of values pushed together (one poll's changes): the limit then counts what
+   * the consumer left from before the batch, so a burst bigger than the limit reaches a consumer
+   * that keeps up, and a consumer that has not caught up by the next batch is let go.
+   */
+  beginBatch(): void {
+    this.heldBeforeBatch = this.queue.length;
+  }
+
   push(value: T): void {
     if (this.ended) return;
     if (this.waiting) {
       const resolve = this.waiting;
       this.waiting = undefined;
       resolve({ value, done: false });
-    } else if (this.queue.length >= this.limit) {
+    } else if ((this.heldBeforeBatch ?? this.queue.length) >= this.limit) {
       this.queue.length = 0;
       if (this.overflow) this.queue.push(this.overflow());
       this.end();
@@ -51,6 +62,8 @@ export class EventChannel<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     const value = this.queue.shift();
+    if (this.heldBeforeBatch !== undefined)
+      this.heldBeforeBatch = Math.min(this.heldBeforeBatch, this.queue.length);
     if (value !== undefined) return Promise.resolve({ value, done: false });
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => (this.waiting = resolve));

@@ -4,6 +4,10 @@
 // changed is worked out once per poll, beside the snapshot; each subscription turns that into
 // its own events (its filter, where it started), so subscribers who join late get correct events
 // too, and 20,000 subscribers of one list cost one comparison of it per poll.
+//
+// With REDIS_URL, one poller per identity and resource serves the whole fleet (src/fleet/
+// fleet-poller.ts): what a poll reads is worked out from the latest snapshot alone, so an
+// instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
@@ -16,6 +20,7 @@ import {
   type FineTuneJobRecord,
   type FineTuneMetricEntryRecord,
 } from '../upstream/records.js';
+import type { FleetPolling, Poller } from '../fleet/fleet-poller.js';
 import { EventChannel } from './event-channel.js';
 import { SharedPoller, type PollEvent } from './shared-poller.js';
 
@@ -110,7 +115,7 @@ export interface SubscriptionMetrics {
 
 /** Every shared poller of the gateway, keyed by credential identity and resource. */
 export class LiveJobPollers {
-  private readonly pollers = new Map<string, SharedPoller<unknown>>();
+  private readonly pollers = new Map<string, Poller<unknown>>();
   /** Open subscriptions by credential identity, against `perKey`. */
   private readonly openByIdentity = new Map<string, number>();
 
@@ -120,6 +125,8 @@ export class LiveJobPollers {
     private readonly metrics?: SubscriptionMetrics,
     /** Spans of each poll and delivery, when tracing is on. */
     private readonly tracing?: GatewayTracing,
+    /** REDIS_URL: one poller per identity and resource for the whole fleet. */
+    private readonly fleet?: FleetPolling,
   ) {
     metrics?.watchPollers(() => this.pollers.size);
   }
@@ -165,13 +172,17 @@ export class LiveJobPollers {
     for (const poller of [...this.pollers.values()]) poller.stop();
   }
 
-  shared<T>(key: string, fetch: () => Promise<T>, activeWhen: (latest: T) => boolean): SharedPoller<T> {
+  shared<T>(
+    key: string,
+    fetch: (latest: T | undefined) => Promise<T>,
+    activeWhen: (latest: T) => boolean,
+  ): Poller<T> {
     const existing = this.pollers.get(key);
-    if (existing) return existing as SharedPoller<T>;
-    const poller: SharedPoller<T> = new SharedPoller<T>({
-      fetch: async () => {
+    if (existing) return existing as Poller<T>;
+    const options = {
+      fetch: async (latest: T | undefined) => {
         try {
-          return await fetch();
+          return await fetch(latest);
         } catch (error) {
           // Logged here, once per poll, not once per subscriber.
           if (!this.ends(error)) {
@@ -183,7 +194,7 @@ export class LiveJobPollers {
           throw error;
         }
       },
-      intervalMs: (latest) =>
+      intervalMs: (latest: T | undefined) =>
         latest !== undefined && activeWhen(latest) ? this.settings.activeMs : this.settings.idleMs,
       onStop: () => {
         if (this.pollers.get(key) === poller) this.pollers.delete(key);
@@ -194,10 +205,31 @@ export class LiveJobPollers {
       ...(this.tracing && {
         tracing: { tracing: this.tracing, resource: key.split(':')[1] ?? 'unknown', errorType: codeOf },
       }),
-    });
-    this.pollers.set(key, poller as SharedPoller<unknown>);
+    };
+    const poller: Poller<T> = this.fleet
+      ? this.fleet.poller<T>({ ...options, key, errors: this.errorCodec })
+      : new SharedPoller<T>(options);
+    this.pollers.set(key, poller as Poller<unknown>);
     return poller;
   }
+
+  /** A failure that ends subscriptions, as it travels to the fleet's other instances. */
+  private readonly errorCodec = {
+    encode: (error: unknown): unknown => {
+      if (!this.ends(error)) return undefined;
+      const described =
+        error instanceof UpstreamError
+          ? describeUpstreamError(error)
+          : error instanceof GraphQLError
+            ? { message: error.message, extensions: error.extensions }
+            : { message: 'Internal server error.', extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };
+      return { message: described.message, extensions: described.extensions };
+    },
+    decode: (encoded: unknown): Error => {
+      const { message, extensions } = encoded as { message: string; extensions: Record<string, unknown> };
+      return new GraphQLError(message, { extensions });
+    },
+  };
 
   /** True when a failed poll should end its subscriptions; otherwise the next poll tries again. */
   ends(error: unknown): boolean {
@@ -239,14 +271,13 @@ export class LiveJobs {
    * still in it, so the event shows where it went.
    */
   listChanges(statuses: readonly string[] | null): AsyncIterableIterator<LiveEvent<FineTuneJobsChange>> {
-    // The poller keeps the last list, and works out once per poll what changed since.
-    let previous: Map<string, FineTuneJobRecord> | undefined;
+    // The poller works out once per poll what changed since the last list.
     const poller = this.pollers.shared<ListSnapshot>(
       `${this.identity}:jobs`,
-      async () => {
+      async (latest) => {
         const jobs = await this.api.listJobs({ statuses: null, limit: -1, offset: 0 });
-        const changes = previous === undefined ? [] : changesBetween(previous, jobs);
-        previous = new Map(jobs.map((job) => [job.id, job]));
+        const changes =
+          latest === undefined ? [] : changesBetween(new Map(latest.jobs.map((job) => [job.id, job])), jobs);
         this.pollers.countChanges(changes.length);
         return { jobs, changes };
       },
@@ -285,17 +316,16 @@ export class LiveJobs {
     id: string,
     afterStep: number | null,
   ): AsyncIterableIterator<LiveEvent<FineTuneMetricEntryRecord[]>> {
-    const entries: FineTuneMetricEntryRecord[] = [];
     const poller = this.pollers.shared<MetricsSnapshot>(
       `${this.identity}:metrics:${id}`,
-      async () => {
+      async (latest) => {
+        const entries = latest?.entries ?? [];
         // The job first: metrics read after it include every entry of a job it shows finished.
         const job = await this.api.getJob(id);
         if (job === null) return { job, entries };
         // Only the entries not read yet: the upstream pages, so a poll reads what is new.
         const page = await this.api.getJobMetrics(id, { limit: -1, offset: entries.length });
-        entries.push(...page.metrics);
-        return { job, entries };
+        return { job, entries: page.metrics.length === 0 ? entries : [...entries, ...page.metrics] };
       },
       ({ job }) => isActive(job?.status),
     );
@@ -318,7 +348,7 @@ export class LiveJobs {
 
   /** Subscribes a channel to a poller; `react` turns each snapshot into this subscriber's events. */
   private stream<T, E>(
-    poller: SharedPoller<T>,
+    poller: Poller<T>,
     react: (value: T, emit: (event: E) => void, end: (error?: Error) => void) => void,
   ): EventChannel<LiveEvent<E>> {
     const closeSlot = this.pollers.open(this.identity);
@@ -339,6 +369,8 @@ export class LiveJobs {
     // Returns the events passed on, for the delivery's span.
     const onEvent = (event: PollEvent<T>): number => {
       let pushed = 0;
+      // One poll's changes are one batch: however many, they reach a consumer that keeps up.
+      channel.beginBatch();
       if ('value' in event) {
         const emit = (value: E) => {
           channel.push({ value });

@@ -21,8 +21,10 @@ export interface PollTracing {
 const MAX_POLL_LINKS = 32;
 
 export interface PollerOptions<T> {
-  /** One upstream read of the resource. */
-  fetch(): Promise<T>;
+  /** One upstream read of the resource, given the latest value (what changed is worked out against it). */
+  fetch(latest: T | undefined): Promise<T>;
+  /** The value to start from (the fleet's last published one, when this instance takes over). */
+  initial?: T;
   /** How long to wait before the next poll, given the latest value (undefined before the first). */
   intervalMs(latest: T | undefined): number;
   /** Called once when the last subscriber has left and the loop has stopped. */
@@ -42,7 +44,9 @@ export class SharedPoller<T> {
   private polling = false;
   private stopped = false;
 
-  constructor(private readonly options: PollerOptions<T>) {}
+  constructor(private readonly options: PollerOptions<T>) {
+    this.latest = options.initial;
+  }
 
   get subscriberCount(): number {
     return this.listeners.size;
@@ -93,7 +97,7 @@ export class SharedPoller<T> {
   private async pollOnce(): Promise<PollEvent<T> | false> {
     let event: PollEvent<T>;
     try {
-      this.latest = await this.options.fetch();
+      this.latest = await this.options.fetch(this.latest);
       event = { value: this.latest };
     } catch (error) {
       event = { error };

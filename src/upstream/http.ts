@@ -233,8 +233,12 @@ export class UpstreamHttp {
   constructor(
     private readonly settings: UpstreamSettings,
     private readonly metrics: GatewayMetrics,
-    /** `onWrite`: told when a create, stop or cancel is sent, and again once it is over. */
-    private readonly events: { onWrite?: () => void } = {},
+    /**
+     * `onWrite`: told when a create, stop or cancel is sent, and again once it is over, with the
+     * writer's key; the write's answer waits for what the second call returns (the fleet's
+     * invalidation, REDIS_URL).
+     */
+    private readonly events: { onWrite?: (apiKey: string) => void | Promise<void> } = {},
     /** A client span per call, when tracing is on. */
     private readonly tracing?: GatewayTracing,
   ) {
@@ -295,7 +299,11 @@ export class UpstreamHttp {
           this.attempted(call, String(response.status), started, response.status);
           return await withRetryAfterOnly(response);
         } catch (error) {
-          if (error instanceof UnexpectedStatusError) {
+          if (error instanceof BrokenCircuitError) {
+            // The open circuit refused it: nothing was sent, so it is no attempt of the upstream.
+            call.caller.calls.count -= 1;
+            if (call.span) call.span.attempts -= 1;
+          } else if (error instanceof UnexpectedStatusError) {
             this.attempted(call, String(error.status), started, error.status);
           } else {
             const label = request.signal.aborted || isUpstreamTimeout(error) ? 'timeout' : 'network';
@@ -362,7 +370,7 @@ export class UpstreamHttp {
     observation: CallObservation = { retries: 0, status: null },
   ): Promise<string> {
     const isWrite = request.method !== 'GET';
-    if (isWrite) this.events.onWrite?.();
+    if (isWrite) void this.events.onWrite?.(caller.apiKey);
     const context: CallContext = { endpoint, caller, observation };
     if (this.tracing) context.span = this.callSpan(this.tracing, endpoint, request.method, caller);
     const options: Options = {
@@ -379,7 +387,7 @@ export class UpstreamHttp {
       if (context.span) this.tracing?.fail(context.span.span, failureType(error, context.span));
       throw error;
     } finally {
-      if (isWrite) this.events.onWrite?.();
+      if (isWrite) await this.events.onWrite?.(caller.apiKey);
       if (context.span) endCallSpan(context.span, observation);
     }
   }

@@ -8,6 +8,11 @@
 // Never shared: mutations and subscriptions; requests without a usable key; answers across
 // organizations (the key holds the credential's identity); answers across a write (a create,
 // stop or cancel empties the cache, and no request from then on joins a flight begun before it).
+//
+// With REDIS_URL the cache is the fleet's (src/fleet/shared-cache.ts): an answer cached by one
+// instance serves them all, and a write empties its organization's answers everywhere. The key
+// of a flight then holds the identity's generation too, so no request after a write through any
+// instance joins a flight begun before it. Flights stay per instance.
 import type { ApolloServerPlugin, GraphQLRequestContext, GraphQLResponse } from '@apollo/server';
 import { HeaderMap } from '@apollo/server';
 import type { FormattedExecutionResult } from 'graphql';
@@ -15,6 +20,7 @@ import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../../context.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import type { TraceEntry } from '../../observability/upstream-trace.js';
+import type { AnswerSlot, FleetAnswers } from '../../fleet/shared-cache.js';
 import type { ResultSerializer } from '../result-serializer.js';
 
 /** What identical operations share: the result's data and errors as sent, and its status. */
@@ -89,16 +95,22 @@ export interface SharedOperationsOptions {
   metrics: GatewayMetrics;
   /** Weighs a kept answer by its data text, which responses then reuse. */
   serializer: ResultSerializer;
+  /** REDIS_URL: the fleet's cache in Redis instead of this instance's own. */
+  fleet?: FleetAnswers;
 }
 
 export class SharedOperations {
   private flights = new Map<string, Flight>();
   private readonly kept: LRUCache<string, SharedAnswer> | undefined;
+  private readonly fleet: FleetAnswers | undefined;
+  /** Where in the fleet's cache each request's answer is looked up and kept (Redis up). */
+  private readonly slots = new WeakMap<OperationContext, AnswerSlot>();
   // Bumped by every write: an answer is kept only if no write began or ended during its flight.
   private writes = 0;
 
   constructor(private readonly options: SharedOperationsOptions) {
-    if (options.ttlMs > 0) {
+    if (options.ttlMs > 0 && options.fleet) this.fleet = options.fleet;
+    else if (options.ttlMs > 0) {
       this.kept = new LRUCache<string, SharedAnswer>({
         max: KEPT_ANSWERS,
         maxSize: KEPT_CHARS,
@@ -113,15 +125,46 @@ export class SharedOperations {
    * The upstream's data may have changed: nothing answered before is served again, and no
    * request from now on joins a flight that began before (it may have read the old data).
    */
-  forgetAll(): void {
+  forgetAll(identity?: string): Promise<void> {
     this.writes += 1;
     this.kept?.clear();
     this.flights = new Map();
+    // The fleet's answers are per organization: the writer's, on every instance.
+    return identity !== undefined && this.fleet ? this.fleet.forget(identity) : Promise.resolve();
   }
 
   /** The plugins, in the order they must run: the cache (when on), then the flights. */
   plugins(): ApolloServerPlugin<GatewayContext>[] {
+    if (this.fleet) return [this.fleetCachePlugin(this.fleet), this.flightPlugin()];
     return this.kept ? [this.cachePlugin(this.kept), this.flightPlugin()] : [this.flightPlugin()];
+  }
+
+  private fleetCachePlugin(fleet: FleetAnswers): ApolloServerPlugin<GatewayContext> {
+    const { metrics } = this.options;
+    return {
+      requestDidStart: async () => ({
+        responseForOperation: async (requestContext) => {
+          const key = sharingKey(requestContext);
+          if (key === undefined) return null;
+          // Undefined while Redis is down: the request runs (or joins a flight) as on one instance.
+          const slot = await fleet.slot(requestContext.contextValue.credentialIdentity!, key);
+          if (slot === undefined) return null;
+          this.slots.set(requestContext, slot);
+          const text = await fleet.get(slot);
+          if (text === undefined) return null;
+          let answer: SharedAnswer;
+          try {
+            answer = JSON.parse(text) as SharedAnswer;
+          } catch {
+            return null;
+          }
+          requestContext.contextValue.answer.from = 'cache';
+          requestContext.metrics.responseCacheHit = true;
+          metrics.cachedResponse();
+          return sharedResponse(answer, requestContext);
+        },
+      }),
+    };
   }
 
   private cachePlugin(kept: LRUCache<string, SharedAnswer>): ApolloServerPlugin<GatewayContext> {
@@ -152,20 +195,22 @@ export class SharedOperations {
         leading.get(requestContext as OperationContext)?.();
       },
       requestDidStart: async () => {
-        let lead: { key: string; flight: Flight; writesBefore: number } | undefined;
-        const finish = (answer: SharedAnswer | undefined) => {
+        let lead: { key: string; flight: Flight; writesBefore: number; slot?: AnswerSlot } | undefined;
+        // Resolves once the fleet's cache has the answer: a response sent is an answer shared.
+        const finish = async (answer: SharedAnswer | undefined): Promise<void> => {
           if (lead === undefined) return;
-          const { key, flight, writesBefore } = lead;
+          const { key, flight, writesBefore, slot } = lead;
           lead = undefined;
           if (this.flights.get(key) === flight) this.flights.delete(key);
           flight.settle(answer);
-          if (answer && this.kept && this.writes === writesBefore && isPlainSuccess(answer)) {
-            this.kept.set(key, answer);
-          }
+          if (!answer || this.writes !== writesBefore || !isPlainSuccess(answer)) return;
+          if (slot !== undefined) await this.fleet?.set(slot, JSON.stringify(answer));
+          else this.kept?.set(key, answer);
         };
         return {
           responseForOperation: async (requestContext) => {
-            const key = sharingKey(requestContext);
+            const slot = this.slots.get(requestContext);
+            const key = slot ?? sharingKey(requestContext);
             if (key === undefined) return null;
             const running = this.flights.get(key);
             if (running !== undefined) {
@@ -178,12 +223,12 @@ export class SharedOperations {
             }
             const flight = newFlight();
             this.flights.set(key, flight);
-            lead = { key, flight, writesBefore: this.writes };
-            leading.set(requestContext, () => finish(undefined));
+            lead = { key, flight, writesBefore: this.writes, ...(slot !== undefined && { slot }) };
+            leading.set(requestContext, () => void finish(undefined));
             return null;
           },
           willSendResponse: async (requestContext) => {
-            if (lead !== undefined) finish(answerOf(requestContext));
+            if (lead !== undefined) await finish(answerOf(requestContext));
           },
         };
       },
