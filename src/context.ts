@@ -10,6 +10,7 @@ import {
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
+import type { HeldDocuments } from './subscriptions/held-documents.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
 import type { UpstreamHttp } from './upstream/http.js';
@@ -32,6 +33,8 @@ export interface GatewayContext {
   readonly answer: { from?: 'flight' | 'cache' };
   /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
   readonly liveStream: { events?: AsyncGenerator<ExecutionResult> };
+  /** The documents running subscriptions hold, all keys together (SUBSCRIPTION_DOCUMENT_BYTES). */
+  readonly heldDocuments: HeldDocuments | undefined;
   /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
   readonly upstreamCalls: { count: number };
   /**
@@ -76,6 +79,8 @@ export interface ContextDependencies {
   traceUpstream: boolean;
   /** The gateway's shared pollers, for subscriptions. */
   liveJobPollers?: LiveJobPollers;
+  /** The bound on what running subscriptions' documents hold. */
+  heldDocuments?: HeldDocuments;
   /** A client without a key of its own may create, stop and cancel with the gateway's key. */
   anonymousWrites: boolean;
   /** Host names whose requests may act with the gateway's key (lower case, no port). */
@@ -196,6 +201,10 @@ class RequestContext implements GatewayContext {
   get answer(): { from?: 'flight' | 'cache' } {
     this.answerOfOperation ??= {};
     return this.answerOfOperation;
+  }
+
+  get heldDocuments(): HeldDocuments | undefined {
+    return this.deps.heldDocuments;
   }
 
   get credentialIdentity(): string | undefined {

@@ -23,6 +23,7 @@ import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
 import { queryLimitProtection } from './limits/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { startTracing } from './observability/tracing.js';
+import { HeldDocuments } from './subscriptions/held-documents.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import { serveSubscriptions, type SubscriptionServer } from './subscriptions/websocket.js';
 import { UpstreamHttp } from './upstream/http.js';
@@ -89,6 +90,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   );
   const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
+  const heldDocuments = new HeldDocuments(config.subscriptionDocumentBytes);
+  metrics.watchSubscriptionDocuments(() => heldDocuments.bytes);
   const contextDependencies: ContextDependencies = {
     http: upstream,
     metrics,
@@ -102,6 +105,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       backoffLimitMs: config.upstreamSettings.backoffLimitMs,
     },
     liveJobPollers,
+    heldDocuments,
     anonymousWrites: config.anonymousWrites,
     allowedHosts: new Set(config.allowedHosts),
     budgetLimits: {
@@ -194,8 +198,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     maxOperationsPerSocket: config.subscriptionsPerConnection,
     maxConnectionsPerAddress: config.subscriptionConnectionsPerAddress,
     maxMessageBytes: config.maxRequestBytes,
-    maxHeldDocumentBytes: config.subscriptionDocumentBytes,
-    metrics,
     maxDocumentBytes: config.queryLimits.maxBytes,
     shutdownGraceMs: config.shutdownGraceMs,
     allowedOrigins: config.corsOrigins,

@@ -24,7 +24,7 @@ function startMain(env: Record<string, string>) {
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+  const exited = once(child, 'close') as Promise<[number | null, string | null]>;
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 

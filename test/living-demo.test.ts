@@ -325,7 +325,7 @@ describe('npm start with nothing configured', () => {
   const children: ChildProcessWithoutNullStreams[] = [];
   afterEach(async () => {
     for (const child of children.splice(0)) {
-      const exited = once(child, 'exit');
+      const exited = once(child, 'close');
       child.kill('SIGTERM');
       await exited;
     }

@@ -1,11 +1,17 @@
 // Subscriptions cost per poll, not per subscriber: what changed in a list is worked out once per
 // poll, however many subscribers with whatever filters; a key may hold so many subscriptions, an
 // address so many sockets, and a subscriber that falls behind is let go.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventChannel } from '../src/subscriptions/event-channel.js';
 import { ACME_KEY, GLOBEX_KEY, startStack, untilMetric, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
 import { connect } from './live-client.js';
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 const JOBS_CHANGED = `subscription ($statuses: [FineTuneJobStatus!]) {
   fineTuneJobsChanged(statuses: $statuses) { change job { id status } } }`;
@@ -173,5 +179,49 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => 
     second.unsubscribe();
     fourth.unsubscribe();
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 0);
+  });
+
+  it('count a document sent by its APQ hash (as a documentId) as one sent as text', async () => {
+    // Trusted documents on, not only them: an id the manifest does not list is looked up in APQ.
+    const dir = await mkdtemp(join(tmpdir(), 'held-documents-'));
+    const manifest = join(dir, 'manifest.json');
+    const listed = 'query Listed { fineTuneJobs(limit: 1) { id } }';
+    await writeFile(
+      manifest,
+      JSON.stringify({
+        format: 'apollo-persisted-query-manifest',
+        version: 1,
+        operations: [{ id: sha256(listed), name: 'Listed', type: 'query', body: listed }],
+      }),
+    );
+    try {
+      const s = (stack = await startStack({
+        simulator: { jobsPerOrganization: 2 },
+        env: {
+          SUBSCRIPTION_DOCUMENT_BYTES: '1024',
+          SUBSCRIPTION_POLL_MS: '60000',
+          PERSISTED_DOCUMENTS: manifest,
+        },
+      }));
+      const padded = `${JOBS_CHANGED}${' '.repeat(600 - JOBS_CHANGED.length)}`;
+      const live = connect(s.gateway.url, ACME_KEY);
+      clients.push(live);
+      const outcome = (payload: Record<string, unknown>) =>
+        new Promise<unknown>((resolve) => {
+          live.client.subscribe(payload as { query: string }, {
+            next: () => resolve('running'),
+            error: resolve,
+            complete: () => undefined,
+          });
+        });
+      // Registered in APQ (and running) with its text, then by its hash alone: 1,200 bytes, over 1,024.
+      const persistedQuery = { version: 1, sha256Hash: sha256(padded) };
+      void outcome({ query: padded, extensions: { persistedQuery } });
+      await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 600);
+      const byHash = await outcome({ query: '', documentId: sha256(padded) });
+      expect(JSON.stringify(byHash)).toContain('SUBSCRIPTION_LIMIT_EXCEEDED');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

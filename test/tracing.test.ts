@@ -568,7 +568,8 @@ process.on('exit', () => {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit');
+    // 'close', not 'exit': the child's stderr is read to its end (its last line is long).
+    const exited = once(child, 'close');
     try {
       let url: string | undefined;
       while (url === undefined) {

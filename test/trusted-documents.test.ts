@@ -578,7 +578,7 @@ describe('the entry point (node dist/main.js)', () => {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit') as Promise<[number | null, string | null]>;
+    const exited = once(child, 'close') as Promise<[number | null, string | null]>;
     return { child, exited, stdout: () => stdout, stderr: () => stderr };
   }
 

@@ -319,9 +319,12 @@ class FleetPoller<T> implements Poller<T> {
   /** A poll of this instance's: its subscribers hear it, and the fleet's when leading. */
   private polled(event: PollEvent<T>): number {
     if ('value' in event) this.latest = event.value;
+    // Read before telling: a snapshot that ends this instance's last subscriber (a job done)
+    // stops the poller, and the other instances' subscribers must still hear it.
+    const leading = this.mode === 'leading';
     let told = 0;
     for (const listener of [...this.listeners.keys()]) told += this.tell(listener, event);
-    if (this.mode === 'leading') this.publish(event);
+    if (leading) this.publish(event);
     return told;
   }
 

@@ -145,7 +145,8 @@ export class FleetRedis {
         const late = new Promise<never>((_resolve, reject) => {
           timer = setTimeout(() => reject(new RedisUnavailableError('no PONG')), COMMAND_TIMEOUT_MS);
         });
-        Promise.race([this.client.ping(), this.subscriber.ping(), late])
+        // Both connections: a wedged subscriber would leave followers deaf while "up".
+        Promise.race([Promise.all([this.client.ping(), this.subscriber.ping()]), late])
           .then(() => {
             this.stalled = false;
             this.update();

@@ -2,10 +2,11 @@
 // @keyv/redis, on the fleet's connection): an answer cached by one instance serves the others,
 // and a document registered by hash on one is found on all.
 //
-// A write empties one organization's answers on every instance at once without finding them: an
-// answer's key holds its credential identity's generation (INCR on each write), so the answers
-// kept before a write are never read again and leave with their TTL. An answer whose flight
-// began before a write is stored under the old generation: it is never served either.
+// A write empties the answers on every instance at once without finding them, as a write empties
+// one instance's own cache: every answer's key holds the fleet's epoch (INCR on each write), so
+// the answers kept before a write are never read again and leave with their TTL. Every answer,
+// not only the writer's key's: an organization may read with several keys. An answer whose
+// flight began before a write is stored under the old epoch: it is never served either.
 import { createHash } from 'node:crypto';
 import { KeyvAdapter } from '@apollo/utils.keyvadapter';
 import KeyvRedis from '@keyv/redis';
@@ -73,7 +74,7 @@ export class FleetPersistedQueries {
   }
 }
 
-/** Where one answer is kept in Redis: its key for the identity's generation of the moment. */
+/** Where one answer is kept in Redis: its key for the fleet's epoch of the moment. */
 export type AnswerSlot = string & { readonly slot: unique symbol };
 
 export class FleetAnswers {
@@ -93,13 +94,11 @@ export class FleetAnswers {
   }
 
   /** The slot of an answer's key now; undefined while Redis is down (nothing is shared then). */
-  async slot(identity: string, key: string): Promise<AnswerSlot | undefined> {
+  async slot(_identity: string, key: string): Promise<AnswerSlot | undefined> {
     if (!this.redis.up) return undefined;
     try {
-      const [epoch, generation] = await this.redis.command((client) =>
-        client.mGet([this.redis.key('epoch'), this.generationKey(identity)]),
-      );
-      return `${sha256(key)}:${epoch ?? 0}.${generation ?? 0}` as AnswerSlot;
+      const epoch = await this.redis.command((client) => client.get(this.redis.key('epoch')));
+      return `${sha256(key)}:${epoch ?? 0}` as AnswerSlot;
     } catch {
       return undefined;
     }
@@ -121,14 +120,14 @@ export class FleetAnswers {
   }
 
   /**
-   * Empties this identity's answers on every instance (its generation moves on); resolves once
-   * Redis has it, or at once when Redis is down (every answer goes when it is back).
+   * Empties the answers on every instance (the epoch moves on); resolves once Redis has it, or at
+   * once when Redis is down (then the epoch moves on when it is back).
    */
-  async forget(identity: string): Promise<void> {
+  async forget(_identity: string): Promise<void> {
     try {
-      // No TTL: with Redis's volatile-lru eviction (docs/fleet.md) a generation is never evicted,
-      // which would serve the answers kept before it again. One small key per writing identity.
-      await this.redis.command((client) => client.incr(this.generationKey(identity)));
+      // No TTL: with Redis's volatile-lru eviction (docs/fleet.md) the epoch is never evicted,
+      // which would serve the answers kept before it again.
+      await this.redis.command((client) => client.incr(this.redis.key('epoch')));
     } catch {
       this.invalidationLost = true;
     }
@@ -142,9 +141,5 @@ export class FleetAnswers {
     } catch {
       // Still down: tried again at the next reconnection.
     }
-  }
-
-  private generationKey(identity: string): string {
-    return this.redis.key('generation', sha256(identity));
   }
 }

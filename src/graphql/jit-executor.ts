@@ -21,6 +21,7 @@ import {
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
+import type { GatewayContext } from '../context.js';
 
 /** Compiled operations kept; the least recently used one is dropped past this. */
 const COMPILED_OPERATIONS = 1000;
@@ -72,12 +73,18 @@ export function compiledExecution(schema: GraphQLSchema) {
       operationName: request.operationName,
     });
     if (!(Symbol.asyncIterator in opened)) return opened;
-    const { liveStream } = request.contextValue as { liveStream?: { events?: unknown } };
+    const { liveStream, heldDocuments } = request.contextValue as Partial<
+      Pick<GatewayContext, 'liveStream' | 'heldDocuments'>
+    >;
     if (liveStream === undefined) {
       void opened.return(undefined);
       throw new Error('a subscription ran without a stream to open (HTTP refuses them first)');
     }
-    liveStream.events = opened;
+    // What this stream holds while it runs: the text its parsed document keeps (whether it came
+    // as text, by APQ hash or by trusted-document id).
+    const held = heldDocuments?.hold(opened, request.document.loc?.source.body.length ?? 0) ?? opened;
+    if (held instanceof GraphQLError) return { errors: [held] };
+    liveStream.events = held;
     return {};
   }
 

@@ -21,10 +21,9 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
-import { ErrorCode, gatewayError, unexpectedCause } from '../errors.js';
+import { unexpectedCause } from '../errors.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
 import { documentTooLarge } from '../limits/query-limits.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
 import type { LiveJobPollers } from './live-jobs.js';
 
 export interface SubscriptionServerOptions {
@@ -41,9 +40,6 @@ export interface SubscriptionServerOptions {
   maxMessageBytes: number;
   /** The largest document (QUERY_MAX_BYTES): a subscription's is held as long as it runs. */
   maxDocumentBytes: number;
-  /** Bytes of documents the running subscriptions may hold, all keys together. */
-  maxHeldDocumentBytes: number;
-  metrics: GatewayMetrics;
   /** How long `dispose` waits for peers to answer their close before cutting them (SHUTDOWN_GRACE_MS). */
   shutdownGraceMs: number;
   /** The errors' formatting over HTTP (src/errors.ts), for the errors of subscription events. */
@@ -163,8 +159,6 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
       accept(true);
     },
   });
-  let heldDocumentBytes = 0;
-  options.metrics.watchSubscriptionDocuments(() => heldDocumentBytes);
   // Open sockets by client address (SUBSCRIPTION_CONNECTIONS_PER_ADDRESS).
   const socketsByAddress = new Map<string, number>();
   wsServer.on('connection', (socket, req) => {
@@ -239,29 +233,12 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           return result.errors.map((error) => new FormattedError(error));
         }
         if (events !== undefined) {
-          // A subscription holds its document (its parsed form keeps the text) while it runs: all
-          // of them together are bounded, whatever the number of keys.
-          // (One sent by id holds the manifest's text, which is there anyway: none of its own.)
-          const bytes = payload.query ? Buffer.byteLength(payload.query) : 0;
-          if (heldDocumentBytes + bytes > options.maxHeldDocumentBytes) {
-            void events.return(undefined);
-            return [
-              gatewayError(
-                ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
-                `The gateway holds as many subscription documents as it may (${options.maxHeldDocumentBytes} bytes); try again later, or with a shorter document.`,
-                { limit: 'documentBytes', max: options.maxHeldDocumentBytes },
-              ),
-            ];
-          }
-          heldDocumentBytes += bytes;
-          contextValue.liveStream.events = releasingOnEnd(events, () => (heldDocumentBytes -= bytes));
           logger.info(
             { operationName: payload.operationName ?? null, subscriptionId: id },
             'subscription started',
           );
         }
-        const stream = contextValue.liveStream.events;
-        const outcome: Outcome = stream ? { kind: 'stream', events: stream } : { kind: 'result', result };
+        const outcome: Outcome = events ? { kind: 'stream', events } : { kind: 'result', result };
         return {
           schema: options.schema,
           document: events ? SUBSCRIPTION : QUERY,
@@ -322,39 +299,4 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
       return disposed;
     },
   };
-}
-
-/**
- * The same stream, calling `release` once when it ends, however it ends (done, an error, or the
- * client's `return`); `return` reaches the stream at once, as EventChannel's does.
- */
-function releasingOnEnd<T>(events: AsyncGenerator<T>, release: () => void): AsyncGenerator<T> {
-  let released = false;
-  const once = () => {
-    if (!released) {
-      released = true;
-      release();
-    }
-  };
-  const settle = (result: IteratorResult<T>) => {
-    if (result.done) once();
-    return result;
-  };
-  const wrapped: AsyncGenerator<T> = {
-    next: (...args) =>
-      events.next(...args).then(settle, (error: unknown) => {
-        once();
-        throw error;
-      }),
-    return: (value) => {
-      once();
-      return events.return(value);
-    },
-    throw: (error) => {
-      once();
-      return events.throw(error);
-    },
-    [Symbol.asyncIterator]: () => wrapped,
-  };
-  return wrapped;
 }

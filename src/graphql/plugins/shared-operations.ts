@@ -10,8 +10,8 @@
 // stop or cancel empties the cache, and no request from then on joins a flight begun before it).
 //
 // With REDIS_URL the cache is the fleet's (src/fleet/shared-cache.ts): an answer cached by one
-// instance serves them all, and a write empties its organization's answers everywhere. The key
-// of a flight then holds the identity's generation too, so no request after a write through any
+// instance serves them all, and a write empties the answers everywhere. The key
+// of a flight then holds the fleet's epoch too, so no request after a write through any
 // instance joins a flight begun before it. Flights stay per instance.
 import type { ApolloServerPlugin, GraphQLRequestContext, GraphQLResponse } from '@apollo/server';
 import { HeaderMap } from '@apollo/server';
