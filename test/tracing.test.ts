@@ -3,9 +3,9 @@
 // traceparent of every upstream request. With no endpoint set, the built entry point loads no
 // OpenTelemetry module at all (a module-loading hook in the child process lists them).
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -532,7 +532,7 @@ export async function resolve(specifier, context, next) {
     writeFileSync(
       join(hooks, 'register.mjs'),
       `import { createRequire, register } from 'node:module';
-import { writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { MessageChannel } from 'node:worker_threads';
 const { port1, port2 } = new MessageChannel();
 const resolved = new Set();
@@ -540,8 +540,9 @@ port1.on('message', (url) => resolved.add(url));
 port1.unref();
 register('./hooks.mjs', import.meta.url, { data: { port: port2 }, transferList: [port2] });
 const require = createRequire(import.meta.url);
+// To a file: one write of 150 KB to a non-blocking stderr pipe can be cut short at exit.
 process.on('exit', () => {
-  writeSync(2, 'LOADED_MODULES ' + JSON.stringify([...resolved, ...Object.keys(require.cache)]) + '\\n');
+  writeFileSync(process.env.LOADED_MODULES_FILE, JSON.stringify([...resolved, ...Object.keys(require.cache)]));
 });
 `,
     );
@@ -550,6 +551,7 @@ process.on('exit', () => {
 
   /** Starts dist/main.js, sends one query, stops it; returns the modules it had loaded. */
   async function modulesOfOneQuery(env: Record<string, string>): Promise<string[]> {
+    const modulesFile = join(hooks, `modules-${randomUUID()}.json`);
     const child = spawn(
       process.execPath,
       ['--import', pathToFileURL(join(hooks, 'register.mjs')).href, 'dist/main.js'],
@@ -560,6 +562,7 @@ process.on('exit', () => {
           METRICS_PORT: '0',
           HOST: '127.0.0.1',
           LOG_LEVEL: 'warn',
+          LOADED_MODULES_FILE: modulesFile,
           ...env,
         },
       },
@@ -568,7 +571,6 @@ process.on('exit', () => {
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    // 'close', not 'exit': the child's stderr is read to its end (its last line is long).
     const exited = once(child, 'close');
     try {
       let url: string | undefined;
@@ -589,9 +591,7 @@ process.on('exit', () => {
     } finally {
       child.kill('SIGKILL');
     }
-    const line = stderr.split('\n').find((l) => l.startsWith('LOADED_MODULES '));
-    expect(line, stderr).toBeDefined();
-    return JSON.parse(line!.slice('LOADED_MODULES '.length)) as string[];
+    return JSON.parse(readFileSync(modulesFile, 'utf8')) as string[];
   }
 
   /** The OpenTelemetry packages among the modules, each once. */
