@@ -12,12 +12,12 @@ import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { fleetEnvironment, freeFleetPorts } from '../scripts/fleet-ports.js';
 import { JOBS_QUERY, graphqlBody } from './scenarios.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -28,32 +28,7 @@ const CACHE_TTL_MS = process.env.FLEET_BENCH_CACHE_TTL_MS ?? '60000';
 const POLL_MS = 1_000;
 const CONNECTIONS = 16;
 
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-async function freePortRange(count: number): Promise<number> {
-  for (;;) {
-    // Below the kernel's ephemeral range (32768 and up), where other tests' port-0 servers land.
-    const base = 10_000 + Math.floor(Math.random() * 22_000);
-    if ((await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)))).every(Boolean))
-      return base;
-  }
-}
-
-const base = await freePortRange(10);
-const ports = {
-  balancer: base,
-  gateways: [base + 1, base + 2, base + 3],
-  metrics: [base + 4, base + 5, base + 6],
-  redis: base + 7,
-  simulator: base + 8,
-  stats: base + 9,
-};
+const ports = await freeFleetPorts();
 const balancer = `http://127.0.0.1:${ports.balancer}/graphql`;
 const control = `http://127.0.0.1:${ports.simulator}/__simulator`;
 
@@ -62,14 +37,8 @@ const fleet = spawn(process.execPath, ['scripts/fleet.mjs'], {
   cwd: ROOT,
   env: {
     PATH: process.env.PATH,
-    FLEET_PORT: String(ports.balancer),
-    FLEET_BASE_PORT: String(ports.gateways[0]),
-    FLEET_METRICS_BASE_PORT: String(ports.metrics[0]),
-    FLEET_REDIS_PORT: String(ports.redis),
-    FLEET_SIMULATOR_PORT: String(ports.simulator),
-    FLEET_STATS_PORT: String(ports.stats),
     // Jobs move only when this run says (POST /__simulator/advance), so the job stays RUNNING.
-    FLEET_SIMULATOR_LIVING: 'false',
+    ...fleetEnvironment(ports),
     SIMULATOR_PACE_MS: '0',
     SIMULATOR_JOBS: '2000',
     NODE_ENV: 'production',

@@ -1,48 +1,23 @@
 // The real entry point, as `npm start` runs it: a newcomer's first experience, and the
 // operator's refusal messages for a bad configuration.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startEntryPoint, stopEntryPoints, waitForOutput } from './entry-point-process.js';
 
-const children: ChildProcessWithoutNullStreams[] = [];
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
-});
+afterEach(() => stopEntryPoints());
 
-/** The environment of a fresh machine: none of the gateway's variables set. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  // Any free port for the metrics (9464 by default), as tests run side by side.
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, METRICS_PORT: '0', ...extra };
-  return env;
-}
-
+/** The gateway as `npm start` runs it, with `output()` as both streams so far. */
 function startMain(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['dist/main.js'], { env: cleanEnv(env) });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'close') as Promise<[number | null, string | null]>;
-  return { child, exited, output: () => ({ stdout, stderr }) };
-}
-
-/** Waits until the output matches (the test's timeout is the only bound, not the clock here). */
-async function waitFor(read: () => string, pattern: RegExp): Promise<RegExpMatchArray> {
-  for (;;) {
-    const match = read().match(pattern);
-    if (match) return match;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  const main = startEntryPoint(env);
+  return { ...main, output: () => ({ stdout: main.stdout(), stderr: main.stderr() }) };
 }
 
 describe('npm start with nothing configured', () => {
   it('serves demo data from the built-in simulator, shows Sandbox, and stops cleanly on SIGTERM', async () => {
     const main = startMain({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
-    const [, url] = await waitFor(() => main.output().stdout, /ready at (http:\/\/\S+\/graphql)/);
+    const [, url] = await waitForOutput(() => main.output().stdout, /ready at (http:\/\/\S+\/graphql)/);
     // The lines after "ready" may arrive in a later chunk of the pipe.
-    await waitFor(() => main.output().stdout, /built-in simulator: demo data/);
+    await waitForOutput(() => main.output().stdout, /built-in simulator: demo data/);
 
     // A client without a key gets the demo organization's jobs.
     const response = await fetch(url!, {

@@ -3,8 +3,9 @@
 // killed is taken out of rotation with no request failing; the script stops every child.
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fleetEnvironment, freeFleetPorts, isFree } from '../scripts/fleet-ports.js';
 
 // Debian puts haproxy in /usr/sbin, which a user's PATH may not have (the script looks there too).
 const PATH = [process.env.PATH, '/usr/local/sbin', '/usr/sbin', '/sbin'].filter(Boolean).join(':');
@@ -15,25 +16,6 @@ if (missing.length > 0) {
   console.warn(
     `test/fleet.test.ts skipped: ${missing.join(' and ')} not installed (apt-get install ${missing.join(' ')})`,
   );
-}
-
-/** Resolves whether the port can be listened on now, on loopback. */
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** `count` consecutive free ports (the fleet takes ranges: instances, their metrics). */
-async function freePortRange(count: number): Promise<number> {
-  for (;;) {
-    // Below the kernel's ephemeral range (32768 and up), where other tests' port-0 servers land.
-    const base = 10_000 + Math.floor(Math.random() * 22_000);
-    const free = await Promise.all(Array.from({ length: count }, (_, i) => isFree(base + i)));
-    if (free.every(Boolean)) return base;
-  }
 }
 
 /** HAProxy's CSV stats: each instance's status (UP, DOWN, …), by server name. */
@@ -109,25 +91,11 @@ describe.skipIf(missing.length > 0)('npm run fleet (Redis, three instances, HAPr
   });
 
   it('spreads queries over the instances, routes around a killed one, and stops every child', async () => {
-    const base = await freePortRange(10);
-    const ports = {
-      balancer: base,
-      gateways: [base + 1, base + 2, base + 3],
-      metrics: [base + 4, base + 5, base + 6],
-      redis: base + 7,
-      simulator: base + 8,
-      stats: base + 9,
-    };
+    const ports = await freeFleetPorts();
     fleet = spawn(process.execPath, ['scripts/fleet.mjs'], {
       env: {
         PATH: process.env.PATH,
-        FLEET_PORT: String(ports.balancer),
-        FLEET_BASE_PORT: String(ports.gateways[0]),
-        FLEET_METRICS_BASE_PORT: String(ports.metrics[0]),
-        FLEET_REDIS_PORT: String(ports.redis),
-        FLEET_SIMULATOR_PORT: String(ports.simulator),
-        FLEET_STATS_PORT: String(ports.stats),
-        FLEET_SIMULATOR_LIVING: 'false',
+        ...fleetEnvironment(ports),
       },
     });
     fleet.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

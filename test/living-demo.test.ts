@@ -2,13 +2,12 @@
 // keep registering and running, some fail or are stopped, finished ones age out, every change
 // is one the provider documents, and the same seed gives the same population. Through the
 // gateway, the README's examples keep answering, and `npm start` itself runs the living demo.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MIN_RUNNING } from '../src/simulator/population.js';
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from '../src/simulator/server.js';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
 import { isFineTuneJobRecord, type FineTuneJobRecord } from '../src/upstream/records.js';
+import { startEntryPoint, stopEntryPoints, waitForOutput } from './entry-point-process.js';
 import { ACME_KEY, expectData, startStack, type Stack } from './harness.js';
 import { connect, waitUntil } from './live-client.js';
 
@@ -322,31 +321,13 @@ describe('through the gateway, an hour into the demo', () => {
 });
 
 describe('npm start with nothing configured', () => {
-  const children: ChildProcessWithoutNullStreams[] = [];
-  afterEach(async () => {
-    for (const child of children.splice(0)) {
-      const exited = once(child, 'close');
-      child.kill('SIGTERM');
-      await exited;
-    }
-  });
+  afterEach(() => stopEntryPoints('SIGTERM'));
 
   it('runs the living demo: after an hour of steps it still lists RUNNING and STARTING jobs and stops one', async () => {
     // Pace 0: the embedded simulator moves only when told, through its control endpoint.
-    const child = spawn(process.execPath, ['dist/main.js'], {
-      env: {
-        PATH: process.env.PATH,
-        PORT: '0',
-        METRICS_PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        SIMULATOR_PACE_MS: '0',
-      },
-    });
-    children.push(child);
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    await waitUntil(() => /ready at \S+[\s\S]*demo data \(\S+\)/.test(stdout));
+    const main = startEntryPoint({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', SIMULATOR_PACE_MS: '0' });
+    await waitForOutput(main.stdout, /ready at \S+[\s\S]*demo data \(\S+\)/);
+    const stdout = main.stdout();
     const gatewayUrl = /ready at (http:\/\/\S+\/graphql)/.exec(stdout)![1]!;
     const simulatorUrl = /demo data \((http:\/\/\S+)\/v0\.5\)/.exec(stdout)![1]!;
 

@@ -1,10 +1,11 @@
 // The README's examples, run as written against what `npm start` serves with nothing configured
 // (the real entry point and its living demo): every GraphQL block and every curl command
 // answers without errors, and every list it asks for has something in it.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEntryPoint, stopEntryPoints, untilReady } from './entry-point-process.js';
 
 const run = promisify(execFile);
 const README_URL = 'http://localhost:4000/graphql';
@@ -24,25 +25,11 @@ const curls = blocks
   .flatMap((block) => block.code.replace(/\\\n\s*/g, '').split('\n'))
   .filter((line) => line.trimStart().startsWith('curl '));
 
-let main: ChildProcessWithoutNullStreams;
 let url: string;
 beforeAll(async () => {
-  main = spawn(process.execPath, ['dist/main.js'], {
-    env: { PATH: process.env.PATH, PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-  });
-  let stdout = '';
-  url = await new Promise<string>((resolve, reject) => {
-    main.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const ready = /ready at (http:\/\/\S+\/graphql)/.exec(stdout);
-      if (ready) resolve(ready[1]!);
-    });
-    main.once('exit', (code) => reject(new Error(`the gateway exited (${code}): ${stdout}`)));
-  });
+  url = await untilReady(startEntryPoint({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }));
 });
-afterAll(() => {
-  main.kill('SIGKILL');
-});
+afterAll(() => stopEntryPoints());
 
 /** Every list the operation asks for at its root has something in it. */
 function expectSomethingIn(data: Record<string, unknown>): void {

@@ -2,7 +2,6 @@
 // gateway exports (JSON), a client sends a W3C traceparent, and the simulator records the
 // traceparent of every upstream request. With no endpoint set, the built entry point loads no
 // OpenTelemetry module at all (a module-loading hook in the child process lists them).
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { startEntryPoint, untilReady } from './entry-point-process.js';
 import { ACME_KEY, expectData, expectErrorCode, sentTogether, startStack, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
 import { connect } from './live-client.js';
@@ -552,44 +552,22 @@ process.on('exit', () => {
   /** Starts dist/main.js, sends one query, stops it; returns the modules it had loaded. */
   async function modulesOfOneQuery(env: Record<string, string>): Promise<string[]> {
     const modulesFile = join(hooks, `modules-${randomUUID()}.json`);
-    const child = spawn(
-      process.execPath,
-      ['--import', pathToFileURL(join(hooks, 'register.mjs')).href, 'dist/main.js'],
-      {
-        env: {
-          PATH: process.env.PATH,
-          PORT: '0',
-          METRICS_PORT: '0',
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          LOADED_MODULES_FILE: modulesFile,
-          ...env,
-        },
-      },
+    const main = startEntryPoint(
+      { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', LOADED_MODULES_FILE: modulesFile, ...env },
+      ['--import', pathToFileURL(join(hooks, 'register.mjs')).href],
     );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'close');
     try {
-      let url: string | undefined;
-      while (url === undefined) {
-        if (child.exitCode !== null) throw new Error(`the gateway did not start:\n${stderr}`);
-        await Promise.race([once(child.stdout, 'data'), exited]);
-        url = /ready at (http:\/\/\S+\/graphql)/.exec(stdout)?.[1];
-      }
-      const response = await fetch(url, {
+      const response = await fetch(await untilReady(main), {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ query: 'query FromMain { fineTuneJobs(limit: 1) { id } }' }),
       });
       expect(response.status).toBe(200);
-      child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      expect(code, stderr).toBe(0);
+      main.child.kill('SIGTERM');
+      const [code] = await main.exited;
+      expect(code, main.stderr()).toBe(0);
     } finally {
-      child.kill('SIGKILL');
+      main.child.kill('SIGKILL');
     }
     return JSON.parse(readFileSync(modulesFile, 'utf8')) as string[];
   }

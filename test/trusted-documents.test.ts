@@ -3,8 +3,7 @@
 // (test/fixtures/trusted-client/), Apollo Client's persisted-queries link against the gateway,
 // the client preset's persisted-documents.json made by graphql-codegen, graphql-ws, and the real
 // entry point reloading on SIGHUP.
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,6 +16,7 @@ import type { FormattedExecutionResult } from 'graphql';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { startEntryPoint, stopEntryPoints } from './entry-point-process.js';
 import { ACME_KEY, holdUpstream, metric, startStack, untilMetric, type Stack } from './harness.js';
 import { connect } from './live-client.js';
 import { createTrustedClient, operations, sha256 } from './fixtures/trusted-client/client.js';
@@ -554,33 +554,15 @@ describe('configuration', () => {
 });
 
 describe('the entry point (node dist/main.js)', () => {
-  const children: ChildProcessWithoutNullStreams[] = [];
   let manifestServer: Server | undefined;
   afterEach(async () => {
-    for (const child of children.splice(0)) child.kill('SIGKILL');
+    await stopEntryPoints();
     if (manifestServer) await new Promise((resolve) => manifestServer!.close(resolve));
     manifestServer = undefined;
   });
 
-  function startMain(env: Record<string, string>) {
-    const child = spawn(process.execPath, ['dist/main.js'], {
-      env: {
-        PATH: process.env.PATH,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        METRICS_PORT: '0',
-        LOG_FORMAT: 'json',
-        ...env,
-      },
-    });
-    children.push(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'close') as Promise<[number | null, string | null]>;
-    return { child, exited, stdout: () => stdout, stderr: () => stderr };
-  }
+  const startMain = (env: Record<string, string>) =>
+    startEntryPoint({ PORT: '0', HOST: '127.0.0.1', LOG_FORMAT: 'json', ...env });
 
   /** Waits for a line of output that matches (the test's timeout is the only bound). */
   async function line(read: () => string, pattern: RegExp): Promise<string> {

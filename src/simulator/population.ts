@@ -6,8 +6,8 @@
 // population on every run. Only the provider's transitions are used (shared upstream README).
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneJobRecord } from '../upstream/records.js';
-import { MODELS, SUBJECTS, TASKS, hex, prng } from './seed.js';
-import { checkpointEntry, timestamp, type SimulatedOrganization, type SimulatorStore } from './store.js';
+import { MODELS, SUBJECTS, TASKS, generatedJob, hex, prng } from './seed.js';
+import { checkpointEntry, type SimulatedOrganization, type SimulatorStore } from './store.js';
 
 export interface LivingOptions {
   /** Seeds the generator; the same seed (and clock) gives the same population. Default 1. */
@@ -179,23 +179,15 @@ export class LivingPopulation {
     const now = this.store.now();
     const created =
       status === 'REGISTERED' ? now : new Date(now.getTime() - between(random, 60, 1800) * 1000);
-    const record: FineTuneJobRecord = {
+    const record = generatedJob(random, org, {
       name,
       id,
-      uuid: `${hex(random, 8)}-${hex(random, 4)}-4${hex(random, 3)}-a${hex(random, 3)}-${hex(random, 12)}`,
-      org_uuid: org.uuid,
       status,
-      config: {
-        model: pick(random, MODELS),
-        datasets: [
-          { name: `${name}-train`, split: 'train', file_ids: [`file-${hex(random, 6)}`] },
-          { name: `${name}-eval`, split: 'eval', file_ids: [`file-${hex(random, 6)}`] },
-        ],
-      },
-      created_at: timestamp(created),
-      updated_at: timestamp(now),
-      inference_config_path: null,
-    };
+      model: pick(random, MODELS),
+      created,
+      updated: now,
+      trainingFiles: 1,
+    });
     const written = status === 'RUNNING' ? between(random, 1, 3) : 0;
     const metrics = Array.from({ length: written }, (_, n) => checkpointEntry(n + 1));
     this.store.put(org, record, metrics, written + between(random, 6, 14), {

@@ -59,6 +59,48 @@ export function hex(random: () => number, length: number): string {
   return out;
 }
 
+/**
+ * A job record as the upstream writes one, its uuid and file ids drawn from `random` (in this
+ * order: the seeded demo data stays the same from one run to the next).
+ */
+export function generatedJob(
+  random: () => number,
+  org: SimulatedOrganization,
+  job: {
+    name: string;
+    id: string;
+    status: FineTuneJobRecord['status'];
+    model: string;
+    created: Date;
+    updated: Date;
+    /** File ids of the training set (the evaluation set has one). */
+    trainingFiles: number;
+  },
+): FineTuneJobRecord {
+  const { name, id, status } = job;
+  return {
+    name,
+    id,
+    uuid: `${hex(random, 8)}-${hex(random, 4)}-4${hex(random, 3)}-a${hex(random, 3)}-${hex(random, 12)}`,
+    org_uuid: org.uuid,
+    status,
+    config: {
+      model: job.model,
+      datasets: [
+        {
+          name: `${name}-train`,
+          split: 'train',
+          file_ids: Array.from({ length: job.trainingFiles }, () => `file-${hex(random, 6)}`),
+        },
+        { name: `${name}-eval`, split: 'eval', file_ids: [`file-${hex(random, 6)}`] },
+      ],
+    },
+    created_at: timestamp(job.created),
+    updated_at: timestamp(job.updated),
+    inference_config_path: status === 'COMPLETED' ? `s3://atai-finetune/inference-configs/${id}.yaml` : null,
+  };
+}
+
 export interface SeedOptions {
   /** Generated jobs per organization, besides the provider's examples. */
   jobsPerOrganization: number;
@@ -87,28 +129,15 @@ export function seedDemoData(store: SimulatorStore, options: SeedOptions): void 
       const created = new Date(now - (i + 1) * 3_600_000 - Math.floor(random() * 3_000_000));
       const updated = new Date(created.getTime() + Math.floor(random() * 3_000_000));
       const id = `ftj-${name}-${hex(random, 8)}`;
-      const record: FineTuneJobRecord = {
+      const record = generatedJob(random, org, {
         name,
         id,
-        uuid: `${hex(random, 8)}-${hex(random, 4)}-4${hex(random, 3)}-a${hex(random, 3)}-${hex(random, 12)}`,
-        org_uuid: org.uuid,
         status,
-        config: {
-          model: MODELS[i % MODELS.length]!,
-          datasets: [
-            {
-              name: `${name}-train`,
-              split: 'train',
-              file_ids: [`file-${hex(random, 6)}`, `file-${hex(random, 6)}`],
-            },
-            { name: `${name}-eval`, split: 'eval', file_ids: [`file-${hex(random, 6)}`] },
-          ],
-        },
-        created_at: timestamp(created),
-        updated_at: timestamp(updated),
-        inference_config_path:
-          status === 'COMPLETED' ? `s3://atai-finetune/inference-configs/${id}.yaml` : null,
-      };
+        model: MODELS[i % MODELS.length]!,
+        created,
+        updated,
+        trainingFiles: 2,
+      });
       // Jobs that have trained for a while already have checkpoints; running ones will write more.
       const checkpoints = ['RUNNING', 'FINALIZING', 'COMPLETED', 'STOPPED'].includes(status)
         ? 2 + (i % 3)
