@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Kind, parse } from 'graphql';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
@@ -157,6 +158,8 @@ describe.skipIf(CHROMIUM === undefined)(
       requests: string[];
       sockets: string[];
       errors: string[];
+      /** Where the page's clock started, when it runs on Playwright's (openGraphiql's `clock`). */
+      clockInstalledAt?: number;
     }
 
     beforeAll(async () => {
@@ -193,8 +196,16 @@ describe.skipIf(CHROMIUM === undefined)(
       await page.keyboard.insertText(text);
     }
 
-    async function openGraphiql(url: string): Promise<Watched> {
+    /**
+     * GraphiQL with the key in its Headers tab. With `clock`, the page's timers run on Playwright's
+     * clock, so a test can hold them still (pasteAndRun).
+     */
+    async function openGraphiql(url: string, { clock = false } = {}): Promise<Watched> {
       const watched = await openPage();
+      if (clock) {
+        watched.clockInstalledAt = Date.now();
+        await watched.page.clock.install({ time: watched.clockInstalledAt });
+      }
       const introspection = watched.page.waitForResponse(
         (response) => response.request().postData()?.includes('IntrospectionQuery') ?? false,
       );
@@ -213,13 +224,66 @@ describe.skipIf(CHROMIUM === undefined)(
     }
 
     /**
-     * Runs an operation named `name`. GraphiQL reads the operation's name from the editor a moment
-     * after a change, and a run before that sends the old name: the tab's title shows the new one.
+     * Runs an operation named `name`, as one who types it would: once GraphiQL has read the text
+     * (a moment after the change), which the tab's title shows.
      */
     async function run(page: Page, name: string, document: string) {
       await replaceText(page, '.graphiql-query-editor', document);
       await page.locator('.graphiql-tab-button', { hasText: new RegExp(`^${name}$`) }).waitFor();
       await page.locator('.graphiql-execute-button').click();
+    }
+
+    /** What the page sent to run an operation: a POST to /graphql, or a subscribe message on its socket. */
+    interface SentOperation {
+      via: 'http' | 'ws';
+      query: string;
+      operationName?: string | null;
+    }
+
+    /** The next operation the page sends whose text contains `needle` (introspection aside). */
+    function nextOperation(page: Page, needle: string): Promise<SentOperation> {
+      return new Promise((resolve) => {
+        page.on('request', (request) => {
+          const body = request.method() === 'POST' ? (request.postDataJSON() as SentOperation | null) : null;
+          if (body?.query.includes(needle)) resolve({ ...body, via: 'http' });
+        });
+        page.on('websocket', (socket) =>
+          socket.on('framesent', ({ payload }) => {
+            const message = JSON.parse(payload.toString()) as { type: string; payload?: SentOperation };
+            if (message.type === 'subscribe' && message.payload?.query.includes(needle)) {
+              resolve({ ...message.payload, via: 'ws' });
+            }
+          }),
+        );
+      });
+    }
+
+    /** The names of a document's operations (undefined for an anonymous one): all it may send. */
+    function operationNames(query: string): (string | undefined)[] {
+      return parse(query).definitions.flatMap((definition) =>
+        definition.kind === Kind.OPERATION_DEFINITION ? [definition.name?.value] : [],
+      );
+    }
+
+    /**
+     * Pastes `document` over the query and presses Ctrl-Enter at once, inside the 100 ms GraphiQL
+     * waits after an edit before it reads the text's operations: the page's clock stands still
+     * from the paste until the operation is sent, as if both came within that moment.
+     */
+    async function pasteAndRun(
+      { page, clockInstalledAt }: Watched,
+      document: string,
+      needle: string,
+    ): Promise<SentOperation> {
+      // Pausing moves the clock on to a time not yet reached: an hour after it started is, as no
+      // test runs that long. The jump fires the timers due by then, before the paste.
+      await page.clock.pauseAt(clockInstalledAt! + 3_600_000);
+      const sent = nextOperation(page, needle);
+      await replaceText(page, '.graphiql-query-editor', document);
+      await page.keyboard.press('ControlOrMeta+Enter');
+      const operation = await sent;
+      await page.clock.resume();
+      return operation;
     }
 
     /** The result pane's text (its CodeMirror's) once it contains `needle`. */
@@ -280,6 +344,66 @@ describe.skipIf(CHROMIUM === undefined)(
       expect(shown.data.fineTuneJobUpdated.id).toBe(job.id);
       // Over the gateway's own WebSocket endpoint.
       expect(watched.sockets).toContain(sandbox.gateway.url.replace(/^http/, 'ws'));
+      expectOnlyLocal(watched);
+    });
+
+    it('GraphiQL runs a query pasted over the default one with Ctrl-Enter at once, without the old name', async () => {
+      const watched = await openGraphiql(new URL('/explorer', graphiql.gateway.url).href, { clock: true });
+      const { page } = watched;
+      const document = '{ fineTuneJobs(limit: 2) { id status } }';
+      // Before the fix, the default document's name went with the new text: "Unknown operation
+      // named \"RecentJobs\"".
+      const sent = await pasteAndRun(watched, document, 'fineTuneJobs(limit: 2)');
+      expect(sent).toMatchObject({ via: 'http', query: document });
+      expect(operationNames(sent.query)).toContain(sent.operationName ?? undefined);
+      // Whatever the answer (a JSON object), so an error shows in the failure rather than a wait.
+      const shown = JSON.parse(await resultContaining(page, '{')) as {
+        data: { fineTuneJobs: { id: string; status: string }[] };
+        errors?: unknown;
+      };
+      expect(shown.errors).toBeUndefined();
+      const ids = graphiql.simulator.store.list(acme, null).map((job) => job.id);
+      expect(shown.data.fineTuneJobs).toHaveLength(2);
+      for (const job of shown.data.fineTuneJobs) expect(ids).toContain(job.id);
+      expectOnlyLocal(watched);
+    });
+
+    it('GraphiQL runs a subscription pasted over the default one at once over graphql-ws', async () => {
+      const org = sandbox.simulator.store.organizations[0]!;
+      const job = jobRecord(org, { status: 'REGISTERED' });
+      sandbox.simulator.store.put(org, job);
+      const watched = await openGraphiql(new URL('/explorer', sandbox.gateway.url).href, { clock: true });
+      const { page } = watched;
+      const document = `subscription { fineTuneJobUpdated(id: "${job.id}") { id status } }`;
+      // GraphiQL picks the socket from the document it last read: the default one, a query.
+      const sent = await pasteAndRun(watched, document, 'fineTuneJobUpdated');
+      expect(sent).toMatchObject({ via: 'ws', query: document });
+      expect(operationNames(sent.query)).toContain(sent.operationName ?? undefined);
+      await resultContaining(page, '"status": "REGISTERED"');
+      expectOnlyLocal(watched);
+    });
+
+    it('GraphiQL sends the name of the operation run from a document with two', async () => {
+      const watched = await openGraphiql(new URL('/explorer', graphiql.gateway.url).href);
+      const { page } = watched;
+      const document = [
+        'query OneJob { fineTuneJobs(limit: 1) { id } }',
+        'query TwoJobs { fineTuneJobs(limit: 2) { id status } }',
+      ].join('\n');
+      await replaceText(page, '.graphiql-query-editor', document);
+      // GraphiQL has read the text: the tab is named after the first operation.
+      await page.locator('.graphiql-tab-button', { hasText: /^OneJob$/ }).waitFor();
+      const sent = nextOperation(page, 'TwoJobs');
+      // The cursor in the second operation: Ctrl-Enter runs that one.
+      await page.locator('.graphiql-query-editor .CodeMirror-line > span', { hasText: 'TwoJobs' }).click();
+      await page.keyboard.press('ControlOrMeta+Enter');
+      expect(await sent).toMatchObject({ via: 'http', query: document, operationName: 'TwoJobs' });
+      const shown = JSON.parse(await resultContaining(page, '{')) as {
+        data: { fineTuneJobs: { id: string; status: string }[] };
+        errors?: unknown;
+      };
+      expect(shown.errors).toBeUndefined();
+      expect(shown.data.fineTuneJobs).toHaveLength(2);
       expectOnlyLocal(watched);
     });
 
