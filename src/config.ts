@@ -92,6 +92,7 @@ export const environment = z.object({
   SUBSCRIPTIONS_PER_KEY: int(1, 1_000_000).default(1_000),
   SUBSCRIPTION_BACKLOG: int(1, 100_000).default(100),
   SUBSCRIPTION_DOCUMENT_BYTES: int(1024, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: int(256, 512 * 1024 * 1024).default(2 * 1024 * 1024),
   SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(100),
   MAX_REQUEST_BYTES: int(1024, 100 * 1024 * 1024).default(1024 * 1024),
   HTTP_HEADERS_TIMEOUT_MS: int(100, 600_000).default(10_000),
@@ -220,8 +221,8 @@ export interface Config {
   subscriptionPoll: PollSettings;
   /** The most operations one WebSocket connection runs at once. */
   subscriptionsPerConnection: number;
-  /** Bytes of subscription documents held at once, all keys together (SUBSCRIPTION_DOCUMENT_BYTES). */
-  subscriptionDocumentBytes: number;
+  /** Bytes of subscription documents held at once: all keys together, and one key (its share). */
+  subscriptionDocumentBytes: { all: number; perKey: number };
   /** WebSocket connections one client address may have open at once. */
   subscriptionConnectionsPerAddress: number;
   corsOrigins: string[];
@@ -266,6 +267,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.HTTP_HEADERS_TIMEOUT_MS > e.HTTP_REQUEST_TIMEOUT_MS) {
     throw new ConfigError(
       `Invalid HTTP_HEADERS_TIMEOUT_MS (got ${e.HTTP_HEADERS_TIMEOUT_MS}): must not exceed HTTP_REQUEST_TIMEOUT_MS (${e.HTTP_REQUEST_TIMEOUT_MS})`,
+    );
+  }
+  // A share of half or more would let one caller (or the callers without a key together) hold
+  // what the other keys need.
+  if (e.SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY > e.SUBSCRIPTION_DOCUMENT_BYTES / 2) {
+    throw new ConfigError(
+      `Invalid SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY (got ${e.SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY}): must be at most half of SUBSCRIPTION_DOCUMENT_BYTES (${e.SUBSCRIPTION_DOCUMENT_BYTES})`,
     );
   }
   const production = e.NODE_ENV === 'production';
@@ -352,7 +360,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     subscriptionConnectionsPerAddress: e.SUBSCRIPTION_CONNECTIONS_PER_ADDRESS,
     subscriptionsPerConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
-    subscriptionDocumentBytes: e.SUBSCRIPTION_DOCUMENT_BYTES,
+    subscriptionDocumentBytes: {
+      all: e.SUBSCRIPTION_DOCUMENT_BYTES,
+      perKey: e.SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY,
+    },
     corsOrigins: e.CORS_ORIGINS,
     http: {
       headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,

@@ -33,7 +33,7 @@ export interface GatewayContext {
   readonly answer: { from?: 'flight' | 'cache' };
   /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
   readonly liveStream: { events?: AsyncGenerator<ExecutionResult> };
-  /** The documents running subscriptions hold, all keys together (SUBSCRIPTION_DOCUMENT_BYTES). */
+  /** The documents running subscriptions hold, by key and all together (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY). */
   readonly heldDocuments: HeldDocuments | undefined;
   /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
   readonly upstreamCalls: { count: number };
@@ -104,9 +104,13 @@ export function credentialIdentity(apiKey: string): string {
   return createHash('sha256').update(apiKey).digest('base64');
 }
 
-// RFC 6750 token characters only: anything else (control characters, non-ASCII) could not
-// travel in an HTTP header, and over WebSocket connection params nothing else stops it.
+// A usable key: RFC 6750 token characters only (anything else, control characters or non-ASCII,
+// could not travel in an HTTP header), and at most MAX_KEY_BYTES of them. Over WebSocket
+// connection params nothing else stops a key; a longer one gets 431 from the upstream (Node's
+// headers stop at 16 KiB), poll after poll. 8 KiB leaves room for the JWTs that will come in
+// the same header.
 const BEARER = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i;
+const MAX_KEY_BYTES = 8 * 1024;
 
 type Credential = { apiKey: string; own: boolean } | { error: string };
 
@@ -131,6 +135,9 @@ function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Cr
   if (header) {
     const match = BEARER.exec(header);
     if (!match) return { error: 'The Authorization header must be `Bearer <your Archetype AI API key>`.' };
+    if (match[1]!.length > MAX_KEY_BYTES) {
+      return { error: `The API key is longer than any the gateway accepts (${MAX_KEY_BYTES} bytes).` };
+    }
     return { apiKey: match[1]!, own: true };
   }
   if (deps.serverApiKey === undefined) {

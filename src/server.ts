@@ -90,7 +90,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   );
   const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
-  const heldDocuments = new HeldDocuments(config.subscriptionDocumentBytes);
+  const heldDocuments = new HeldDocuments(
+    config.subscriptionDocumentBytes.all,
+    config.subscriptionDocumentBytes.perKey,
+  );
   metrics.watchSubscriptionDocuments(() => heldDocuments.bytes);
   const contextDependencies: ContextDependencies = {
     http: upstream,

@@ -49,6 +49,16 @@ describe('configuration', () => {
     );
   });
 
+  it("refuses a key's share of subscription documents over half of all keys' bound", () => {
+    const env = { ATAI_API_URL: 'http://127.0.0.1:1/v0.5', SUBSCRIPTION_DOCUMENT_BYTES: '1048576' };
+    expect(() => loadConfig(env)).toThrow(
+      'Invalid SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY (got 2097152): must be at most half of SUBSCRIPTION_DOCUMENT_BYTES (1048576)',
+    );
+    expect(
+      loadConfig({ ...env, SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: '524288' }).subscriptionDocumentBytes,
+    ).toEqual({ all: 1048576, perKey: 524288 });
+  });
+
   it('production turns introspection, Sandbox and suggestions off unless set', () => {
     const production = loadConfig({ NODE_ENV: 'production', ATAI_API_KEY: 'k' });
     expect(production).toMatchObject({

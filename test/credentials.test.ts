@@ -72,6 +72,16 @@ describe('a gateway without a key of its own', () => {
     expect(stack.simulator.requests).toHaveLength(0);
   });
 
+  it('answers UNAUTHENTICATED with no upstream call for a key longer than 8 KiB', async () => {
+    // Under Node's 16 KiB of headers, so the gateway reads it; JWTs fit in the 8 KiB allowed.
+    const key = `sk-${'K'.repeat(12_000)}`;
+    const response = await stack.query(ORG_QUERY, {}, { apiKey: key });
+    const error = expectErrorCode(response, 'UNAUTHENTICATED');
+    expect(error.message).toContain('8192');
+    expect(JSON.stringify(response)).not.toContain('KKKKKKKK');
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+
   it('maps a key the upstream rejects to UNAUTHENTICATED without echoing the key', async () => {
     const key = 'not-a-real-key-1234567890';
     const response = await stack.query(ORG_QUERY, {}, { apiKey: key });

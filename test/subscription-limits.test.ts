@@ -7,14 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventChannel } from '../src/subscriptions/event-channel.js';
-import { ACME_KEY, GLOBEX_KEY, startStack, untilMetric, type Stack } from './harness.js';
+import { DEMO_ORGANIZATIONS } from '../src/simulator/seed.js';
+import { ACME_KEY, GLOBEX_KEY, metric, startStack, untilMetric, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
-import { connect } from './live-client.js';
+import { connect, waitUntil, type LiveSubscription } from './live-client.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 const JOBS_CHANGED = `subscription ($statuses: [FineTuneJobStatus!]) {
   fineTuneJobsChanged(statuses: $statuses) { change job { id status } } }`;
+const JOB_UPDATED = 'subscription ($id: ID!) { fineTuneJobUpdated(id: $id) { id status } }';
+const ACME_SECOND_KEY = 'sim-acme-second-key';
 
 let stack: Stack | undefined;
 const clients: { dispose(): unknown }[] = [];
@@ -152,33 +155,145 @@ describe('bounds', () => {
   });
 });
 
-describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => {
-  it('are bounded all keys together: past the bound SUBSCRIPTION_LIMIT_EXCEEDED, and an ended one gives its room back', async () => {
+describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY)', () => {
+  it('are bounded per key and all keys together; an ended one gives its room back', async () => {
+    const [acmeOrg, globexOrg] = DEMO_ORGANIZATIONS;
     const s = (stack = await startStack({
-      simulator: { jobsPerOrganization: 2 },
-      env: { SUBSCRIPTION_DOCUMENT_BYTES: '1024', SUBSCRIPTION_POLL_MS: '60000' },
+      // A second key of ACME's: another credential, so another share.
+      simulator: {
+        jobsPerOrganization: 2,
+        organizations: [{ ...acmeOrg!, apiKeys: [ACME_KEY, ACME_SECOND_KEY] }, globexOrg!],
+      },
+      env: {
+        SUBSCRIPTION_DOCUMENT_BYTES: '1024',
+        SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: '512',
+        SUBSCRIPTION_POLL_MS: '60000',
+      },
     }));
-    // 400 bytes each, whitespace included: two fit, a third does not, whoever's key.
+    // 400 bytes each, whitespace included: one per key fits, and two keys' fit all together.
     const padded = `${JOBS_CHANGED}${' '.repeat(400 - JOBS_CHANGED.length)}`;
     const acme = connect(s.gateway.url, ACME_KEY);
     const globex = connect(s.gateway.url, GLOBEX_KEY);
-    clients.push(acme, globex);
+    const acmeSecond = connect(s.gateway.url, ACME_SECOND_KEY);
+    clients.push(acme, globex, acmeSecond);
     const first = acme.subscribe(padded);
     const second = globex.subscribe(padded);
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 800);
-    const third = globex.subscribe(padded);
-    await third.finished;
-    expect(third.failure).toBeDefined();
-    expect(JSON.stringify(third.failure)).toContain('SUBSCRIPTION_LIMIT_EXCEEDED');
+    const overShare = globex.subscribe(padded);
+    await overShare.finished;
+    expect(JSON.stringify(overShare.failure)).toContain('"limit":"documentBytesPerKey"');
+    const overAll = acmeSecond.subscribe(padded);
+    await overAll.finished;
+    expect(JSON.stringify(overAll.failure)).toContain('"limit":"documentBytes"');
 
     first.unsubscribe();
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 400);
-    const fourth = acme.subscribe(padded);
+    const fourth = acmeSecond.subscribe(padded);
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 800);
     expect(fourth.failure).toBeUndefined();
     second.unsubscribe();
     fourth.unsubscribe();
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 0);
+  });
+
+  it("at the defaults, callers without a key take their share of documents and of subscriptions, and another organization's key still gets its subscription and its events", async () => {
+    // The gateway's own key is ACME's: every caller without a key acts with it, as one caller.
+    const s = (stack = await startStack({
+      simulator: { jobsPerOrganization: 2, providerExamples: false },
+      serverApiKey: ACME_KEY,
+    }));
+    const [acmeOrg, globexOrg] = s.simulator.store.organizations;
+    const watched = jobRecord(acmeOrg!, { status: 'RUNNING' });
+    const globexJob = jobRecord(globexOrg!, { status: 'STARTING' });
+    s.simulator.store.put(acmeOrg!, watched);
+    s.simulator.store.put(globexOrg!, globexJob);
+    // Each subscription is settled once it has its first event (the job now) or its refusal.
+    const settled = (sub: LiveSubscription) =>
+      waitUntil(() => sub.events.length > 0 || sub.failure !== undefined || sub.completed);
+    const refusal = (sub: LiveSubscription) => JSON.stringify(sub.failure ?? null);
+    const anonymous = () => {
+      const c = connect(s.gateway.url, null);
+      clients.push(c);
+      return c;
+    };
+
+    const globex = connect(s.gateway.url, GLOBEX_KEY);
+    clients.push(globex);
+    const tenantEvent = (sub: LiveSubscription, i: number) =>
+      (sub.events[i]?.data?.fineTuneJobUpdated as { status: string } | undefined)?.status;
+
+    // Documents padded to just under QUERY_MAX_BYTES (64 KiB), one after another, on as many
+    // sockets as it takes (SUBSCRIPTIONS_PER_CONNECTION, 100), until one is refused; then shorter
+    // ones (700 bytes, then as short as the tenant's), until the room left fits none.
+    const flood: ReturnType<typeof anonymous>[] = [];
+    let open = 0;
+    const refusals: string[] = [];
+    for (const size of [65_400, 700, JOB_UPDATED.length]) {
+      const padded = `${JOB_UPDATED}${' '.repeat(size - JOB_UPDATED.length)}`;
+      for (;;) {
+        if (open % 100 === 0) flood.push(anonymous());
+        const sub = flood.at(-1)!.subscribe(padded, { id: watched.id });
+        await settled(sub);
+        if (sub.failure !== undefined) {
+          refusals.push(refusal(sub));
+          break;
+        }
+        open += 1;
+      }
+    }
+    // Another organization's short subscription: refused before, as all keys' bound was full.
+    const tenant = globex.subscribe(JOB_UPDATED, { id: globexJob.id });
+    await tenant.waitForEvents(1);
+    expect(tenantEvent(tenant, 0)).toBe('STARTING');
+    for (const shown of refusals) expect(shown).toContain('"limit":"documentBytesPerKey"');
+    const share = 2 * 1024 * 1024;
+    const heldByFlood = (await metric(s, 'gateway_subscription_document_bytes')) - JOB_UPDATED.length;
+    expect(heldByFlood).toBeLessThanOrEqual(share);
+    expect(heldByFlood).toBeGreaterThan(share - JOB_UPDATED.length);
+
+    // Their share of subscriptions: short ones, on 10 sockets, up to SUBSCRIPTIONS_PER_KEY (1,000).
+    for (const socket of flood) await socket.dispose();
+    await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === JOB_UPDATED.length);
+    for (let i = 0; i < 10; i += 1) {
+      const socket = anonymous();
+      const batch = Array.from({ length: 100 }, () => socket.subscribe(JOB_UPDATED, { id: watched.id }));
+      await Promise.all(batch.map(settled));
+      expect(batch.filter((sub) => sub.failure !== undefined)).toEqual([]);
+    }
+    const oneMore = anonymous().subscribe(JOB_UPDATED, { id: watched.id });
+    await settled(oneMore);
+    expect(refusal(oneMore)).toContain('"limit":"perKey"');
+    const another = globex.subscribe(JOB_UPDATED, { id: globexJob.id });
+    await another.waitForEvents(1);
+
+    // And the tenant's events keep coming.
+    s.simulator.advance();
+    await tenant.waitForEvents(2);
+    expect(tenantEvent(tenant, 1)).toBe('RUNNING');
+    // Over 1,000 subscriptions: more than the default 20 s on a busy machine.
+  }, 60_000);
+
+  it('a key the upstream refuses holds nothing: its subscription ends at its first poll with UNAUTHENTICATED', async () => {
+    const s = (stack = await startStack({ simulator: { jobsPerOrganization: 2, providerExamples: false } }));
+    const job = s.simulator.store.list(s.simulator.store.organizations[0]!, null)[0]!;
+    const padded = `${JOB_UPDATED}${' '.repeat(65_400 - JOB_UPDATED.length)}`;
+    // Invented keys, each with as large a document as may be sent.
+    const invented = Array.from({ length: 20 }, (_, i) => `invented-key-${i}-${'x'.repeat(20)}`);
+    const subs = invented.map((key) => {
+      const c = connect(s.gateway.url, key);
+      clients.push(c);
+      return c.subscribe(padded, { id: job.id });
+    });
+    await Promise.all(subs.map((sub) => sub.finished));
+    for (const sub of subs) {
+      expect(sub.completed).toBe(true);
+      expect(sub.events.map((e) => e.errors?.[0]?.extensions?.code)).toEqual(['UNAUTHENTICATED']);
+    }
+    // One poll each, and the bytes are back once each has ended.
+    expect(s.simulator.requestsTo('getJob')).toHaveLength(invented.length);
+    expect(await metric(s, 'gateway_subscription_document_bytes')).toBe(0);
+    const shown = JSON.stringify(subs.map((sub) => sub.events));
+    for (const key of invented) expect(shown).not.toContain(key);
   });
 
   it('count a document sent by its APQ hash (as a documentId) as one sent as text', async () => {
@@ -198,7 +313,8 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => 
       const s = (stack = await startStack({
         simulator: { jobsPerOrganization: 2 },
         env: {
-          SUBSCRIPTION_DOCUMENT_BYTES: '1024',
+          SUBSCRIPTION_DOCUMENT_BYTES: '2048',
+          SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: '1024',
           SUBSCRIPTION_POLL_MS: '60000',
           PERSISTED_DOCUMENTS: manifest,
         },
@@ -214,7 +330,8 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => 
             complete: () => undefined,
           });
         });
-      // Registered in APQ (and running) with its text, then by its hash alone: 1,200 bytes, over 1,024.
+      // Registered in APQ (and running) with its text, then by its hash alone: 1,200 bytes, over
+      // the key's 1,024.
       const persistedQuery = { version: 1, sha256Hash: sha256(padded) };
       void outcome({ query: padded, extensions: { persistedQuery } });
       await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === 600);

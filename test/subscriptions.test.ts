@@ -179,6 +179,19 @@ describe('fineTuneJobUpdated', () => {
     expect(stack.logLines.join('\n')).not.toContain(secret);
   });
 
+  it('refuses a key longer than any the upstream takes (100 KB) at once, with no upstream call', async () => {
+    const job = jobRecord(acme, { status: 'RUNNING' });
+    stack.simulator.store.put(acme, job);
+    stack.simulator.resetRequests();
+    const key = `sk-${'K'.repeat(100_000)}`;
+    const live = client(null, { Authorization: `Bearer ${key}` }).subscribe(JOB_UPDATED, { id: job.id });
+    await live.finished;
+    const shown = JSON.stringify(live.failure ?? live.events);
+    expect(shown).toContain('UNAUTHENTICATED');
+    expect(shown).not.toContain('KKKKKKKK');
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+
   it('uses the gateway key when the connection carries none, and UNAUTHENTICATED when there is none', async () => {
     const job = jobRecord(acme, { status: 'COMPLETED' });
     stack.simulator.store.put(acme, job);
@@ -211,6 +224,19 @@ describe('fineTuneJobUpdated', () => {
     } finally {
       await served.stop();
     }
+  });
+
+  it('ends with the error on an upstream 4xx another poll would get again (431), after one call', async () => {
+    const job = jobRecord(acme, { status: 'REGISTERED' });
+    stack.simulator.store.put(acme, job);
+    stack.simulator.faults.set('getJob', { status: 431 });
+    const live = client(ACME_KEY).subscribe(JOB_UPDATED, { id: job.id });
+    await live.finished;
+    expect(live.completed).toBe(true);
+    const [error] = live.events.map((e) => e.errors?.[0]);
+    expect(error?.message).toContain('431');
+    expect(error?.extensions).toMatchObject({ code: 'UPSTREAM_BAD_RESPONSE', upstream: { status: 431 } });
+    expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
   });
 
   it('keeps polling through an upstream outage instead of ending the subscription', async () => {

@@ -73,16 +73,18 @@ export function compiledExecution(schema: GraphQLSchema) {
       operationName: request.operationName,
     });
     if (!(Symbol.asyncIterator in opened)) return opened;
-    const { liveStream, heldDocuments } = request.contextValue as Partial<
-      Pick<GatewayContext, 'liveStream' | 'heldDocuments'>
+    const { liveStream, heldDocuments, credentialIdentity } = request.contextValue as Partial<
+      Pick<GatewayContext, 'liveStream' | 'heldDocuments' | 'credentialIdentity'>
     >;
     if (liveStream === undefined) {
       void opened.return(undefined);
       throw new Error('a subscription ran without a stream to open (HTTP refuses them first)');
     }
-    // What this stream holds while it runs: the text its parsed document keeps (whether it came
-    // as text, by APQ hash or by trusted-document id).
-    const held = heldDocuments?.hold(opened, request.document.loc?.source.body.length ?? 0) ?? opened;
+    // What this stream holds while it runs, against its key's share: the text its parsed
+    // document keeps (whether it came as text, by APQ hash or by trusted-document id). Only a
+    // caller with a key gets this far: the stream's resolver needs one.
+    const bytes = request.document.loc?.source.body.length ?? 0;
+    const held = heldDocuments?.hold(opened, bytes, credentialIdentity ?? '') ?? opened;
     if (held instanceof GraphQLError) return { errors: [held] };
     liveStream.events = held;
     return {};

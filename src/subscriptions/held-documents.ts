@@ -1,32 +1,63 @@
-// The documents running subscriptions hold, all keys together (SUBSCRIPTION_DOCUMENT_BYTES): a
-// subscription's parsed document keeps its whole text, padding included, for as long as it runs.
+// The documents running subscriptions hold: a subscription's parsed document keeps its whole
+// text, padding included, for as long as it runs. Each key has its share
+// (SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY; the callers without a key of their own share the
+// gateway's), well below the bound of all keys together (SUBSCRIPTION_DOCUMENT_BYTES): one
+// caller filling its share leaves room for the others.
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.js';
 
 export class HeldDocuments {
   private held = 0;
+  /** Bytes held by credential identity (a hash of the key, never the key). */
+  private readonly heldByIdentity = new Map<string, number>();
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly maxBytesPerKey: number,
+  ) {}
 
   get bytes(): number {
     return this.held;
   }
 
   /**
-   * `events`, counted against the bound until it ends; the error to answer instead when the
-   * bound is reached (the stream is then closed).
+   * `events`, counted against the key's share and the bound until it ends; the error to answer
+   * instead when either is reached (the stream is then closed).
    */
-  hold<T>(events: AsyncGenerator<T>, bytes: number): AsyncGenerator<T> | GraphQLError {
-    if (this.held + bytes > this.maxBytes) {
+  hold<T>(events: AsyncGenerator<T>, bytes: number, identity: string): AsyncGenerator<T> | GraphQLError {
+    const ofKey = this.heldByIdentity.get(identity) ?? 0;
+    const refusal = this.refusal(ofKey + bytes, this.held + bytes);
+    if (refusal !== undefined) {
       void events.return(undefined);
+      return refusal;
+    }
+    this.held += bytes;
+    this.heldByIdentity.set(identity, ofKey + bytes);
+    return releasingOnEnd(events, () => {
+      this.held -= bytes;
+      const left = (this.heldByIdentity.get(identity) ?? bytes) - bytes;
+      if (left === 0) this.heldByIdentity.delete(identity);
+      else this.heldByIdentity.set(identity, left);
+    });
+  }
+
+  /** Why a stream that would bring the key to `ofKey` and all to `all` bytes is refused, if it is. */
+  private refusal(ofKey: number, all: number): GraphQLError | undefined {
+    if (ofKey > this.maxBytesPerKey) {
+      return gatewayError(
+        ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        `This key's subscriptions hold as many document bytes as one key may (${this.maxBytesPerKey}, SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY): end some first, or send shorter documents.`,
+        { limit: 'documentBytesPerKey', max: this.maxBytesPerKey },
+      );
+    }
+    if (all > this.maxBytes) {
       return gatewayError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
         `The gateway holds as many subscription documents as it may (${this.maxBytes} bytes); try again later, or with a shorter document.`,
         { limit: 'documentBytes', max: this.maxBytes },
       );
     }
-    this.held += bytes;
-    return releasingOnEnd(events, () => (this.held -= bytes));
+    return undefined;
   }
 }
 

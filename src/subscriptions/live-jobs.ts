@@ -79,8 +79,9 @@ interface MetricsSnapshot {
 
 const ACTIVE_STATUSES: ReadonlySet<string> = new Set(['STARTING', 'RUNNING', 'FINALIZING']);
 const KNOWN: ReadonlySet<string> = new Set(KNOWN_JOB_STATUSES);
-// Failures that another poll will not fix: the subscription ends with the error. Anything else
-// (the upstream down, slow or rate limiting) is logged and the next poll tries again.
+// Failures that another poll will not fix: the subscription ends with the error, as it does on
+// an upstream 4xx other than RETRIED_4XX. Anything else (the upstream down, slow or rate
+// limiting) is logged and the next poll tries again.
 const ENDING_CODES: ReadonlySet<string> = new Set([
   ErrorCode.UNAUTHENTICATED,
   ErrorCode.FORBIDDEN,
@@ -88,6 +89,18 @@ const ENDING_CODES: ReadonlySet<string> = new Set([
   ErrorCode.NOT_FOUND,
   ErrorCode.INTERNAL_SERVER_ERROR,
 ]);
+
+// Of the upstream's other 4xx answers, those another poll may not get again; any other (431 for a
+// key too long for its headers, 405, 410…) would come back at every poll, forever.
+const RETRIED_4XX: ReadonlySet<number> = new Set([408, 425, 429]);
+
+/** The upstream's status for a failed poll: its error, or that error as the fleet relays it. */
+function upstreamStatus(error: unknown): number | undefined {
+  if (error instanceof UpstreamError) return error.kind === 'http' ? error.details.status : undefined;
+  if (!(error instanceof GraphQLError)) return undefined;
+  const status = (error.extensions.upstream as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' ? status : undefined;
+}
 
 function isActive(status: string | undefined): boolean {
   return status !== undefined && ACTIVE_STATUSES.has(status);
@@ -233,7 +246,9 @@ export class LiveJobPollers {
 
   /** True when a failed poll should end its subscriptions; otherwise the next poll tries again. */
   ends(error: unknown): boolean {
-    return ENDING_CODES.has(codeOf(error));
+    if (ENDING_CODES.has(codeOf(error))) return true;
+    const status = upstreamStatus(error);
+    return status !== undefined && status >= 400 && status < 500 && !RETRIED_4XX.has(status);
   }
 }
 
