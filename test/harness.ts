@@ -89,6 +89,7 @@ export async function startGatewayOn(
     // Tests inject failures on purpose, many in a row; the circuit breaker would carry them over
     // into the next test. test/upstream-protection.test.ts turns it on with its own settings.
     UPSTREAM_BREAKER_MIN_CALLS: '100000',
+    UPSTREAM_BREAKER_FAILURES_IN_A_ROW: '100000',
     ...options.env,
   });
   const resolved = { count: 0, waiters: [] as { count: number; resolve(): void }[] };

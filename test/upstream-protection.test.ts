@@ -2,6 +2,7 @@
 // it back, and a bound on concurrent upstream requests.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
+import { environment } from '../src/config.js';
 import { expectData, expectErrorCode, metric, startStack, type Stack } from './harness.js';
 
 const HALF_OPEN_MS = 300;
@@ -23,6 +24,20 @@ function breakerStack() {
       UPSTREAM_BREAKER_HALF_OPEN_MS: String(HALF_OPEN_MS),
     },
   });
+}
+
+/** The gateway's own defaults where the harness changes them (it turns the breaker off). */
+function atDefaults(): Record<string, string> {
+  const defaults = environment.parse({});
+  return Object.fromEntries(
+    (
+      [
+        'UPSTREAM_BACKOFF_LIMIT_MS',
+        'UPSTREAM_BREAKER_MIN_CALLS',
+        'UPSTREAM_BREAKER_FAILURES_IN_A_ROW',
+      ] as const
+    ).map((name) => [name, String(defaults[name])]),
+  );
 }
 
 async function readyStatus(s: Stack) {
@@ -100,7 +115,7 @@ describe('circuit breaker', () => {
   it('opens against a dead upstream at any traffic: every attempt counts, retries included', async () => {
     // One client at a time, the default breaker settings: twenty queries that each fail after
     // their retries reach the upstream fewer than twenty times.
-    const s = (stack = await startStack({ env: { UPSTREAM_BREAKER_MIN_CALLS: '10' } }));
+    const s = (stack = await startStack({ env: atDefaults() }));
     s.simulator.faults.set('listJobs', { status: 503 });
     for (let i = 0; i < 20; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
     expect(s.simulator.requestsTo('listJobs').length).toBeLessThan(20);
@@ -111,6 +126,58 @@ describe('circuit breaker', () => {
       body: { status: 'not ready', upstream: 'circuit open' },
     });
   });
+
+  it(
+    'after a healthy period, opens on a run of failed attempts with no retries, and closes once the upstream is back',
+    { timeout: 60_000 },
+    async () => {
+      // The defaults throughout, the half-open delay (10 s) included.
+      const s = (stack = await startStack({ env: atDefaults() }));
+      for (let i = 0; i < 120; i++) expectData(await s.query(LIST));
+      const healthy = s.simulator.requestsTo('listJobs').length;
+      const sentSince = () => s.simulator.requestsTo('listJobs').length - healthy;
+
+      // The successes in the window do not keep the circuit closed: five failed attempts in
+      // a row open it (UPSTREAM_BREAKER_FAILURES_IN_A_ROW). The first query makes its three
+      // attempts; then three have failed in a row, as many as one call may send, and the next
+      // queries are not retried.
+      s.simulator.faults.set('listJobs', { status: 503 });
+      expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+      expect(sentSince()).toBe(3);
+      expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+      expect(sentSince()).toBe(4);
+      expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+      expect(sentSince()).toBe(5);
+      for (let i = 3; i < 20; i++) {
+        const error = expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+        expect(error.extensions?.upstream).toMatchObject({ circuit: 'open' });
+      }
+      expect(sentSince()).toBe(5);
+      expect(await metric(s, 'gateway_upstream_retries_total')).toBe(2);
+      expect(await metric(s, 'gateway_upstream_circuit_state')).toBe(2);
+
+      // The upstream recovers: queries fail fast, reaching nothing, until the half-open delay
+      // has passed; then one probes it, answers, and closes the circuit.
+      s.simulator.faults.clear();
+      for (;;) {
+        const response = await s.query(LIST);
+        if (!response.errors) break;
+        expect(expectErrorCode(response, 'UPSTREAM_UNAVAILABLE').extensions?.upstream).toMatchObject({
+          circuit: 'open',
+        });
+        expect(sentSince()).toBe(5);
+        await sleep(250);
+      }
+      expect(sentSince()).toBe(6);
+      expect(await metric(s, 'gateway_upstream_circuit_state')).toBe(0);
+      expect((await readyStatus(s)).status).toBe(200);
+
+      // The run is over: a read is retried again through a passing failure.
+      s.simulator.faults.set('listJobs', { status: 503, times: 2 });
+      expectData(await s.query(LIST));
+      expect(sentSince()).toBe(9);
+    },
+  );
 
   it("never opens on a caller's errors (4xx, unknown jobs, rate limits)", async () => {
     const s = (stack = await breakerStack());

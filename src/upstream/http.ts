@@ -6,12 +6,14 @@ import {
   BrokenCircuitError,
   BulkheadRejectedError,
   CircuitState,
+  ConsecutiveBreaker,
   SamplingBreaker,
   bulkhead,
   circuitBreaker,
   handleWhen,
   type BulkheadPolicy,
   type CircuitBreakerPolicy,
+  type IBreaker,
 } from 'cockatiel';
 import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
@@ -43,6 +45,8 @@ export interface UpstreamSettings {
   breakerWindowMs: number;
   /** The fewest attempts in the window for the circuit to open: one failure never trips it. */
   breakerMinCalls: number;
+  /** Failed attempts in a row (across all calls) that open the circuit, whatever the window holds. */
+  breakerFailuresInARow: number;
   /** How long the circuit stays open before one call probes the upstream again. */
   breakerHalfOpenMs: number;
 }
@@ -117,6 +121,30 @@ function callOf(options: { context: Record<string, unknown> }): CallContext {
 class FailedStatus extends Error {
   constructor(readonly response: Response) {
     super(`HTTP ${response.status}`);
+  }
+}
+
+/**
+ * Opens the circuit when any of its breakers would: each sees every attempt, so each keeps its
+ * own count whichever opened it.
+ */
+class AnyBreaker implements IBreaker {
+  constructor(private readonly breakers: readonly IBreaker[]) {}
+
+  get state(): unknown {
+    return this.breakers.map((breaker) => breaker.state);
+  }
+
+  set state(value: unknown) {
+    (value as unknown[]).forEach((state, i) => (this.breakers[i]!.state = state));
+  }
+
+  success(state: CircuitState): void {
+    for (const breaker of this.breakers) breaker.success(state);
+  }
+
+  failure(state: CircuitState): boolean {
+    return this.breakers.map((breaker) => breaker.failure(state)).includes(true);
   }
 }
 
@@ -223,6 +251,8 @@ export class UpstreamHttp {
   private readonly api: KyInstance;
   private readonly probe: KyInstance;
   private readonly breaker: CircuitBreakerPolicy;
+  /** The breaker's run of failed attempts: the retries stop while it is long. */
+  private readonly failedInARow: ConsecutiveBreaker;
   private readonly slots: BulkheadPolicy;
   /** Each attempt, by the Request ky hands to fetch (ky makes a Request per attempt). */
   private readonly attempts = new WeakMap<Request, Attempt>();
@@ -249,15 +279,20 @@ export class UpstreamHttp {
     });
     const send = bufferedFetch(this.dispatcher);
     this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
+    this.failedInARow = new ConsecutiveBreaker(settings.breakerFailuresInARow);
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
       halfOpenAfter: settings.breakerHalfOpenMs,
-      // A failure rate rather than a run of failures: under concurrency, timeouts of requests sent
-      // together arrive together, and a run of them says little about the upstream's health.
-      breaker: new SamplingBreaker({
-        threshold: settings.breakerFailureRate,
-        duration: settings.breakerWindowMs,
-        minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
-      }),
+      // A run of failed attempts, or the failure rate over the window, whichever comes first: the
+      // rate alone stays under its threshold for a while after a healthy period fills the window,
+      // while every call fails.
+      breaker: new AnyBreaker([
+        this.failedInARow,
+        new SamplingBreaker({
+          threshold: settings.breakerFailureRate,
+          duration: settings.breakerWindowMs,
+          minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
+        }),
+      ]),
     });
     this.breaker.onStateChange((state) =>
       metrics.circuit(
@@ -415,10 +450,14 @@ export class UpstreamHttp {
 
   /**
    * false: not worth a retry (a refusal of the bound, a request that cannot be built, a
-   * Retry-After past the cap); undefined: ky decides (statuses, timeouts, Retry-After).
+   * Retry-After past the cap, an upstream failing every attempt); undefined: ky decides
+   * (statuses, timeouts, Retry-After).
    */
   private shouldRetry(error: Error): false | undefined {
     if (this.closed || error instanceof BrokenCircuitError) return false;
+    // Once as many attempts in a row have failed as one call may send, across all calls, the
+    // upstream is failing: a retry would only add to its load until an attempt succeeds.
+    if (this.failedInARow.state > this.settings.retryLimit) return false;
     if (error instanceof HTTPError) {
       if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
       const asked = retryAfterMs(error.response.headers.get('retry-after'));
