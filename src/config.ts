@@ -100,7 +100,7 @@ export const environment = z.object({
   HTTP_REQUEST_TIMEOUT_MS: int(100, 600_000).default(30_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: int(100, 600_000).default(5_000),
   HTTP_MAX_CONNECTIONS: int(1, 1_000_000).default(700),
-  HTTP_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(256),
+  HTTP_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(128),
   METRICS_PORT: int(0, 65535).default(9464),
   // Matched exactly against a browser's Origin header: a path, a trailing slash or `*` would
   // match nothing, and CORS and the WebSocket origin check would fail without a word.

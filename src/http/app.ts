@@ -132,10 +132,11 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     requestTimeout: options.limits.requestTimeoutMs,
     keepAliveTimeout: options.limits.keepAliveTimeoutMs,
     // What Node's HTTP parser refuses (headers past its size, a 20 KB query string; a request
-    // cut by the timeouts) gets a GraphQL-shaped body too, then the socket is closed.
+    // cut by the timeouts) gets a GraphQL-shaped body too, then the socket is destroyed, as
+    // Node's own handler does: `end()` alone half-closes it, and a client that neither reads nor
+    // closes would keep it (a file descriptor, a place under HTTP_MAX_CONNECTIONS) for good. An
+    // answer this small is in the kernel once written, and leaves before the FIN.
     clientErrorHandler: (error, socket) => {
-      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed || !socket.writable)
-        return;
       const code = (error as NodeJS.ErrnoException).code;
       const [status, message] =
         code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -144,9 +145,13 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
             ? [431, 'The request line and headers are too large: send a long query as a POST body.']
             : [400, 'The request is not valid HTTP.'];
       const body = JSON.stringify(errorBody(message, 'BAD_REQUEST'));
-      socket.end(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
+      // A reset socket, or one already ended, has no one to read an answer.
+      if (code !== 'ECONNRESET' && socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      }
+      socket.destroy();
     },
     // A URL Fastify cannot route (`/graphql/%zz`) or a request it refuses before any route.
     frameworkErrors: (error, _request, reply) => {
