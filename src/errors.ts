@@ -24,7 +24,7 @@ export const ErrorCode = {
   UPSTREAM_TIMEOUT: 'UPSTREAM_TIMEOUT',
   /** The upstream answered with something outside its contract. */
   UPSTREAM_BAD_RESPONSE: 'UPSTREAM_BAD_RESPONSE',
-  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, bytes, cost, batch size; or at run time upstream calls and jobs); see `extensions.limit`. Nothing was executed. */
+  /** The query asks for more than the gateway allows (depth, aliases, directives, tokens, validation work, bytes, cost, upstream calls, batch size; or at run time upstream calls and jobs); see `extensions.limit`. Nothing was executed. */
   QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
   /** A subscription refused or ended by a bound: too many open for the key, or a consumer too far behind; see `extensions.limit`. */
   SUBSCRIPTION_LIMIT_EXCEEDED: 'SUBSCRIPTION_LIMIT_EXCEEDED',
@@ -58,6 +58,10 @@ function codeForStatus(status: number): ErrorCode {
 
 // graphql 16 writes "more that", later versions "more than".
 const TOO_MANY_TOKENS = /^Syntax Error: Document contains more tha[nt] (\d+) tokens/;
+// graphql-js's validation gives up past its own budget of work (comparing fields that share a
+// response name in one selection, 500,000 steps; following fragments, 50,000): the document is
+// refused for its size, not for a mistake in it.
+const VALIDATION_ABORTED = 'Validation aborted.';
 
 interface DescribedError {
   message: string;
@@ -125,7 +129,8 @@ function describeFailure(error: UpstreamError): DescribedError {
 
 /**
  * A query limit's code and message, where Apollo reported it otherwise: it recodes validation
- * errors GRAPHQL_VALIDATION_FAILED, and graphql-js's token limit is a syntax error.
+ * errors GRAPHQL_VALIDATION_FAILED, graphql-js's token limit is a syntax error, and its
+ * validation budget a bare "Validation aborted.".
  */
 function queryLimitError(
   message: string,
@@ -135,6 +140,13 @@ function queryLimitError(
   const recoded = extensions?.code === undefined || extensions.code === 'GRAPHQL_VALIDATION_FAILED';
   if (typeof extensions?.limit === 'string' && recoded) {
     return { message, extensions: { ...extensions, code: ErrorCode.QUERY_LIMIT_EXCEEDED } };
+  }
+  if (message === VALIDATION_ABORTED && extensions?.code === 'GRAPHQL_VALIDATION_FAILED') {
+    return {
+      message:
+        'The document is too large to validate: a selection repeats a field (or alias, or fragment) too many times, and each must be compared with the others. Ask for each field once.',
+      extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit: 'validation' },
+    };
   }
   const tokens = TOO_MANY_TOKENS.exec(message);
   if (tokens) {

@@ -156,6 +156,24 @@ describe('federation subgraph', () => {
     expect(stack.simulator.requestsTo('getJob')).toHaveLength(3);
   });
 
+  it('refuses an _entities call of more jobs than QUERY_MAX_UPSTREAM_CALLS before reading any', async () => {
+    // Each representation is a job read by id: 101 are 101 calls, one more than an operation may make.
+    const representations = Array.from({ length: 101 }, (_, i) => ({
+      __typename: 'FineTuneJob',
+      id: `ftj-${i}`,
+    }));
+    const response = await stack.query(
+      'query ($r: [_Any!]!) { _entities(representations: $r) { ... on FineTuneJob { id } } }',
+      { r: representations },
+    );
+    expect(response.status).toBe(400);
+    expect(expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({
+      limit: 'upstreamCalls',
+      calls: 101,
+    });
+    expect(stack.simulator.requests).toEqual([]);
+  });
+
   it('refuses a representation whose id no URL path can carry, without an upstream call', async () => {
     const response = await stack.query<{ _entities: ({ id: string } | null)[] }>(
       'query ($r: [_Any!]!) { _entities(representations: $r) { ... on FineTuneJob { id } } }',

@@ -118,7 +118,7 @@ describe('metrics', () => {
       await stack.query(`query {
         a: fineTuneJob(id: "${EXAMPLE_JOB}") { metrics { entries { step } } }
         b: fineTuneJob(id: "${EXAMPLE_JOB}") { metrics(limit: -1, offset: 0) { lastCheckpointStep } }
-        fineTuneJobs { id metrics { entries { loss } } }
+        fineTuneJobs(limit: 50) { id metrics { entries { loss } } }
       }`),
     );
     const calls = stack.simulator.requestsTo('getJobMetrics');

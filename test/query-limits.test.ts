@@ -141,3 +141,52 @@ describe('query limits', () => {
     }
   });
 });
+
+describe("graphql-js's validation budget", () => {
+  // At the defaults, and with QUERY_MAX_TOKENS raised so that larger shapes parse.
+  let defaults: Stack;
+  let manyTokens: Stack;
+  beforeAll(async () => {
+    [defaults, manyTokens] = await Promise.all([
+      startStack(),
+      startStack({ env: { QUERY_MAX_TOKENS: '10000' } }),
+    ]);
+  });
+  afterAll(() => Promise.all([defaults.stop(), manyTokens.stop()]));
+
+  async function expectOneLimit(gateway: Stack, document: string, limit: string) {
+    gateway.simulator.resetRequests();
+    const response = await gateway.query(document);
+    expect(response.status).toBe(400);
+    const error = expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED');
+    expect(error.extensions?.limit, error.message).toBe(limit);
+    expect(gateway.simulator.requests).toEqual([]);
+    return error;
+  }
+
+  it('refuses a field repeated 900 times as a limit, with one error, calling nothing', async () => {
+    // graphql-js compares fields of one name pairwise and gives up past its budget: it answered
+    // "Validation aborted." with no code saying why.
+    const typename = await expectOneLimit(defaults, `{ ${'__typename '.repeat(900)}}`, 'validation');
+    expect(typename.message).toMatch(/repeats a field .* Ask for each field once/);
+    await expectOneLimit(defaults, `{ fineTuneJobs(limit: 1) { ${'id '.repeat(900)}} }`, 'validation');
+  });
+
+  it('answers other shapes past a limit with that limit alone', async () => {
+    // A hundred "can only be used once" errors and graphql-js's line saying it stopped counting.
+    await expectOneLimit(manyTokens, `{ __typename ${'@include(if: true) '.repeat(900)}}`, 'directives');
+    // The alias limit, then "Validation aborted.".
+    await expectOneLimit(manyTokens, `{ fineTuneJobs(limit: 1) { ${'a: id '.repeat(900)}} }`, 'aliases');
+    // "Validation aborted.": 900 aliases of __typename (which the alias limit allows), a
+    // thousand inline fragments, a thousand fragments spread in one selection.
+    await expectOneLimit(manyTokens, `{ ${'a: __typename '.repeat(900)}}`, 'validation');
+    await expectOneLimit(manyTokens, `{ ${'... { __typename } '.repeat(1000)}}`, 'validation');
+    const names = Array.from({ length: 1000 }, (_, i) => `F${i}`);
+    const fragments = names.map((name) => `fragment ${name} on Query { __typename }`).join(' ');
+    await expectOneLimit(
+      manyTokens,
+      `{ ${names.map((name) => `...${name}`).join(' ')} } ${fragments}`,
+      'validation',
+    );
+  });
+});

@@ -30,6 +30,37 @@ export class RequestSpend {
   jobs = 0;
   /** The estimated cost of the operations checked so far. */
   cost = 0;
+  /** The upstream calls a batch's operations may make together, as estimated before they run. */
+  estimatedCalls = 0;
+  private unchecked = 0;
+  private allChecked: { promise: Promise<void>; resolve(): void } | undefined;
+
+  /**
+   * An operation of a batch has started: `batchChecked()` waits for it. Call what this returns
+   * once it has been checked, with the upstream calls it may make (0: it will not run).
+   */
+  batchOperationStarted(): (estimatedCalls: number) => void {
+    this.unchecked += 1;
+    let done = false;
+    return (estimatedCalls) => {
+      if (done) return;
+      done = true;
+      this.estimatedCalls += estimatedCalls;
+      this.unchecked -= 1;
+      if (this.unchecked === 0) this.allChecked?.resolve();
+    };
+  }
+
+  /** Resolves once every operation of the batch that started has been checked. */
+  batchChecked(): Promise<void> {
+    if (this.unchecked === 0) return Promise.resolve();
+    if (this.allChecked === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((done) => (resolve = done));
+      this.allChecked = { promise, resolve };
+    }
+    return this.allChecked.promise;
+  }
 }
 
 /** One operation's (or one subscription event's) tally against the limits. */
@@ -88,10 +119,13 @@ function sameLimit(a: GraphQLFormattedError, b: GraphQLFormattedError): boolean 
 }
 
 /**
- * Every field past the budget fails the same way (a thousand metrics fields, say): the
- * response says it once, at the first of them.
+ * One error per limit: every field past the budget fails the same way (a thousand metrics
+ * fields, say), and the response says it once, at the first of them. A document refused for a
+ * limit before it ran is answered with the first limit it broke alone, not with what graphql-js
+ * found in its parts (a thousand repeated directives are a hundred errors and a line saying it
+ * stopped counting).
  */
-export function budgetErrorsOncePlugin(): ApolloServerPlugin {
+export function limitErrorsOncePlugin(): ApolloServerPlugin {
   return {
     async requestDidStart() {
       return {
@@ -99,6 +133,13 @@ export function budgetErrorsOncePlugin(): ApolloServerPlugin {
           if (response.body.kind !== 'single') return;
           const result = response.body.singleResult;
           if (!result.errors || result.errors.length < 2) return;
+          if (result.data === undefined) {
+            const limit = result.errors.find(
+              (error) => error.extensions?.code === ErrorCode.QUERY_LIMIT_EXCEEDED,
+            );
+            if (limit) result.errors = [limit];
+            return;
+          }
           const kept: GraphQLFormattedError[] = [];
           for (const error of result.errors) {
             const isBudget =

@@ -6,8 +6,11 @@
 //   Apollo Server answers with a 500);
 // - cost: graphql-query-complexity, because armor's cost limit cannot see arguments, and here the
 //   arguments are what matters: `fineTuneJobs(limit: -1)` asks the upstream for every job, so
-//   its selection costs as many times as the jobs it may return.
-import type { ApolloServerPlugin } from '@apollo/server';
+//   its selection costs as many times as the jobs it may return;
+// - upstream calls: graphql-query-complexity again, counting the calls the operation may make
+//   (a batch's operations together), so one the run-time cap would stop part way (at
+//   QUERY_MAX_UPSTREAM_CALLS) is refused before its first call.
+import type { ApolloServerPlugin, GraphQLRequestContextDidResolveOperation } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import {
   GraphQLError,
@@ -22,10 +25,11 @@ import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphq
 import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { budgetErrorsOncePlugin } from './operation-budget.js';
+import { limitErrorsOncePlugin } from './operation-budget.js';
 import { ErrorCode } from '../errors.js';
 
-export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes' | 'batch';
+export type QueryLimitName =
+  'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'upstreamCalls' | 'bytes' | 'batch';
 
 /** Levels of arrays and objects a request's variables may nest; none of the schema's inputs needs 5. */
 const MAX_VARIABLE_DEPTH = 32;
@@ -91,13 +95,27 @@ const SIZED_LISTS: Record<string, Record<string, string>> = {
   FineTuneJob: { metrics: 'limit' },
 };
 
+/** A router's `_entities` (FEDERATION_SUBGRAPH): each of its representations is a job read by id. */
+const ENTITIES = { type: 'Query', field: '_entities', argument: 'representations' };
+
 /**
  * What one upstream call costs in the estimate, on top of what the field returns: a job's
  * metrics under a list of every job is as many calls as the list may hold.
  */
 const UPSTREAM_CALL_COST = 10;
-/** Fields that make an upstream call each time they are resolved (besides the sized lists). */
-const CALLING_FIELDS: Record<string, ReadonlySet<string>> = { Query: new Set(['fineTuneJob']) };
+/**
+ * Fields that make an upstream call each time they are resolved (besides the sized lists): a
+ * job by id, and the writes.
+ */
+const CALLING_FIELDS: Record<string, ReadonlySet<string>> = {
+  Query: new Set(['fineTuneJob']),
+  Mutation: new Set(['createFineTuneJob', 'stopFineTuneJob', 'cancelFineTuneJob']),
+};
+
+/** What a sized field's argument asks for; `unbounded` where it asks for everything (-1). */
+function sizeOf(requested: unknown, unbounded: number): number {
+  return typeof requested === 'number' && requested >= 0 ? requested : unbounded;
+}
 
 /**
  * A sized field costs one upstream call plus its selection once per item it may return; a
@@ -108,10 +126,33 @@ function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
     if (CALLING_FIELDS[type.name]?.has(field.name)) return UPSTREAM_CALL_COST + Math.max(childComplexity, 1);
     const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
     if (sizeArgument === undefined) return undefined;
-    const requested = args[sizeArgument];
-    const size = typeof requested === 'number' && requested >= 0 ? requested : unboundedListSize;
+    const size = sizeOf(args[sizeArgument], unboundedListSize);
     return UPSTREAM_CALL_COST + size * Math.max(childComplexity, 1);
   };
+}
+
+/**
+ * The upstream calls an operation may make: one per calling field, its selection's once per
+ * item it may return. A list returns at most `maxJobs` jobs (past them it fails, its items
+ * unresolved): so many for one without a `limit`, whatever the cost estimate assumes.
+ */
+function upstreamCallsEstimator(maxJobs: number): ComplexityEstimator {
+  return ({ type, field, args, childComplexity }) => {
+    if (type.name === ENTITIES.type && field.name === ENTITIES.field) {
+      const representations = args[ENTITIES.argument] as unknown;
+      return (Array.isArray(representations) ? representations.length : 0) * (1 + childComplexity);
+    }
+    const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
+    if (sizeArgument !== undefined)
+      return 1 + Math.min(sizeOf(args[sizeArgument], maxJobs), maxJobs) * childComplexity;
+    return (CALLING_FIELDS[type.name]?.has(field.name) ? 1 : 0) + childComplexity;
+  };
+}
+
+/** What an operation may cost the gateway (QUERY_MAX_COST) and the upstream (QUERY_MAX_UPSTREAM_CALLS). */
+interface Estimate {
+  cost: number;
+  upstreamCalls: number;
 }
 
 /** Validation rules, parse options and plugins that enforce the limits. */
@@ -126,32 +167,30 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     blockFieldSuggestion: { enabled: !fieldSuggestions },
   }).protect();
 
-  const estimators = [
+  const costEstimators = [
     sizedListEstimator(limits.unboundedListSize),
     simpleEstimator({ defaultComplexity: 1 }),
   ];
-  /** An operation's estimated cost; undefined when its variables do not coerce. */
-  function costOf(
+  const callEstimators = [upstreamCallsEstimator(limits.maxJobs)];
+  function estimate(
     schema: GraphQLSchema,
     document: DocumentNode,
     variables: Record<string, unknown>,
-    operationName: string | null | undefined,
-  ): number | undefined {
+    operationName: string | null,
+  ): Estimate | undefined {
+    const options = { schema, query: document, variables, ...(operationName && { operationName }) };
     try {
-      return getComplexity({
-        schema,
-        query: document,
-        variables,
-        ...(operationName && { operationName }),
-        estimators,
-      });
+      return {
+        cost: getComplexity({ ...options, estimators: costEstimators }),
+        upstreamCalls: getComplexity({ ...options, estimators: callEstimators }),
+      };
     } catch {
       // Variables that do not coerce: execution rejects them before any resolver runs.
       return undefined;
     }
   }
 
-  // A document's cost changes only with the variables that size a list: the check is remembered
+  // A document's estimates change only with the variables that size a list: they are remembered
   // per document (Apollo Server reuses parsed documents) and per their values.
   const costChecks = new WeakMap<DocumentNode, Map<string | null, CostCheck>>();
   function costCheck(schema: GraphQLSchema, document: DocumentNode, operationName: string | null): CostCheck {
@@ -160,69 +199,122 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     let check = byName.get(operationName);
     if (check === undefined) {
       check = rememberedCostCheck(document, (variables) =>
-        costOf(schema, document, variables, operationName),
+        estimate(schema, document, variables, operationName),
       );
       byName.set(operationName, check);
     }
     return check;
   }
 
+  /** The checks of one operation alone; the upstream calls it may make when it passes them. */
+  function checkOperation({
+    request,
+    document,
+    schema,
+    operationName,
+    contextValue,
+  }: GraphQLRequestContextDidResolveOperation<GatewayContext>): number {
+    // Before anything walks them: the cost check, the sharing key, graphql-js's coercion.
+    if (nestsDeeperThan(request.variables, MAX_VARIABLE_DEPTH)) {
+      throw new GraphQLError(`Variables nest deeper than ${MAX_VARIABLE_DEPTH} levels.`, {
+        extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } },
+      });
+    }
+    const estimated = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
+    if (estimated === undefined) return 0;
+    const { cost, upstreamCalls } = estimated;
+    if (cost > limits.maxCost) {
+      throw limitExceeded(
+        'cost',
+        `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
+        { cost, maxCost: limits.maxCost },
+      );
+    }
+    if (upstreamCalls > limits.maxUpstreamCalls) {
+      throw limitExceeded(
+        'upstreamCalls',
+        `This operation may make ${upstreamCalls} calls to the fine-tune API; one operation may make ${limits.maxUpstreamCalls}. Each job's \`metrics\` is a call, and a list without a \`limit\` may hold ${limits.maxJobs} jobs: give lists with metrics a \`limit\` (a list of ${limits.maxUpstreamCalls - 1} jobs with their metrics is ${limits.maxUpstreamCalls} calls).`,
+        { calls: upstreamCalls, max: limits.maxUpstreamCalls },
+      );
+    }
+    // The operations of a batch share one spend: together they stay under the limit.
+    const { spend } = contextValue;
+    spend.cost += cost;
+    if (spend.cost > limits.maxCost) {
+      throw limitExceeded(
+        'cost',
+        `Query cost limit of ${limits.maxCost} exceeded by this batch, found ${spend.cost} for its operations together. Send fewer operations at once, or ask for less.`,
+        { cost: spend.cost, maxCost: limits.maxCost },
+        // The batch's other operations were answered: its response stays a 200 (a refusal
+        // before execution would make it a 400 for all of them).
+        200,
+      );
+    }
+    return upstreamCalls;
+  }
+
+  // A batch's operations run at once, and their calls count together: each waits until all
+  // have been checked (or answered without running), so none makes a call before the batch's
+  // calls are known, and all of them are refused when those are too many.
+  const checked = new WeakMap<object, (estimatedCalls: number) => void>();
   const costLimit: ApolloServerPlugin<GatewayContext> = {
-    async requestDidStart() {
+    async requestDidStart(requestContext) {
+      if (!requestContext.requestIsBatched) {
+        return { didResolveOperation: async (operation) => void checkOperation(operation) };
+      }
+      const { spend } = requestContext.contextValue;
+      const done = spend.batchOperationStarted();
+      checked.set(requestContext, done);
       return {
-        async didResolveOperation({ request, document, schema, operationName, contextValue }) {
-          // Before anything walks them: the cost check, the sharing key, graphql-js's coercion.
-          if (nestsDeeperThan(request.variables, MAX_VARIABLE_DEPTH)) {
-            throw new GraphQLError(`Variables nest deeper than ${MAX_VARIABLE_DEPTH} levels.`, {
-              extensions: { code: ErrorCode.BAD_USER_INPUT, http: { status: 400 } },
-            });
+        async didResolveOperation(operation) {
+          let calls = 0;
+          try {
+            calls = checkOperation(operation);
+          } finally {
+            done(calls);
           }
-          const cost = costCheck(schema, document, operationName ?? null)(request.variables ?? {});
-          if (cost === undefined) return;
-          if (cost > limits.maxCost) {
+          await spend.batchChecked();
+          if (spend.estimatedCalls > limits.maxUpstreamCalls) {
             throw limitExceeded(
-              'cost',
-              `Query cost limit of ${limits.maxCost} exceeded, found ${cost}. Ask for fewer jobs (a smaller \`limit\`) or fewer fields.`,
-              { cost, maxCost: limits.maxCost },
-            );
-          }
-          // The operations of a batch share one spend: together they stay under the limit.
-          const { spend } = contextValue;
-          spend.cost += cost;
-          if (spend.cost > limits.maxCost) {
-            throw limitExceeded(
-              'cost',
-              `Query cost limit of ${limits.maxCost} exceeded by this batch, found ${spend.cost} for its operations together. Send fewer operations at once, or ask for less.`,
-              { cost: spend.cost, maxCost: limits.maxCost },
-              // The batch's other operations were answered: its response stays a 200 (a refusal
-              // before execution would make it a 400 for all of them).
-              200,
+              'upstreamCalls',
+              `This batch's operations together may make ${spend.estimatedCalls} calls to the fine-tune API; one request may make ${limits.maxUpstreamCalls} (each job's \`metrics\` is a call). Send fewer operations at once, or give lists with metrics a smaller \`limit\`.`,
+              { calls: spend.estimatedCalls, max: limits.maxUpstreamCalls },
             );
           }
         },
+        // Answered without running (a document that does not parse or validate, say).
+        async willSendResponse() {
+          done(0);
+        },
       };
+    },
+    async unexpectedErrorProcessingRequest({ requestContext }) {
+      checked.get(requestContext)?.(0);
     },
   };
 
   return {
     validationRules: armor.validationRules as ValidationRule[],
     // Armor's declarations name Apollo Server's CommonJS types, ours its ESM ones: same objects.
-    plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit, budgetErrorsOncePlugin()],
+    plugins: [...(armor.plugins as unknown as ApolloServerPlugin[]), costLimit, limitErrorsOncePlugin()],
     parseOptions: { maxTokens: limits.maxTokens },
     /** The cost check of one document, remembered by the values of its sizing variables. */
     costCheck,
   };
 }
 
-/** An operation's estimated cost for a request's variables (undefined: they do not coerce). */
-export type CostCheck = (variables: Record<string, unknown>) => number | undefined;
+/** An operation's estimates for a request's variables (undefined: they do not coerce). */
+export type CostCheck = (variables: Record<string, unknown>) => Estimate | undefined;
 
-const SIZE_ARGUMENTS = new Set(Object.values(SIZED_LISTS).flatMap((fields) => Object.values(fields)));
+const SIZE_ARGUMENTS = new Set([
+  ...Object.values(SIZED_LISTS).flatMap((fields) => Object.values(fields)),
+  ENTITIES.argument,
+]);
 const REMEMBERED_COSTS = 100;
 
 /**
- * The variables a document's cost can depend on: those inside a sizing argument (`limit`,
- * `first`) and those of directives (`@include(if: $x)` drops a selection).
+ * The variables a document's estimates can depend on: those inside a sizing argument (`limit`,
+ * `first`, `representations`) and those of directives (`@include(if: $x)` drops a selection).
  */
 function costVariables(document: DocumentNode): string[] {
   const names = new Set<string>();
@@ -256,15 +348,15 @@ function costVariables(document: DocumentNode): string[] {
 function rememberedCostCheck(document: DocumentNode, check: CostCheck): CostCheck {
   const names = costVariables(document);
   // By the JSON text of those variables' values; values come from clients, so bounded.
-  const known = new LRUCache<string, { cost: number | undefined }>({ max: REMEMBERED_COSTS });
+  const known = new LRUCache<string, { estimate: Estimate | undefined }>({ max: REMEMBERED_COSTS });
   return (variables) => {
     // JSON text, or `undefined` for an absent variable (its default applies, not null).
     const key = names.map((name) => `${JSON.stringify(variables[name])}`).join('\u0000');
     let remembered = known.get(key);
     if (remembered === undefined) {
-      remembered = { cost: check(variables) };
+      remembered = { estimate: check(variables) };
       known.set(key, remembered);
     }
-    return remembered.cost;
+    return remembered.estimate;
   };
 }
