@@ -17,7 +17,7 @@ import type { UpstreamHttp } from './upstream/http.js';
 import { OperationBudget, RequestSpend, type BudgetLimits } from './limits/operation-budget.js';
 import { UpstreamTrace } from './observability/upstream-trace.js';
 import type { TraceContext } from './observability/tracing.js';
-import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
+import { FineTuneJobWrites, type JobWriteSettings } from './fine-tune-jobs/job-writes.js';
 
 export interface GatewayContext {
   requestId: string;

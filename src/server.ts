@@ -11,7 +11,7 @@ import {
   type GatewayContext,
 } from './context.js';
 import { createErrorFormatter } from './errors.js';
-import { FleetPolling } from './fleet/fleet-poller.js';
+import { RedisPolling } from './fleet/fleet-poller.js';
 import { FleetRedis } from './fleet/redis.js';
 import { FleetAnswers, FleetPersistedQueries } from './fleet/shared-cache.js';
 import { createApolloServer } from './graphql/apollo-server.js';
@@ -20,12 +20,13 @@ import { ResultSerializer } from './graphql/result-serializer.js';
 import { buildGatewaySchema } from './graphql/schema.js';
 import { TrustedDocuments, type ReloadTrigger } from './graphql/trusted-documents.js';
 import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
-import { queryLimitProtection } from './limits/query-limits.js';
+import { explorerLandingPage } from './http/explorer.js';
+import { queryLimitProtection } from './graphql/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { startTracing } from './observability/tracing.js';
 import { HeldDocuments } from './subscriptions/held-documents.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
-import { serveSubscriptions, type SubscriptionServer } from './subscriptions/websocket.js';
+import { serveSubscriptions, type SubscriptionServer } from './http/websocket.js';
 import { UpstreamHttp } from './upstream/http.js';
 
 export interface GatewayOptions {
@@ -88,7 +89,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     },
     tracing,
   );
-  const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
+  const fleetPolling = fleetRedis && new RedisPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
   const heldDocuments = new HeldDocuments(config.subscriptionDocumentBytes);
   metrics.watchSubscriptionDocuments(() => heldDocuments.bytes);
@@ -121,8 +122,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger,
     metrics,
     introspection: config.introspection,
-    sandbox: config.sandbox,
-    explorer: config.explorer,
+    landingPage: config.sandbox ? explorerLandingPage(config.explorer) : undefined,
     limits,
     maxBatch: config.queryLimits.maxBatch,
     formatError,

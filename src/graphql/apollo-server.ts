@@ -9,10 +9,8 @@ import {
 } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
-import type { Explorer } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { explorerLandingPage } from '../http/explorer.js';
-import type { queryLimitProtection } from '../limits/query-limits.js';
+import type { queryLimitProtection } from './query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
 import { jitExecution } from './jit-executor.js';
@@ -35,9 +33,11 @@ export interface GatewayApolloOptions {
   logger: Logger;
   metrics: GatewayMetrics;
   introspection: boolean;
-  sandbox: boolean;
-  /** The landing page when `sandbox` is on: Apollo Sandbox (linking to GraphiQL) or GraphiQL. */
-  explorer: Explorer;
+  /**
+   * The landing page a browser gets at /graphql (Apollo Sandbox or GraphiQL, from the HTTP layer
+   * that serves the explorers); none when the explorers are off.
+   */
+  landingPage: ApolloServerPlugin<GatewayContext> | undefined;
   limits: ReturnType<typeof queryLimitProtection>;
   /** Operations one HTTP request may batch (QUERY_MAX_BATCH); 1: batching is off. */
   maxBatch: number;
@@ -93,7 +93,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
         : []),
       // Before the others: the operation's span is open while their hooks run.
       ...(options.tracing ? [tracingPlugin(options.tracing)] : []),
-      options.sandbox ? explorerLandingPage(options.explorer) : ApolloServerPluginLandingPageDisabled(),
+      options.landingPage ?? ApolloServerPluginLandingPageDisabled(),
       // No cache hints are used; the plugin would otherwise wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),

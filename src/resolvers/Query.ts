@@ -25,7 +25,7 @@ export const Query: QueryResolvers = {
   },
 
   async fineTuneJobsConnection(_parent, args, { loaders, budget }, info) {
-    const page = await loadFineTuneJobPage(loaders, {
+    const page = await loadFineTuneJobPage((query) => loaders.jobListLoader.load(query), {
       statuses: normalizedStatuses(args.statuses),
       first: args.first ?? 20,
       after: args.after,

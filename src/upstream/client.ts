@@ -89,7 +89,7 @@ export class FineTuneApiClient {
 
   /**
    * `POST /fine-tune/jobs`, one attempt. Never retried here: whether a lost answer may be
-   * retried is decided in job-writes.ts, which knows the id makes it safe.
+   * retried is decided in src/fine-tune-jobs/job-writes.ts, which knows the id makes it safe.
    */
   createJob(request: CreateJobRequest): Promise<FineTuneJobRecord> {
     return this.call(
@@ -100,12 +100,12 @@ export class FineTuneApiClient {
     );
   }
 
-  /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see job-writes.ts). */
+  /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see src/fine-tune-jobs/job-writes.ts). */
   stopJob(id: string): Promise<FineTuneJobRecord> {
     return this.putJobAction(id, 'stop');
   }
 
-  /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see job-writes.ts). */
+  /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see src/fine-tune-jobs/job-writes.ts). */
   cancelJob(id: string): Promise<FineTuneJobRecord> {
     return this.putJobAction(id, 'cancel');
   }

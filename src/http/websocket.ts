@@ -23,8 +23,8 @@ import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
 import { unexpectedCause } from '../errors.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
-import { documentTooLarge } from '../limits/query-limits.js';
-import type { LiveJobPollers } from './live-jobs.js';
+import { documentTooLarge } from '../graphql/query-limits.js';
+import type { LiveJobPollers } from '../subscriptions/live-jobs.js';
 
 export interface SubscriptionServerOptions {
   httpServer: Server;
