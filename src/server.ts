@@ -87,7 +87,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       // The writer's organization's answers, on every instance before the write's answer is sent.
       onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
     },
-    tracing,
   );
   const fleetPolling = fleetRedis && new RedisPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
@@ -98,7 +97,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
-    traceUpstream: config.upstreamTrace,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
@@ -106,12 +104,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       backoffLimitMs: config.upstreamSettings.backoffLimitMs,
     },
     liveJobPollers,
-    heldDocuments,
     anonymousWrites: config.anonymousWrites,
     allowedHosts: new Set(config.allowedHosts),
-    budgetLimits: {
-      maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
-      maxJobs: config.queryLimits.maxJobs,
+    operationSettings: {
+      metrics,
+      budgetLimits: {
+        maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
+        maxJobs: config.queryLimits.maxJobs,
+      },
+      keepUpstreamCalls: config.upstreamTrace,
+      ...(tracing && { tracing: { tracing, baseUrl: new URL(options.upstreamBaseUrl) } }),
     },
   };
 
@@ -123,6 +125,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     introspection: config.introspection,
     landingPage: config.sandbox ? explorerLandingPage(config.explorer) : undefined,
+    heldDocuments,
     limits,
     maxBatch: config.queryLimits.maxBatch,
     formatError,
@@ -206,7 +209,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     createContext: (authorization, requestId, host) =>
       // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
       createContext(
-        { ...contextDependencies, traceUpstream: false },
+        {
+          ...contextDependencies,
+          operationSettings: { ...contextDependencies.operationSettings, keepUpstreamCalls: false },
+        },
         { authorization, requestId, transport: 'websocket', host },
       ),
     logger,

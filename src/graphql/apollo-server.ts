@@ -22,6 +22,7 @@ import { trustedDocumentsPlugin } from './plugins/trusted-documents.js';
 import { upstreamTracePlugin } from './plugins/upstream-trace.js';
 import type { ResultSerializer } from './result-serializer.js';
 import type { TrustedDocuments } from './trusted-documents.js';
+import type { HeldDocuments } from '../subscriptions/held-documents.js';
 
 /** Apollo Server's APQ cache (a KeyValueCache), as its options name it. */
 type PersistedQueriesCache = NonNullable<
@@ -50,6 +51,8 @@ export interface GatewayApolloOptions {
   trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
   /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
   tracing?: GatewayTracing;
+  /** The bound on what running subscriptions' documents hold. */
+  heldDocuments?: HeldDocuments;
   /** Server-level plugins of the gateway's own (the drain of its listeners). */
   lifecyclePlugins: ApolloServerPlugin<GatewayContext>[];
   /** An operator's plugins: they see every operation, before the shared answers are looked up. */
@@ -60,7 +63,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
   const { limits } = options;
   return new ApolloServer<GatewayContext>({
     // Apollo's executor hook: operations run compiled by graphql-jit (see jit-executor.ts).
-    gateway: jitExecution(options.schema),
+    gateway: jitExecution(options.schema, options.heldDocuments),
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.

@@ -22,7 +22,7 @@ import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphq
 import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { budgetErrorsOncePlugin } from '../limits/operation-budget.js';
+import { budgetErrorsOncePlugin } from '../operation/budget.js';
 import { ErrorCode } from '../errors.js';
 
 export type QueryLimitName = 'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'bytes' | 'batch';
@@ -187,7 +187,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
             );
           }
           // The operations of a batch share one spend: together they stay under the limit.
-          const { spend } = contextValue;
+          const { spend } = contextValue.operation;
           spend.cost += cost;
           if (spend.cost > limits.maxCost) {
             throw limitExceeded(

@@ -53,10 +53,10 @@ export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<
             {
               operationName,
               durationMs: Math.round(durationMs),
-              upstreamCalls: contextValue.upstreamCalls.count,
+              upstreamCalls: contextValue.operation.upstreamCalls.attempts,
               outcome: codes.length ? 'error' : 'ok',
               ...(codes.length && { errorCodes: codes }),
-              ...(contextValue.answer.from && { sharedFrom: contextValue.answer.from }),
+              ...(contextValue.operation.sharedFrom && { sharedFrom: contextValue.operation.sharedFrom }),
             },
             'graphql operation',
           );
