@@ -157,7 +157,7 @@ export type UpstreamTarget =
   | { kind: 'simulator'; paceMs: number }
   | { kind: 'remote'; baseUrl: string; serverApiKey: string | undefined };
 
-/** What a query may ask for before it is rejected, unexecuted (see src/limits/query-limits.ts). */
+/** What a query may ask for before it is rejected, unexecuted (see src/graphql/query-limits.ts). */
 export interface QueryLimits {
   maxDepth: number;
   maxAliases: number;

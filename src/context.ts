@@ -1,42 +1,31 @@
-// The per-request context every resolver receives: who is calling (the API key to use), a
-// request id and logger, and the loaders, built fresh for each request.
+// The per-request context every resolver receives: who is calling (the identity of the key it
+// uses), a request id and logger, the loaders and job writes, the live streams, and one handle on
+// the operation's own state (src/operation/operation.ts), built fresh for each request.
 import { createHash } from 'node:crypto';
-import type { ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
+import { FineTuneJobWrites, type JobWriteSettings } from './fine-tune-jobs/job-writes.js';
 import {
   createFineTuneJobLoaders,
   type FineTuneJobLoaders,
   type LoaderSettings,
 } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
-import type { HeldDocuments } from './subscriptions/held-documents.js';
+import { RequestSpend } from './operation/budget.js';
+import { OperationState, type OperationSettings } from './operation/operation.js';
+import { UpstreamCalls } from './operation/upstream-calls.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
 import type { UpstreamHttp } from './upstream/http.js';
-import { OperationBudget, RequestSpend, type BudgetLimits } from './limits/operation-budget.js';
-import { UpstreamTrace } from './observability/upstream-trace.js';
-import type { TraceContext } from './observability/tracing.js';
-import { FineTuneJobWrites, type JobWriteSettings } from './upstream/job-writes.js';
 
 export interface GatewayContext {
   requestId: string;
   logger: Logger;
-  /** Where the operation came in: HTTP, or a graphql-ws socket. */
-  readonly transport: 'http' | 'websocket';
   /**
    * Who the operation's answer belongs to, for sharing it (a hash of the API key it uses, never
    * the key); undefined when the request has no usable key.
    */
   readonly credentialIdentity: string | undefined;
-  /** How the answer came: set by the sharing plugins (joined a flight, or kept), read by the log. */
-  readonly answer: { from?: 'flight' | 'cache' };
-  /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
-  readonly liveStream: { events?: AsyncGenerator<ExecutionResult> };
-  /** The documents running subscriptions hold, by key and all together (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY). */
-  readonly heldDocuments: HeldDocuments | undefined;
-  /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
-  readonly upstreamCalls: { count: number };
   /**
    * The loaders for this request. Reading it without an API key throws UNAUTHENTICATED, so a
    * resolver that needs the upstream fails before any call, while introspection still works.
@@ -44,27 +33,16 @@ export interface GatewayContext {
   readonly loaders: FineTuneJobLoaders;
   /**
    * Create, stop and cancel, with the never-duplicate, never-lose retries; same key check, and
-   * UNAUTHENTICATED for a client without a key of its own unless ANONYMOUS_WRITES.
+   * UNAUTHENTICATED for a client without a key of its own unless anonymous writes are allowed.
    */
   readonly jobWrites: FineTuneJobWrites;
-  /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
-  readonly upstreamTrace: UpstreamTrace | undefined;
-  /**
-   * This operation's OpenTelemetry span, as the context its upstream calls start theirs in; set
-   * by the tracing plugin on the operation's copy of the context, undefined when tracing is off.
-   */
-  operationSpan: TraceContext | undefined;
-  /** What this operation may still cost the upstream: its calls, and the jobs it returns. */
-  readonly budget: OperationBudget;
-  /** What the request has spent: one operation's, or a whole batch's (shared by its operations). */
-  readonly spend: RequestSpend;
   /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
   readonly liveJobs: LiveJobs;
   /**
-   * A subscription runs one execution per event with one context: this gives each event fresh
-   * loaders, so what one event read is never served to the next.
+   * This operation's own state (its transport, budget, record of upstream calls, span, how its
+   * answer was shared, a subscription's stream), kept by the modules that own each concern.
    */
-  startSubscriptionEvent(): void;
+  readonly operation: OperationState;
 }
 
 export interface ContextDependencies {
@@ -75,18 +53,14 @@ export interface ContextDependencies {
   logger: Logger;
   loaderSettings: LoaderSettings;
   jobWriteSettings: JobWriteSettings;
-  /** Record each operation's upstream calls for `extensions.upstream`. */
-  traceUpstream: boolean;
+  /** What each operation's state is built from (its budget, its record of upstream calls). */
+  operationSettings: OperationSettings;
   /** The gateway's shared pollers, for subscriptions. */
   liveJobPollers?: LiveJobPollers;
-  /** The bound on what running subscriptions' documents hold. */
-  heldDocuments?: HeldDocuments;
   /** A client without a key of its own may create, stop and cancel with the gateway's key. */
   anonymousWrites: boolean;
   /** Host names whose requests may act with the gateway's key (lower case, no port). */
   allowedHosts: ReadonlySet<string>;
-  /** What one operation may cost the upstream at run time. */
-  budgetLimits: BudgetLimits;
 }
 
 export interface IncomingRequest {
@@ -160,58 +134,45 @@ function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Cr
 class RequestContext implements GatewayContext {
   // Plain fields (not #private): Apollo's copy of the context must carry them. Eager ones are
   // shared by every copy (each operation of a batch gets one), lazy ones belong to one copy.
-  readonly liveStream: { events?: AsyncGenerator<ExecutionResult> } = {};
-  operationSpan: TraceContext | undefined = undefined;
-  spend = new RequestSpend();
-  private callsOfOperation: { count: number } | undefined;
-  private answerOfOperation: { from?: 'flight' | 'cache' } | undefined;
-  private api: FineTuneApiClient | undefined;
-  private loadersOfRequest: FineTuneJobLoaders | undefined;
+  private readonly spend = new RequestSpend();
+  private operationOfCopy: OperationState | undefined;
+  /** The client and loaders of one operation's record (a subscription's event has its own). */
+  private loadersOfRun:
+    { calls: UpstreamCalls; api: FineTuneApiClient; loaders?: FineTuneJobLoaders } | undefined;
   private jobWritesOfRequest: FineTuneJobWrites | undefined;
-  private traceOfOperation: UpstreamTrace | undefined;
   private identityOfKey: string | undefined;
-  private budgetOfOperation: OperationBudget | undefined;
 
   constructor(
     readonly requestId: string,
-    readonly transport: 'http' | 'websocket',
+    private readonly transport: 'http' | 'websocket',
     readonly logger: Logger,
     private readonly credential: Credential,
     private readonly deps: ContextDependencies,
   ) {}
 
-  private client(): FineTuneApiClient {
+  get operation(): OperationState {
+    this.operationOfCopy ??= new OperationState(
+      this.transport,
+      this.deps.operationSettings,
+      'apiKey' in this.credential ? [this.credential.apiKey] : [],
+      this.spend,
+    );
+    return this.operationOfCopy;
+  }
+
+  /** This operation's client: its calls go to the operation's record (budget, trace, spans). */
+  private run() {
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
-    this.api ??= new FineTuneApiClient(this.deps.http, {
-      apiKey: this.credential.apiKey,
-      requestId: this.requestId,
-      calls: this.upstreamCalls,
-      trace: this.upstreamTrace,
-      budget: this.budget,
-      span: this.operationSpan,
-    });
-    return this.api;
-  }
-
-  // Lazy like the loaders: each operation's copy of the context, and each subscription event,
-  // has its own, all adding to the request's spend.
-  get budget(): OperationBudget {
-    this.budgetOfOperation ??= new OperationBudget(this.deps.budgetLimits, this.spend);
-    return this.budgetOfOperation;
-  }
-
-  get upstreamCalls(): { count: number } {
-    this.callsOfOperation ??= { count: 0 };
-    return this.callsOfOperation;
-  }
-
-  get answer(): { from?: 'flight' | 'cache' } {
-    this.answerOfOperation ??= {};
-    return this.answerOfOperation;
-  }
-
-  get heldDocuments(): HeldDocuments | undefined {
-    return this.deps.heldDocuments;
+    const calls = this.operation.upstreamCalls;
+    if (this.loadersOfRun?.calls !== calls) {
+      const api = new FineTuneApiClient(this.deps.http, {
+        apiKey: this.credential.apiKey,
+        requestId: this.requestId,
+        recorder: calls,
+      });
+      this.loadersOfRun = { calls, api };
+    }
+    return this.loadersOfRun;
   }
 
   get credentialIdentity(): string | undefined {
@@ -220,21 +181,16 @@ class RequestContext implements GatewayContext {
     return this.identityOfKey;
   }
 
-  // Lazy like the loaders, so each operation's copy of the context records its own calls.
-  get upstreamTrace(): UpstreamTrace | undefined {
-    if (!this.deps.traceUpstream) return undefined;
-    this.traceOfOperation ??= new UpstreamTrace('apiKey' in this.credential ? [this.credential.apiKey] : []);
-    return this.traceOfOperation;
-  }
-
   get loaders(): FineTuneJobLoaders {
-    this.loadersOfRequest ??= createFineTuneJobLoaders(
-      this.client(),
+    const run = this.run();
+    run.loaders ??= createFineTuneJobLoaders(
+      run.api,
       this.deps.loaderSettings,
       this.deps.metrics,
-      this.budget,
+      this.operation.budget,
+      run.calls,
     );
-    return this.loadersOfRequest;
+    return run.loaders;
   }
 
   get liveJobs(): LiveJobs {
@@ -242,22 +198,21 @@ class RequestContext implements GatewayContext {
     if (pollers === undefined) throw new Error('this context serves no subscriptions');
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
     const { apiKey } = this.credential;
-    // The pollers outlive this request, so they get a client of their own, without a trace.
-    const caller = { apiKey, requestId: this.requestId, calls: { count: 0 } };
+    const { metrics, tracing } = this.deps.operationSettings;
+    // The pollers outlive this request, so they get a client of their own: their calls are
+    // recorded for the metrics and spans (a child of the poll's), no operation pays for them.
+    const recorder = new UpstreamCalls({
+      metrics,
+      keepEntries: false,
+      secrets: [apiKey],
+      ...(tracing && { tracing }),
+    });
     // Its polls are linked to this operation's span (tracing on).
     return pollers.forKey(
-      new FineTuneApiClient(this.deps.http, caller),
+      new FineTuneApiClient(this.deps.http, { apiKey, requestId: this.requestId, recorder }),
       this.credentialIdentity!,
-      this.operationSpan,
+      this.operation.span,
     );
-  }
-
-  startSubscriptionEvent(): void {
-    this.api = undefined;
-    this.loadersOfRequest = undefined;
-    this.traceOfOperation = undefined;
-    this.budgetOfOperation = undefined;
-    this.spend = new RequestSpend();
   }
 
   get jobWrites(): FineTuneJobWrites {
@@ -268,7 +223,11 @@ class RequestContext implements GatewayContext {
         "Creating, stopping and cancelling jobs needs your own key: send `Authorization: Bearer <your Archetype AI API key>` (the gateway's own key only reads).",
       );
     }
-    this.jobWritesOfRequest ??= new FineTuneJobWrites(this.client(), this.deps.jobWriteSettings, this.logger);
+    this.jobWritesOfRequest ??= new FineTuneJobWrites(
+      this.run().api,
+      this.deps.jobWriteSettings,
+      this.logger,
+    );
     return this.jobWritesOfRequest;
   }
 }

@@ -1,9 +1,9 @@
-// The gateway's error vocabulary and the one translation from upstream failures to GraphQL
-// errors. Every error a client sees carries one of these codes in `extensions.code`.
+// The gateway's error vocabulary and the one formatter of what clients see. Every error a client
+// sees carries one of these codes in `extensions.code`. A failure that knows its own code (an
+// upstream failure: src/upstream/errors.ts) is a DescribedFailure, described where it is read.
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { redactSecrets } from './observability/secrets.js';
-import { UpstreamError } from './upstream/errors.js';
 
 export const ErrorCode = {
   /** No API key, or the upstream rejected it (401). */
@@ -44,18 +44,6 @@ export function gatewayError(
   return new GraphQLError(message, { extensions: { ...extensions, code } });
 }
 
-function codeForStatus(status: number): ErrorCode {
-  if (status === 400 || status === 413 || status === 422) return ErrorCode.BAD_USER_INPUT;
-  if (status === 401) return ErrorCode.UNAUTHENTICATED;
-  if (status === 403) return ErrorCode.FORBIDDEN;
-  if (status === 404) return ErrorCode.NOT_FOUND;
-  if (status === 409) return ErrorCode.CONFLICT;
-  if (status === 429) return ErrorCode.UPSTREAM_RATE_LIMITED;
-  if (status >= 500) return ErrorCode.UPSTREAM_UNAVAILABLE;
-  // Any other status is outside the documented contract.
-  return ErrorCode.UPSTREAM_BAD_RESPONSE;
-}
-
 // graphql 16 writes "more that", later versions "more than".
 const TOO_MANY_TOKENS = /^Syntax Error: Document contains more tha[nt] (\d+) tokens/;
 // graphql-js's validation gives up past its own budget of work (comparing fields that share a
@@ -63,68 +51,9 @@ const TOO_MANY_TOKENS = /^Syntax Error: Document contains more tha[nt] (\d+) tok
 // refused for its size, not for a mistake in it.
 const VALIDATION_ABORTED = 'Validation aborted.';
 
-interface DescribedError {
+export interface DescribedError {
   message: string;
   extensions: Record<string, unknown> & { code: ErrorCode };
-}
-
-/** The code and client-facing extensions for one upstream failure. */
-export function describeUpstreamError(error: UpstreamError): DescribedError {
-  const described = describeFailure(error);
-  const { jobId } = error.details;
-  if (jobId !== undefined) described.extensions = { ...described.extensions, jobId };
-  return described;
-}
-
-function describeFailure(error: UpstreamError): DescribedError {
-  const { operation, status, errors = [], retryAfterSeconds } = error.details;
-  switch (error.kind) {
-    case 'timeout':
-      return {
-        message: `The fine-tune API did not answer in time (${operation}).`,
-        extensions: { code: ErrorCode.UPSTREAM_TIMEOUT, upstream: { operation } },
-      };
-    case 'network':
-      return {
-        message: `The fine-tune API could not be reached (${operation}).`,
-        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation } },
-      };
-    case 'circuit-open':
-      return {
-        message: `The fine-tune API is failing; the gateway is not calling it for a few seconds (${operation}).`,
-        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, circuit: 'open' } },
-      };
-    case 'overloaded':
-      return {
-        message: `The gateway has too many calls to the fine-tune API waiting; try again shortly (${operation}).`,
-        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, overloaded: true } },
-      };
-    case 'bad-response':
-      return {
-        message: `The fine-tune API sent a response the gateway cannot read (${operation}): ${error.message}.`,
-        extensions: { code: ErrorCode.UPSTREAM_BAD_RESPONSE, upstream: { operation } },
-      };
-    case 'http': {
-      const first = errors[0];
-      const code = codeForStatus(status ?? 0);
-      return {
-        message: `The fine-tune API answered ${status} (${operation}): ${error.message}`,
-        extensions: {
-          code,
-          ...(retryAfterSeconds !== undefined && { retryAfter: retryAfterSeconds }),
-          upstream: {
-            operation,
-            status,
-            ...(first?.code !== undefined && { code: first.code }),
-            ...(first?.errorUid !== undefined && { errorUid: first.errorUid }),
-            ...(first?.suggestion !== undefined && { suggestion: first.suggestion }),
-            ...(first?.field !== undefined && { field: first.field }),
-            ...(errors.length > 1 && { errors }),
-          },
-        },
-      };
-    }
-  }
 }
 
 /**
@@ -158,6 +87,14 @@ function queryLimitError(
   return undefined;
 }
 
+/**
+ * A failure that says for itself what the client sees: its code, message and extensions. The
+ * formatter needs no knowledge of where it came from (the upstream's failures are one kind).
+ */
+export abstract class DescribedFailure extends Error {
+  abstract describe(): DescribedError;
+}
+
 export interface ErrorFormatting {
   /** graphql-js may suggest names in its messages (GRAPHQL_FIELD_SUGGESTIONS). */
   fieldSuggestions: boolean;
@@ -187,11 +124,11 @@ export function createErrorFormatter({ fieldSuggestions }: ErrorFormatting) {
  */
 export function unexpectedCause(error: unknown): Error | undefined {
   const original = unwrapResolverError(error);
-  if (original instanceof UpstreamError) return undefined;
+  if (original instanceof DescribedFailure) return undefined;
   if (!(original instanceof GraphQLError))
     return original instanceof Error ? original : new Error(String(original));
   const cause = original.originalError;
-  if (cause === undefined || cause instanceof GraphQLError || cause instanceof UpstreamError)
+  if (cause === undefined || cause instanceof GraphQLError || cause instanceof DescribedFailure)
     return undefined;
   return cause;
 }
@@ -210,8 +147,8 @@ function formatError(
       extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
     };
   }
-  if (original instanceof UpstreamError) {
-    const { message, extensions } = describeUpstreamError(original);
+  if (original instanceof DescribedFailure) {
+    const { message, extensions } = original.describe();
     return { ...formatted, message: redactSecrets(message), extensions };
   }
   if (original instanceof GraphQLError) {

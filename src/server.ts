@@ -11,7 +11,7 @@ import {
   type GatewayContext,
 } from './context.js';
 import { createErrorFormatter } from './errors.js';
-import { FleetPolling } from './fleet/fleet-poller.js';
+import { RedisPolling } from './fleet/fleet-poller.js';
 import { FleetRedis } from './fleet/redis.js';
 import { FleetAnswers, FleetPersistedQueries } from './fleet/shared-cache.js';
 import { createApolloServer } from './graphql/apollo-server.js';
@@ -20,12 +20,13 @@ import { ResultSerializer } from './graphql/result-serializer.js';
 import { buildGatewaySchema } from './graphql/schema.js';
 import { TrustedDocuments, type ReloadTrigger } from './graphql/trusted-documents.js';
 import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
-import { queryLimitProtection } from './limits/query-limits.js';
+import { explorerLandingPage } from './http/explorer.js';
+import { queryLimitProtection } from './graphql/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { startTracing } from './observability/tracing.js';
 import { HeldDocuments } from './subscriptions/held-documents.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
-import { serveSubscriptions, type SubscriptionServer } from './subscriptions/websocket.js';
+import { serveSubscriptions, type SubscriptionServer } from './http/websocket.js';
 import { UpstreamHttp } from './upstream/http.js';
 
 export interface GatewayOptions {
@@ -86,9 +87,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       // The writer's organization's answers, on every instance before the write's answer is sent.
       onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
     },
-    tracing,
   );
-  const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
+  const fleetPolling = fleetRedis && new RedisPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
   const heldDocuments = new HeldDocuments(
     config.subscriptionDocumentBytes.all,
@@ -100,7 +100,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
-    traceUpstream: config.upstreamTrace,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
@@ -108,12 +107,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       backoffLimitMs: config.upstreamSettings.backoffLimitMs,
     },
     liveJobPollers,
-    heldDocuments,
     anonymousWrites: config.anonymousWrites,
     allowedHosts: new Set(config.allowedHosts),
-    budgetLimits: {
-      maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
-      maxJobs: config.queryLimits.maxJobs,
+    operationSettings: {
+      metrics,
+      budgetLimits: {
+        maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
+        maxJobs: config.queryLimits.maxJobs,
+      },
+      keepUpstreamCalls: config.upstreamTrace,
+      ...(tracing && { tracing: { tracing, baseUrl: new URL(options.upstreamBaseUrl) } }),
     },
   };
 
@@ -124,8 +127,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     logger,
     metrics,
     introspection: config.introspection,
-    sandbox: config.sandbox,
-    explorer: config.explorer,
+    landingPage: config.sandbox ? explorerLandingPage(config.explorer) : undefined,
+    heldDocuments,
     limits,
     maxBatch: config.queryLimits.maxBatch,
     formatError,
@@ -209,7 +212,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     createContext: (authorization, requestId, host) =>
       // Same credential rules as HTTP; no trace, as WebSocket events carry no extensions.
       createContext(
-        { ...contextDependencies, traceUpstream: false },
+        {
+          ...contextDependencies,
+          operationSettings: { ...contextDependencies.operationSettings, keepUpstreamCalls: false },
+        },
         { authorization, requestId, transport: 'websocket', host },
       ),
     logger,

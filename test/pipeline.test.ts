@@ -23,7 +23,7 @@ function countingPlugin() {
       const run = { label: contextValue.requestId, hooks: ['requestDidStart'] };
       all.push(run);
       const labelled = (operationName: string | null | undefined) => {
-        if (contextValue.transport === 'websocket') run.label = `ws:${operationName}`;
+        if (contextValue.operation.transport === 'websocket') run.label = `ws:${operationName}`;
       };
       return {
         async didResolveOperation({ operationName }) {

@@ -1,9 +1,8 @@
 // `fineTuneJobsConnection`: a Relay page over the upstream's offset paging. The page is asked
-// for with one job more than `first`, through the request's list loader (so it is deduplicated
-// like `fineTuneJobs`); that extra job only answers `hasNextPage`.
+// for with one job more than `first`, through the list loading the caller passes (the request's
+// list loader, so it is deduplicated like `fineTuneJobs`); that extra job only answers `hasNextPage`.
 import { ErrorCode, gatewayError } from '../errors.js';
-import type { FineTuneJobLoaders } from '../loaders/fine-tune-jobs.js';
-import type { FineTuneJobRecord } from '../upstream/records.js';
+import type { FineTuneJobRecord, ListJobsQuery } from '../upstream/records.js';
 import { jobCursor, offsetAfter } from './job-cursor.js';
 
 /** The largest page a client may ask for. */
@@ -27,7 +26,7 @@ export interface PageRequest {
 }
 
 export async function loadFineTuneJobPage(
-  loaders: FineTuneJobLoaders,
+  listJobs: (query: ListJobsQuery) => Promise<FineTuneJobRecord[]>,
   { statuses, first, after }: PageRequest,
 ): Promise<FineTuneJobPage> {
   if (first < 0 || first > MAX_PAGE_SIZE) {
@@ -37,8 +36,7 @@ export async function loadFineTuneJobPage(
   }
   const offset = offsetAfter(after);
   // "One of no statuses" matches nothing; no need to ask the upstream.
-  const jobs =
-    statuses?.length === 0 ? [] : await loaders.jobListLoader.load({ statuses, limit: first + 1, offset });
+  const jobs = statuses?.length === 0 ? [] : await listJobs({ statuses, limit: first + 1, offset });
   const edges = jobs.slice(0, first).map((node, i) => ({ cursor: jobCursor(offset + i), node }));
   return {
     edges,

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { ErrorCode, gatewayError } from '../errors.js';
 import type { CreateFineTuneJobInput } from '../generated/graphql.js';
-import { generateJobId } from '../upstream/job-writes.js';
+import { generateJobId } from './job-writes.js';
 import type { CreateJobRequest } from '../upstream/records.js';
 
 // Checked, not trimmed: what the client typed is what the upstream gets.

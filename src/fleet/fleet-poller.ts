@@ -12,32 +12,14 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   SharedPoller,
+  type FleetPollerOptions,
+  type FleetPolling,
   type PollEvent,
   type PollListener,
-  type PollerOptions,
+  type Poller,
 } from '../subscriptions/shared-poller.js';
 import type { TraceContext } from '../observability/tracing.js';
 import type { FleetRedis } from './redis.js';
-
-/** What a poller is to its subscribers, alone or in a fleet. */
-export interface Poller<T> {
-  readonly subscriberCount: number;
-  subscribe(listener: PollListener<T>, operation?: TraceContext): () => void;
-  stop(): void;
-}
-
-/** How a failed poll that ends subscriptions travels to other instances. */
-export interface PollErrorCodec {
-  /** Undefined for a failure the next poll may fix: followers are not told of it. */
-  encode(error: unknown): unknown;
-  decode(encoded: unknown): Error;
-}
-
-export interface FleetPollerOptions<T> extends PollerOptions<T> {
-  /** The poller's key among this instance's (identity and resource); hashed before Redis sees it. */
-  key: string;
-  errors: PollErrorCodec;
-}
 
 /** Renews the lease if `ARGV[1]` holds it: it lasts `ARGV[2]` ms more. */
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
@@ -53,7 +35,7 @@ interface Message {
 
 type MessageListener = (message: string) => void;
 
-export class FleetPolling {
+export class RedisPolling implements FleetPolling {
   private readonly pending = new Set<Promise<unknown>>();
   /** Listeners of stopped pollers whose UNSUBSCRIBE failed (Redis down): node-redis would subscribe them again. */
   private readonly stale = new Map<string, Set<MessageListener>>();
@@ -122,7 +104,7 @@ class FleetPoller<T> implements Poller<T> {
   private readonly onMessage = (message: string) => this.heard(message);
 
   constructor(
-    private readonly fleet: FleetPolling,
+    private readonly fleet: RedisPolling,
     private readonly options: FleetPollerOptions<T>,
   ) {
     const name = createHash('sha256').update(options.key).digest('hex');

@@ -9,10 +9,8 @@ import {
 } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
-import type { Explorer } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { explorerLandingPage } from '../http/explorer.js';
-import type { queryLimitProtection } from '../limits/query-limits.js';
+import type { queryLimitProtection } from './query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
 import { jitExecution } from './jit-executor.js';
@@ -24,6 +22,7 @@ import { trustedDocumentsPlugin } from './plugins/trusted-documents.js';
 import { upstreamTracePlugin } from './plugins/upstream-trace.js';
 import type { ResultSerializer } from './result-serializer.js';
 import type { TrustedDocuments } from './trusted-documents.js';
+import type { HeldDocuments } from '../subscriptions/held-documents.js';
 
 /** Apollo Server's APQ cache (a KeyValueCache), as its options name it. */
 type PersistedQueriesCache = NonNullable<
@@ -35,9 +34,11 @@ export interface GatewayApolloOptions {
   logger: Logger;
   metrics: GatewayMetrics;
   introspection: boolean;
-  sandbox: boolean;
-  /** The landing page when `sandbox` is on: Apollo Sandbox (linking to GraphiQL) or GraphiQL. */
-  explorer: Explorer;
+  /**
+   * The landing page a browser gets at /graphql (Apollo Sandbox or GraphiQL, from the HTTP layer
+   * that serves the explorers); none when the explorers are off.
+   */
+  landingPage: ApolloServerPlugin<GatewayContext> | undefined;
   limits: ReturnType<typeof queryLimitProtection>;
   /** Operations one HTTP request may batch (QUERY_MAX_BATCH); 1: batching is off. */
   maxBatch: number;
@@ -50,6 +51,8 @@ export interface GatewayApolloOptions {
   trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
   /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
   tracing?: GatewayTracing;
+  /** The bound on what running subscriptions' documents hold. */
+  heldDocuments?: HeldDocuments;
   /** Server-level plugins of the gateway's own (the drain of its listeners). */
   lifecyclePlugins: ApolloServerPlugin<GatewayContext>[];
   /** An operator's plugins: they see every operation, before the shared answers are looked up. */
@@ -60,7 +63,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
   const { limits } = options;
   return new ApolloServer<GatewayContext>({
     // Apollo's executor hook: operations run compiled by graphql-jit (see jit-executor.ts).
-    gateway: jitExecution(options.schema),
+    gateway: jitExecution(options.schema, options.heldDocuments),
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
     // main.ts owns SIGTERM/SIGINT: it stops the listener first, then Apollo, then exits.
@@ -93,7 +96,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
         : []),
       // Before the others: the operation's span is open while their hooks run.
       ...(options.tracing ? [tracingPlugin(options.tracing)] : []),
-      options.sandbox ? explorerLandingPage(options.explorer) : ApolloServerPluginLandingPageDisabled(),
+      options.landingPage ?? ApolloServerPluginLandingPageDisabled(),
       // No cache hints are used; the plugin would otherwise wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),

@@ -22,6 +22,7 @@ import {
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../context.js';
+import type { HeldDocuments } from '../subscriptions/held-documents.js';
 
 /** Compiled operations kept; the least recently used one is dropped past this. */
 const COMPILED_OPERATIONS = 1000;
@@ -38,7 +39,7 @@ export interface ExecutionRequest {
 }
 
 /** Runs operations compiled by graphql-jit, with graphql-js's exact errors when there are any. */
-export function compiledExecution(schema: GraphQLSchema) {
+export function compiledExecution(schema: GraphQLSchema, heldDocuments?: HeldDocuments) {
   // Keyed by Apollo's hash of the document text and the operation name (documents come from clients).
   const compiled = new LRUCache<string, Compiled>({ max: COMPILED_OPERATIONS });
 
@@ -73,20 +74,14 @@ export function compiledExecution(schema: GraphQLSchema) {
       operationName: request.operationName,
     });
     if (!(Symbol.asyncIterator in opened)) return opened;
-    const { liveStream, heldDocuments, credentialIdentity } = request.contextValue as Partial<
-      Pick<GatewayContext, 'liveStream' | 'heldDocuments' | 'credentialIdentity'>
-    >;
-    if (liveStream === undefined) {
-      void opened.return(undefined);
-      throw new Error('a subscription ran without a stream to open (HTTP refuses them first)');
-    }
+    const { operation, credentialIdentity } = request.contextValue as GatewayContext;
     // What this stream holds while it runs, against its key's share: the text its parsed
     // document keeps (whether it came as text, by APQ hash or by trusted-document id). Only a
     // caller with a key gets this far: the stream's resolver needs one.
     const bytes = request.document.loc?.source.body.length ?? 0;
     const held = heldDocuments?.hold(opened, bytes, credentialIdentity ?? '') ?? opened;
     if (held instanceof GraphQLError) return { errors: [held] };
-    liveStream.events = held;
+    operation.liveEvents = held;
     return {};
   }
 
@@ -126,8 +121,8 @@ function asGraphQLJsError(error: GraphQLError): GraphQLError {
 }
 
 /** The executor hook for Apollo Server: a "gateway" that serves this schema, executed compiled. */
-export function jitExecution(schema: GraphQLSchema): GatewayInterface {
-  const run = compiledExecution(schema);
+export function jitExecution(schema: GraphQLSchema, heldDocuments?: HeldDocuments): GatewayInterface {
+  const run = compiledExecution(schema, heldDocuments);
   const executor: GatewayExecutor = async (request) =>
     (await run({
       document: request.document,

@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { HttpLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
-import { batchTooLarge, documentTooLarge } from '../limits/query-limits.js';
+import { batchTooLarge, documentTooLarge } from '../graphql/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
 import { registerExplorer } from './explorer.js';

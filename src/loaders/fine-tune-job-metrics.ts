@@ -6,7 +6,7 @@
 import pLimit from 'p-limit';
 import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobMetricsRecord, MetricsPage } from '../upstream/records.js';
-import { TracedDataLoader } from './traced-loader.js';
+import { TracedDataLoader, type ReuseRecorder } from './traced-loader.js';
 
 export interface JobMetricsKey extends MetricsPage {
   jobId: string;
@@ -24,7 +24,11 @@ export interface JobMetricsLoading {
   forgetJob(jobId: string): void;
 }
 
-export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: number): JobMetricsLoading {
+export function createJobMetricsLoader(
+  api: FineTuneApiClient,
+  concurrency: number,
+  trace: ReuseRecorder,
+): JobMetricsLoading {
   // Made on first use: most requests never ask for metrics.
   let limit: ReturnType<typeof pLimit> | undefined;
   // Every key reaches the batch function (nothing is primed), so this knows each job's pages.
@@ -43,7 +47,7 @@ export function createJobMetricsLoader(api: FineTuneApiClient, concurrency: numb
       ),
     {
       cacheKeyFn: jobMetricsCacheKey,
-      trace: api.trace,
+      trace,
       describe: (key) => upstreamReads.getJobMetrics(key.jobId, key),
     },
   );

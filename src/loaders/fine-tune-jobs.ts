@@ -10,7 +10,7 @@ import {
   type JobMetricsLoader,
   type JobMetricsLoading,
 } from './fine-tune-job-metrics.js';
-import { TracedDataLoader } from './traced-loader.js';
+import { TracedDataLoader, type ReuseRecorder } from './traced-loader.js';
 
 export interface FineTuneJobLoaders {
   /** Job by id; null when the organization has no such job. */
@@ -51,8 +51,9 @@ export function createFineTuneJobLoaders(
   settings: LoaderSettings,
   gatewayMetrics: GatewayMetrics,
   budget: JobsBudget,
+  trace: ReuseRecorder,
 ): FineTuneJobLoaders {
-  return new RequestJobLoaders(api, settings, gatewayMetrics, budget);
+  return new RequestJobLoaders(api, settings, gatewayMetrics, budget, trace);
 }
 
 /**
@@ -124,6 +125,8 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     private readonly settings: LoaderSettings,
     private readonly gatewayMetrics: GatewayMetrics,
     private readonly budget: JobsBudget,
+    /** Told of each load answered without a call. */
+    private readonly trace: ReuseRecorder,
   ) {}
 
   get jobByIdLoader(): TracedDataLoader<string, FineTuneJobRecord | null> {
@@ -136,14 +139,14 @@ class RequestJobLoaders implements FineTuneJobLoaders {
           const seen = this.listedJob(id);
           if (seen === undefined) return api.getJob(id);
           gatewayMetrics.loaderHit('jobById', 'list');
-          api.trace?.reuse(upstreamReads.getJob(id), 'loader');
+          this.trace.reuse(upstreamReads.getJob(id), 'loader');
           return seen;
         });
       },
       {
         // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
         batchScheduleFn: (dispatch) => setImmediate(dispatch),
-        trace: api.trace,
+        trace: this.trace,
         describe: upstreamReads.getJob,
         onCacheHit: () => gatewayMetrics.loaderHit('jobById', 'cache'),
       },
@@ -170,7 +173,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
         }),
       {
         cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
-        trace: api.trace,
+        trace: this.trace,
         describe: upstreamReads.listJobs,
         onCacheHit: () => gatewayMetrics.loaderHit('jobList', 'cache'),
       },
@@ -179,7 +182,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   }
 
   get jobMetricsLoader(): JobMetricsLoader {
-    this.metrics ??= createJobMetricsLoader(this.api, this.settings.metricsConcurrency);
+    this.metrics ??= createJobMetricsLoader(this.api, this.settings.metricsConcurrency, this.trace);
     return this.metrics.loader;
   }
 

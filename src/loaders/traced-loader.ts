@@ -1,8 +1,14 @@
-// A DataLoader that tells the upstream trace when a load is answered from its cache: `loader`
+// A DataLoader that tells the operation's record of upstream calls when a load is answered from
+// its cache: `loader`
 // when the value was already there, `coalesced` when an identical load was still in flight; and
 // counts those loads for /metrics. Priming is not a load, so it is never counted.
 import DataLoader from 'dataloader';
-import type { TracedRequest, UpstreamTrace } from '../observability/upstream-trace.js';
+import type { UpstreamCall } from '../upstream/recorder.js';
+
+/** Told of each load answered without a call (the operation's record of upstream calls). */
+export interface ReuseRecorder {
+  reuse(call: UpstreamCall, source: 'loader' | 'coalesced'): void;
+}
 
 /** DataLoader's cache, plus whether each cached promise has settled yet. */
 class SettlingCache<V, C> implements DataLoader.CacheMap<C, Promise<V>> {
@@ -39,17 +45,17 @@ class SettlingCache<V, C> implements DataLoader.CacheMap<C, Promise<V>> {
 }
 
 export interface TracedLoaderOptions<K, V, C> extends Omit<DataLoader.Options<K, V, C>, 'cacheMap'> {
-  trace: UpstreamTrace | undefined;
-  /** The upstream read a key stands for, as the trace shows it. */
-  describe(key: K): TracedRequest;
+  trace: ReuseRecorder | undefined;
+  /** The upstream read a key stands for, as the record shows it. */
+  describe(key: K): UpstreamCall;
   /** Called for each load answered from the cache. */
   onCacheHit?: () => void;
 }
 
 export class TracedDataLoader<K, V, C = K> extends DataLoader<K, V, C> {
   private readonly cache: SettlingCache<V, C>;
-  private readonly trace: UpstreamTrace | undefined;
-  private readonly describe: (key: K) => TracedRequest;
+  private readonly trace: ReuseRecorder | undefined;
+  private readonly describe: (key: K) => UpstreamCall;
   private readonly keyOf: (key: K) => C;
   private readonly onCacheHit: (() => void) | undefined;
 

@@ -18,10 +18,10 @@ const reportedUnknownStatuses = new LRUCache<string, true>({ max: 100 });
 export const FineTuneJob: FineTuneJobResolvers = {
   // Federation: a router's `_entities` call for jobs goes through the request's by-id loader.
   // Async so a refused id fails its own entity, not every representation of the call.
-  async __resolveReference(reference, { loaders, budget }, info) {
+  async __resolveReference(reference, { loaders, operation }, info) {
     checkJobId(reference.id);
     const job = await loaders.jobByIdLoader.load(reference.id);
-    if (job !== null) budget.takeJobs(pathOf(info), 1);
+    if (job !== null) operation.budget.takeJobs(pathOf(info), 1);
     return job;
   },
   orgUuid: (job) => job.org_uuid,

@@ -1,5 +1,5 @@
 // The three writes. Input is checked before any upstream call; the retry and read-back logic
-// lives in upstream/job-writes.ts; afterwards this request's loaders see the job as returned.
+// lives in fine-tune-jobs/job-writes.ts; afterwards this request's loaders see the job as returned.
 import { createJobRequest } from '../fine-tune-jobs/create-input.js';
 import type { MutationResolvers } from '../generated/graphql.js';
 import { checkJobId } from './arguments.js';

@@ -11,7 +11,7 @@ function normalizedStatuses(statuses: readonly FineTuneJobStatus[] | null | unde
 }
 
 export const Query: QueryResolvers = {
-  async fineTuneJobs(_parent, args, { loaders, budget }, info) {
+  async fineTuneJobs(_parent, args, { loaders, operation }, info) {
     const { limit, offset } = checkPage(args);
     // "One of no statuses" matches nothing; no need to ask the upstream.
     if (args.statuses?.length === 0) return NO_JOBS;
@@ -20,24 +20,24 @@ export const Query: QueryResolvers = {
       limit,
       offset,
     });
-    budget.takeJobs(pathOf(info), jobs.length);
+    operation.budget.takeJobs(pathOf(info), jobs.length);
     return jobs;
   },
 
-  async fineTuneJobsConnection(_parent, args, { loaders, budget }, info) {
-    const page = await loadFineTuneJobPage(loaders, {
+  async fineTuneJobsConnection(_parent, args, { loaders, operation }, info) {
+    const page = await loadFineTuneJobPage((query) => loaders.jobListLoader.load(query), {
       statuses: normalizedStatuses(args.statuses),
       first: args.first ?? 20,
       after: args.after,
     });
-    budget.takeJobs(pathOf(info), page.edges.length);
+    operation.budget.takeJobs(pathOf(info), page.edges.length);
     return page;
   },
 
-  async fineTuneJob(_parent, { id }, { loaders, budget }, info) {
+  async fineTuneJob(_parent, { id }, { loaders, operation }, info) {
     checkJobId(id);
     const job = await loaders.jobByIdLoader.load(id);
-    if (job !== null) budget.takeJobs(pathOf(info), 1);
+    if (job !== null) operation.budget.takeJobs(pathOf(info), 1);
     return job;
   },
 };

@@ -17,7 +17,7 @@ function live<TArgs, TValue>(
   return {
     subscribe: (_parent: unknown, args: TArgs, context: GatewayContext) => open(args, context),
     resolve(event: LiveEvent<TValue>, _args: TArgs, context: GatewayContext): TValue {
-      context.startSubscriptionEvent();
+      context.operation.startSubscriptionEvent();
       if ('error' in event) throw event.error;
       return event.value;
     },

@@ -10,7 +10,7 @@
 // instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
-import { describeUpstreamError, ErrorCode, gatewayError } from '../errors.js';
+import { ErrorCode, gatewayError } from '../errors.js';
 import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
@@ -20,9 +20,8 @@ import {
   type FineTuneJobRecord,
   type FineTuneMetricEntryRecord,
 } from '../upstream/records.js';
-import type { FleetPolling, Poller } from '../fleet/fleet-poller.js';
 import { EventChannel } from './event-channel.js';
-import { SharedPoller, type PollEvent } from './shared-poller.js';
+import { SharedPoller, type FleetPolling, type PollEvent, type Poller } from './shared-poller.js';
 
 export interface PollSettings {
   /** Between polls of a resource with nothing in progress. */
@@ -107,7 +106,7 @@ function isActive(status: string | undefined): boolean {
 }
 
 function codeOf(error: unknown): string {
-  if (error instanceof UpstreamError) return describeUpstreamError(error).extensions.code;
+  if (error instanceof UpstreamError) return error.describe().extensions.code;
   if (error instanceof GraphQLError && typeof error.extensions.code === 'string')
     return error.extensions.code;
   return ErrorCode.INTERNAL_SERVER_ERROR;
@@ -232,7 +231,7 @@ export class LiveJobPollers {
       if (!this.ends(error)) return undefined;
       const described =
         error instanceof UpstreamError
-          ? describeUpstreamError(error)
+          ? error.describe()
           : error instanceof GraphQLError
             ? { message: error.message, extensions: error.extensions }
             : { message: 'Internal server error.', extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR } };

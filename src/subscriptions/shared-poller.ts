@@ -158,3 +158,31 @@ export class SharedPoller<T> {
       .end();
   }
 }
+
+/** What a poller is to its subscribers, alone or in a fleet. */
+export interface Poller<T> {
+  readonly subscriberCount: number;
+  subscribe(listener: PollListener<T>, operation?: TraceContext): () => void;
+  stop(): void;
+}
+
+/** How a failed poll that ends subscriptions travels to other instances. */
+export interface PollErrorCodec {
+  /** Undefined for a failure the next poll may fix: followers are not told of it. */
+  encode(error: unknown): unknown;
+  decode(encoded: unknown): Error;
+}
+
+export interface FleetPollerOptions<T> extends PollerOptions<T> {
+  /** The poller's key among this instance's (identity and resource); hashed before Redis sees it. */
+  key: string;
+  errors: PollErrorCodec;
+}
+
+/**
+ * Polling shared by a fleet of instances (REDIS_URL: src/fleet/fleet-poller.ts implements it):
+ * one poller per key for the whole fleet instead of one per instance.
+ */
+export interface FleetPolling {
+  poller<T>(options: FleetPollerOptions<T>): Poller<T>;
+}

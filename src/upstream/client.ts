@@ -3,9 +3,9 @@
 // breaker); each client carries one caller's API key and request id. Responses are validated
 // against the documented shapes and returned as the upstream's records.
 import type { z } from 'zod';
-import type { TracedRequest, UpstreamTrace } from '../observability/upstream-trace.js';
 import { UpstreamError, readUpstreamFailure } from './errors.js';
-import type { CallObservation, Caller, UpstreamHttp, UpstreamRequest } from './http.js';
+import { CallRefused, type Caller, type UpstreamHttp, type UpstreamRequest } from './http.js';
+import type { UpstreamCall } from './recorder.js';
 import {
   fineTuneJobList,
   fineTuneJobMetricsRecord,
@@ -35,17 +35,20 @@ function metricsParams(page: MetricsPage): URLSearchParams {
   return searchParams;
 }
 
-/** The reads as the upstream trace shows them, for loads answered without a call. */
+/** The reads as a recorder is told of them, for loads answered without a call. */
 export const upstreamReads = {
-  listJobs: (query: ListJobsQuery): TracedRequest => ({
+  listJobs: (query: ListJobsQuery): UpstreamCall => ({
+    endpoint: 'GET /fine-tune/jobs',
     method: 'GET',
     path: `/fine-tune/jobs?${listJobsParams(query)}`,
   }),
-  getJob: (id: string): TracedRequest => ({
+  getJob: (id: string): UpstreamCall => ({
+    endpoint: 'GET /fine-tune/jobs/{job_id}',
     method: 'GET',
     path: `/fine-tune/jobs/${encodeURIComponent(id)}`,
   }),
-  getJobMetrics: (id: string, page: MetricsPage): TracedRequest => ({
+  getJobMetrics: (id: string, page: MetricsPage): UpstreamCall => ({
+    endpoint: 'GET /fine-tune/jobs/{job_id}/metrics',
     method: 'GET',
     path: `/fine-tune/jobs/${encodeURIComponent(id)}/metrics?${metricsParams(page)}`,
   }),
@@ -56,11 +59,6 @@ export class FineTuneApiClient {
     private readonly http: UpstreamHttp,
     private readonly caller: Caller,
   ) {}
-
-  /** Where this operation's calls are recorded, when tracing is on. */
-  get trace(): UpstreamTrace | undefined {
-    return this.caller.trace;
-  }
 
   /** `GET /fine-tune/jobs`, with filter and page pushed down to the query string. */
   listJobs(query: ListJobsQuery): Promise<FineTuneJobRecord[]> {
@@ -89,7 +87,7 @@ export class FineTuneApiClient {
 
   /**
    * `POST /fine-tune/jobs`, one attempt. Never retried here: whether a lost answer may be
-   * retried is decided in job-writes.ts, which knows the id makes it safe.
+   * retried is decided in src/fine-tune-jobs/job-writes.ts, which knows the id makes it safe.
    */
   createJob(request: CreateJobRequest): Promise<FineTuneJobRecord> {
     return this.call(
@@ -100,12 +98,12 @@ export class FineTuneApiClient {
     );
   }
 
-  /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see job-writes.ts). */
+  /** `PUT /fine-tune/jobs/{job_id}/stop`, one attempt (see src/fine-tune-jobs/job-writes.ts). */
   stopJob(id: string): Promise<FineTuneJobRecord> {
     return this.putJobAction(id, 'stop');
   }
 
-  /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see job-writes.ts). */
+  /** `PUT /fine-tune/jobs/{job_id}/cancel`, one attempt (see src/fine-tune-jobs/job-writes.ts). */
   cancelJob(id: string): Promise<FineTuneJobRecord> {
     return this.putJobAction(id, 'cancel');
   }
@@ -139,21 +137,12 @@ export class FineTuneApiClient {
     request: UpstreamRequest,
     isValid?: (body: unknown) => body is z.infer<S>,
   ): Promise<z.infer<S>> {
-    // Past the operation's budget, the call is not sent (QUERY_LIMIT_EXCEEDED).
-    this.caller.budget?.takeUpstreamCall();
     let text: string;
-    const started = performance.now();
-    const observation: CallObservation = { retries: 0, status: null };
     try {
-      text = await this.http.send(operation, request, this.caller, observation);
+      text = await this.http.send(operation, request, this.caller);
     } catch (error) {
+      if (error instanceof CallRefused) throw error.reason;
       throw await readUpstreamFailure(operation, error, [this.caller.apiKey]);
-    } finally {
-      const search = request.searchParams ? `?${request.searchParams}` : '';
-      this.trace?.call(
-        { method: request.method, path: `/${request.path}${search}` },
-        { ...observation, durationMs: Math.round(performance.now() - started) },
-      );
     }
 
     let body: unknown;

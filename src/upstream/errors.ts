@@ -1,9 +1,9 @@
 // What went wrong on a call to the upstream API, in the upstream's own terms: ky's HTTPError and
-// TimeoutError, the socket's error, the policies' refusals, read into one UpstreamError. The
-// translation to GraphQL error codes lives in src/errors.ts; this module only reads what the
-// upstream (or the way to it) said.
+// TimeoutError, the socket's error, the policies' refusals, read into one UpstreamError, and the
+// one translation of such a failure to the GraphQL code and extensions a client sees.
 import { BrokenCircuitError, BulkheadRejectedError } from 'cockatiel';
 import { HTTPError, TimeoutError } from 'ky';
+import { DescribedFailure, ErrorCode, type DescribedError } from '../errors.js';
 import { redactSecrets } from '../observability/secrets.js';
 import { UnexpectedStatusError } from './buffered-fetch.js';
 
@@ -27,7 +27,7 @@ export interface UpstreamErrorDetail {
   retryAfterSeconds?: number;
 }
 
-export class UpstreamError extends Error {
+export class UpstreamError extends DescribedFailure {
   override readonly name = 'UpstreamError';
 
   constructor(
@@ -50,6 +50,14 @@ export class UpstreamError extends Error {
     },
   ) {
     super(message);
+  }
+
+  /** The code and client-facing extensions of this failure. */
+  describe(): DescribedError {
+    const described = describeFailure(this);
+    const { jobId } = this.details;
+    if (jobId !== undefined) described.extensions = { ...described.extensions, jobId };
+    return described;
   }
 }
 
@@ -199,4 +207,67 @@ export async function readUpstreamFailure(
   return new UpstreamError('network', `the upstream could not be reached (${redact(reason)})`, {
     operation,
   });
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 400 || status === 413 || status === 422) return ErrorCode.BAD_USER_INPUT;
+  if (status === 401) return ErrorCode.UNAUTHENTICATED;
+  if (status === 403) return ErrorCode.FORBIDDEN;
+  if (status === 404) return ErrorCode.NOT_FOUND;
+  if (status === 409) return ErrorCode.CONFLICT;
+  if (status === 429) return ErrorCode.UPSTREAM_RATE_LIMITED;
+  if (status >= 500) return ErrorCode.UPSTREAM_UNAVAILABLE;
+  // Any other status is outside the documented contract.
+  return ErrorCode.UPSTREAM_BAD_RESPONSE;
+}
+
+function describeFailure(error: UpstreamError): DescribedError {
+  const { operation, status, errors = [], retryAfterSeconds } = error.details;
+  switch (error.kind) {
+    case 'timeout':
+      return {
+        message: `The fine-tune API did not answer in time (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_TIMEOUT, upstream: { operation } },
+      };
+    case 'network':
+      return {
+        message: `The fine-tune API could not be reached (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation } },
+      };
+    case 'circuit-open':
+      return {
+        message: `The fine-tune API is failing; the gateway is not calling it for a few seconds (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, circuit: 'open' } },
+      };
+    case 'overloaded':
+      return {
+        message: `The gateway has too many calls to the fine-tune API waiting; try again shortly (${operation}).`,
+        extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE, upstream: { operation, overloaded: true } },
+      };
+    case 'bad-response':
+      return {
+        message: `The fine-tune API sent a response the gateway cannot read (${operation}): ${error.message}.`,
+        extensions: { code: ErrorCode.UPSTREAM_BAD_RESPONSE, upstream: { operation } },
+      };
+    case 'http': {
+      const first = errors[0];
+      const code = codeForStatus(status ?? 0);
+      return {
+        message: `The fine-tune API answered ${status} (${operation}): ${error.message}`,
+        extensions: {
+          code,
+          ...(retryAfterSeconds !== undefined && { retryAfter: retryAfterSeconds }),
+          upstream: {
+            operation,
+            status,
+            ...(first?.code !== undefined && { code: first.code }),
+            ...(first?.errorUid !== undefined && { errorUid: first.errorUid }),
+            ...(first?.suggestion !== undefined && { suggestion: first.suggestion }),
+            ...(first?.field !== undefined && { field: first.field }),
+            ...(errors.length > 1 && { errors }),
+          },
+        },
+      };
+    }
+  }
 }

@@ -1,7 +1,8 @@
 // The HTTP layer every request's client shares: one ky instance over a keep-alive pool, with the
 // timeout, the retries and Retry-After; for each attempt, a slot of the bound on concurrent
 // requests and a sample of the circuit breaker (cockatiel). Each call carries its caller (key,
-// request id, tallies) in ky's `context`, which the hooks read.
+// request id) in ky's `context`, which the hooks read, and tells the caller's recorder of its
+// attempts and its end (src/upstream/recorder.ts): budgets, traces and spans listen from above.
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -17,12 +18,10 @@ import {
 } from 'cockatiel';
 import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
-import type { OperationBudget } from '../limits/operation-budget.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import type { GatewayTracing, TraceContext, TraceSpan } from '../observability/tracing.js';
-import type { UpstreamTrace } from '../observability/upstream-trace.js';
 import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
 import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
+import type { UpstreamCallListener, UpstreamRecorder } from './recorder.js';
 
 export interface UpstreamSettings {
   /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
@@ -51,26 +50,12 @@ export interface UpstreamSettings {
   breakerHalfOpenMs: number;
 }
 
-/** Whose call this is: the key it carries, the request id sent along, and a tally for the log. */
+/** Whose call this is: the key it carries, the request id sent along, and who is told of it. */
 export interface Caller {
   apiKey: string;
   requestId: string;
-  /** Counts the HTTP requests (retries included) this operation sent upstream. */
-  calls: { count: number };
-  /** Where this operation's calls are recorded for `extensions.upstream`, when tracing is on. */
-  trace?: UpstreamTrace;
-  /** This operation's budget of upstream calls (none for the long-lived pollers). */
-  budget?: OperationBudget;
-  /** The operation's span, parent of each call's span (tracing on; the pollers set theirs apart). */
-  span?: TraceContext;
-}
-
-/** What one call's attempts came to, for the upstream trace. */
-export interface CallObservation {
-  /** Attempts after the first. */
-  retries: number;
-  /** The HTTP status of the last attempt that got one. */
-  status: number | null;
+  /** Told of each call before it is sent, of its attempts and of its end. */
+  recorder: UpstreamRecorder;
 }
 
 export type Readiness = { ready: true; upstream: 'reachable' } | { ready: false; upstream: string };
@@ -86,23 +71,21 @@ export interface UpstreamRequest {
 
 /** What the hooks and the fetch read from ky's `context`. */
 interface CallContext {
-  /** `GET /fine-tune/jobs/{job_id}`: the metrics label of the endpoint. */
-  endpoint: string;
   caller: Caller;
-  observation: CallObservation;
-  /** The call's span, when tracing is on. */
-  span?: CallSpan;
+  listener: UpstreamCallListener;
+  /**
+   * The call's tally. An object of its own: ky hands the hooks a copy of `context`, so only
+   * what it points to is shared with `send`.
+   */
+  tally: CallTally;
 }
 
-/**
- * A call's span, its context (sent upstream as `traceparent`), and its tally. An object of its
- * own: ky hands the hooks a copy of `context`, so only what it points to is shared with `send`.
- */
-interface CallSpan {
-  span: TraceSpan;
-  context: TraceContext;
+interface CallTally {
   /** Attempts sent, and how the last one ended (a status, `timeout` or `network`). */
   attempts: number;
+  retries: number;
+  /** The HTTP status of the last attempt that got one. */
+  status: number | null;
   lastOutcome?: string;
 }
 
@@ -150,6 +133,15 @@ class AnyBreaker implements IBreaker {
 
 /** How long a readiness answer is reused: a flood of probes is one upstream call a second. */
 const READINESS_REUSE_MS = 1_000;
+
+/** The caller's recorder refused the call before it was sent; `reason` is what it threw. */
+export class CallRefused extends Error {
+  override readonly name = 'CallRefused';
+
+  constructor(readonly reason: unknown) {
+    super('the call was refused before it was sent');
+  }
+}
 
 /** The gateway is stopping: no new attempt is sent (a retry waiting for its delay included). */
 export class UpstreamClosedError extends Error {
@@ -221,25 +213,12 @@ function retryAfterMs(header: string | null): number | undefined {
   return Number.isNaN(after) ? undefined : after;
 }
 
-/** A failed call's `error.type`: the last attempt's status or failure, or why none was sent. */
-function failureType(error: unknown, call: CallSpan): string {
+/** A failed call's type: the last attempt's status or failure, or why none was sent. */
+function failureType(error: unknown, tally: CallTally): string {
   if (error instanceof BrokenCircuitError) return 'circuit_open';
   if (error instanceof BulkheadRejectedError) return 'concurrency_limit';
   if (error instanceof UpstreamClosedError) return 'gateway_stopping';
-  return call.lastOutcome ?? (error instanceof Error ? error.name : 'unknown');
-}
-
-/** Ends a call's span with what its attempts came to. */
-function endCallSpan(call: CallSpan, observation: CallObservation): void {
-  const { span } = call;
-  const { status, retries } = observation;
-  span.setAttributes({
-    ...(status !== null && { 'http.response.status_code': status }),
-    // The spec's resend count, and the attempts sent in all (0: refused before any).
-    ...(retries > 0 && { 'http.request.resend_count': retries }),
-    'gateway.upstream.attempts': call.attempts,
-  });
-  span.end();
+  return tally.lastOutcome ?? (error instanceof Error ? error.name : 'unknown');
 }
 
 export class UpstreamHttp {
@@ -257,8 +236,6 @@ export class UpstreamHttp {
   /** Each attempt, by the Request ky hands to fetch (ky makes a Request per attempt). */
   private readonly attempts = new WeakMap<Request, Attempt>();
   private closed = false;
-  /** The base URL, parsed for the spans' attributes. */
-  private spanTarget: URL | undefined;
 
   constructor(
     private readonly settings: UpstreamSettings,
@@ -269,8 +246,6 @@ export class UpstreamHttp {
      * invalidation, REDIS_URL).
      */
     private readonly events: { onWrite?: (apiKey: string) => void | Promise<void> } = {},
-    /** A client span per call, when tracing is on. */
-    private readonly tracing?: GatewayTracing,
   ) {
     this.dispatcher = new Agent({
       keepAliveTimeout: 30_000,
@@ -326,18 +301,15 @@ export class UpstreamHttp {
         const attempt = this.attempts.get(request);
         if (attempt === undefined) throw new Error('an upstream attempt without its slot');
         const { call } = attempt;
-        call.caller.calls.count += 1;
-        if (call.span) call.span.attempts += 1;
         const started = performance.now();
         try {
           const response = await this.sampled(() => send(request));
           this.attempted(call, String(response.status), started, response.status);
           return await withRetryAfterOnly(response);
         } catch (error) {
+          // The open circuit refused it: nothing was sent, so it is no attempt of the upstream.
           if (error instanceof BrokenCircuitError) {
-            // The open circuit refused it: nothing was sent, so it is no attempt of the upstream.
-            call.caller.calls.count -= 1;
-            if (call.span) call.span.attempts -= 1;
+            // nothing to tell
           } else if (error instanceof UnexpectedStatusError) {
             this.attempted(call, String(error.status), started, error.status);
           } else {
@@ -358,8 +330,8 @@ export class UpstreamHttp {
             const call = callOf(options);
             request.headers.set('authorization', `Bearer ${call.caller.apiKey}`);
             request.headers.set('x-request-id', call.caller.requestId);
-            if (call.span)
-              this.tracing?.inject(call.span.context, (name, value) => request.headers.set(name, value));
+            for (const [name, value] of Object.entries(call.listener.headers ?? {}))
+              request.headers.set(name, value);
             const release = await this.slot();
             // ky aborts an attempt it gave up on: its slot is free at once.
             request.signal.addEventListener('abort', release, { once: true });
@@ -369,8 +341,8 @@ export class UpstreamHttp {
         beforeRetry: [
           ({ options }) => {
             const call = callOf(options);
-            call.observation.retries += 1;
-            metrics.upstreamRetry(call.endpoint);
+            call.tally.retries += 1;
+            call.listener.retrying();
           },
         ],
       },
@@ -398,54 +370,46 @@ export class UpstreamHttp {
    * jitter or the `Retry-After` the upstream asked for (up to `maxRetryAfterMs`; a longer one
    * fails at once). Throws ky's HTTPError or TimeoutError, undici's error, or the policies'.
    */
-  async send(
-    endpoint: string,
-    request: UpstreamRequest,
-    caller: Caller,
-    observation: CallObservation = { retries: 0, status: null },
-  ): Promise<string> {
+  async send(endpoint: string, request: UpstreamRequest, caller: Caller): Promise<string> {
+    const search = request.searchParams ? `?${request.searchParams}` : '';
+    // The recorder may refuse the call (an operation past its budget): then nothing is sent.
+    let listener: UpstreamCallListener;
+    try {
+      listener = caller.recorder.callStarting({
+        endpoint,
+        method: request.method,
+        path: `/${request.path}${search}`,
+      });
+    } catch (reason) {
+      throw new CallRefused(reason);
+    }
     const isWrite = request.method !== 'GET';
     if (isWrite) void this.events.onWrite?.(caller.apiKey);
-    const context: CallContext = { endpoint, caller, observation };
-    if (this.tracing) context.span = this.callSpan(this.tracing, endpoint, request.method, caller);
+    const tally: CallTally = { attempts: 0, retries: 0, status: null };
+    const context: CallContext = { caller, listener, tally };
     const options: Options = {
       method: request.method,
       context: context as unknown as Record<string, unknown>,
       ...(request.searchParams && { searchParams: request.searchParams }),
       ...(request.json !== undefined && { json: request.json }),
     };
+    const started = performance.now();
+    let failure: string | undefined;
     try {
       return await (await this.api(request.path, options)).text();
     } catch (error) {
-      if (error instanceof BrokenCircuitError) this.metrics.upstreamRejected('circuit_open');
-      else if (error instanceof BulkheadRejectedError) this.metrics.upstreamRejected('concurrency');
-      if (context.span) this.tracing?.fail(context.span.span, failureType(error, context.span));
+      failure = failureType(error, tally);
       throw error;
     } finally {
       if (isWrite) await this.events.onWrite?.(caller.apiKey);
-      if (context.span) endCallSpan(context.span, observation);
+      listener.ended({
+        status: tally.status,
+        retries: tally.retries,
+        attempts: tally.attempts,
+        durationMs: performance.now() - started,
+        ...(failure !== undefined && { failure }),
+      });
     }
-  }
-
-  /**
-   * A CLIENT span named by the endpoint (`GET /fine-tune/jobs/{job_id}`): the route template,
-   * never the URL with its ids; a child of the operation's span, or of the poll's.
-   */
-  private callSpan(tracing: GatewayTracing, endpoint: string, method: string, caller: Caller): CallSpan {
-    const parent = caller.span ?? tracing.ambient();
-    const base = (this.spanTarget ??= new URL(this.settings.baseUrl));
-    const span = tracing.startSpan(endpoint, {
-      kind: 'client',
-      parent,
-      attributes: {
-        'http.request.method': method,
-        // `/v0.5/fine-tune/jobs/{job_id}`: the endpoint's path under the base URL's.
-        'url.template': `${base.pathname.replace(/\/+$/, '')}${endpoint.slice(endpoint.indexOf(' ') + 1)}`,
-        'server.address': base.hostname,
-        'server.port': Number(base.port || (base.protocol === 'https:' ? 443 : 80)),
-      },
-    });
-    return { span, context: tracing.contextOf(span, parent), attempts: 0 };
   }
 
   /**
@@ -504,19 +468,17 @@ export class UpstreamHttp {
     });
   }
 
-  private attempted(call: CallContext, label: string, started: number, status: number | null): void {
-    this.metrics.upstreamRequest(call.endpoint, label, (performance.now() - started) / 1000);
-    if (status !== null) call.observation.status = status;
-    if (call.span) {
-      call.span.lastOutcome = label;
-      // An attempt that did not succeed is an event of the call's span: which one, and how.
-      if (!label.startsWith('2')) {
-        call.span.span.addEvent('upstream.attempt', {
-          'gateway.upstream.attempt': call.span.attempts,
-          'gateway.upstream.outcome': label,
-        });
-      }
-    }
+  private attempted(call: CallContext, outcome: string, started: number, status: number | null): void {
+    const { tally } = call;
+    tally.attempts += 1;
+    tally.lastOutcome = outcome;
+    if (status !== null) tally.status = status;
+    call.listener.attempted({
+      number: tally.attempts,
+      outcome,
+      status,
+      durationMs: performance.now() - started,
+    });
   }
 
   /**

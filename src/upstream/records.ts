@@ -112,7 +112,7 @@ export interface ListJobsQuery {
   offset: number;
 }
 
-/** Body of `POST /fine-tune/jobs`. The gateway always sends an id (see job-writes.ts). */
+/** Body of `POST /fine-tune/jobs`. The gateway always sends an id (see src/fine-tune-jobs/job-writes.ts). */
 export interface CreateJobRequest {
   id: string;
   name: string;

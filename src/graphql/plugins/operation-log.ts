@@ -5,7 +5,7 @@ import type { ApolloServerPlugin } from '@apollo/server';
 import { unwrapResolverError } from '@apollo/server/errors';
 import type { GraphQLFormattedError } from 'graphql';
 import type { GatewayContext } from '../../context.js';
-import { describeUpstreamError, ErrorCode, unexpectedCause } from '../../errors.js';
+import { ErrorCode, unexpectedCause } from '../../errors.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import { UpstreamError } from '../../upstream/errors.js';
 
@@ -28,7 +28,7 @@ export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<
           for (const error of errors) {
             const original = unwrapResolverError(error);
             if (original instanceof UpstreamError) {
-              const { extensions } = describeUpstreamError(original);
+              const { extensions } = original.describe();
               contextValue.logger.warn(
                 { code: extensions.code, upstream: original.details, path: error.path },
                 original.message,
@@ -53,10 +53,10 @@ export function operationLogPlugin(metrics: GatewayMetrics): ApolloServerPlugin<
             {
               operationName,
               durationMs: Math.round(durationMs),
-              upstreamCalls: contextValue.upstreamCalls.count,
+              upstreamCalls: contextValue.operation.upstreamCalls.attempts,
               outcome: codes.length ? 'error' : 'ok',
               ...(codes.length && { errorCodes: codes }),
-              ...(contextValue.answer.from && { sharedFrom: contextValue.answer.from }),
+              ...(contextValue.operation.sharedFrom && { sharedFrom: contextValue.operation.sharedFrom }),
             },
             'graphql operation',
           );

@@ -19,7 +19,7 @@ import type { FormattedExecutionResult } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../../context.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import type { TraceEntry } from '../../observability/upstream-trace.js';
+import type { TraceEntry } from '../../operation/upstream-calls.js';
 import type { AnswerSlot, FleetAnswers } from '../../fleet/shared-cache.js';
 import type { ResultSerializer } from '../result-serializer.js';
 
@@ -51,7 +51,7 @@ function sharingKey(requestContext: OperationContext): string | undefined {
 }
 
 function sharedResponse(answer: SharedAnswer, requestContext: OperationContext): GraphQLResponse {
-  requestContext.contextValue.upstreamTrace?.shared(answer.trace);
+  requestContext.contextValue.operation.upstreamCalls.shared(answer.trace);
   return {
     http: { status: answer.status, headers: new HeaderMap() },
     // A copy of the envelope: each request's plugins add extensions of their own.
@@ -68,7 +68,7 @@ function answerOf(
   return {
     result,
     status: http.status,
-    trace: requestContext.contextValue.upstreamTrace?.summary().entries ?? [],
+    trace: requestContext.contextValue.operation.upstreamCalls.summary()?.entries ?? [],
   };
 }
 
@@ -158,7 +158,7 @@ export class SharedOperations {
           } catch {
             return null;
           }
-          requestContext.contextValue.answer.from = 'cache';
+          requestContext.contextValue.operation.sharedFrom = 'cache';
           requestContext.metrics.responseCacheHit = true;
           metrics.cachedResponse();
           return sharedResponse(answer, requestContext);
@@ -176,7 +176,7 @@ export class SharedOperations {
             const key = sharingKey(requestContext);
             const answer = key === undefined ? undefined : kept.get(key);
             if (answer === undefined) return null;
-            requestContext.contextValue.answer.from = 'cache';
+            requestContext.contextValue.operation.sharedFrom = 'cache';
             // What usage reporting reads for an answer served from a cache.
             requestContext.metrics.responseCacheHit = true;
             metrics.cachedResponse();
@@ -217,7 +217,7 @@ export class SharedOperations {
               const answer = await running.answer;
               // Its leader got no answer: this request runs the operation itself.
               if (answer === undefined) return null;
-              requestContext.contextValue.answer.from = 'flight';
+              requestContext.contextValue.operation.sharedFrom = 'flight';
               this.options.metrics.sharedOperationJoined();
               return sharedResponse(answer, requestContext);
             }

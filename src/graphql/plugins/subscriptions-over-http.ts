@@ -9,7 +9,8 @@ export function subscriptionsOverHttpPlugin(): ApolloServerPlugin<GatewayContext
     async requestDidStart() {
       return {
         async didResolveOperation({ operation, contextValue }) {
-          if (operation?.operation !== 'subscription' || contextValue.transport === 'websocket') return;
+          if (operation?.operation !== 'subscription' || contextValue.operation.transport === 'websocket')
+            return;
           throw new GraphQLError(
             'Subscriptions are served over WebSocket (graphql-ws protocol) at this same URL, not over HTTP.',
             { extensions: { code: 'BAD_REQUEST', http: { status: 400 } } },

@@ -1,7 +1,7 @@
 // OpenTelemetry spans of each GraphQL operation (installed only when tracing is on): one SERVER
 // span per operation, a child of the client's W3C `traceparent` when it sent one, with children
 // for parsing, validation and execution as the pipeline runs them. The operation's context is
-// left on the GraphQL context, where the upstream calls and subscriptions find their parent.
+// left on the operation's state, where the upstream calls and subscriptions find their parent.
 // Attributes: the operation's name and type, a hash of its document, how it was answered and
 // its error codes; never the document, the variables' values or a key.
 import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
@@ -34,13 +34,13 @@ export function tracingPlugin(tracing: GatewayTracing): ApolloServerPlugin<Gatew
         kind: 'server',
         parent,
         attributes: {
-          'gateway.transport': contextValue.transport,
+          'gateway.transport': contextValue.operation.transport,
           'gateway.request_id': contextValue.requestId,
         },
       });
       const context = tracing.contextOf(span, parent);
       // This operation's copy of the context: the upstream calls made for it start their spans here.
-      contextValue.operationSpan = context;
+      contextValue.operation.span = context;
       open.set(requestContext, span);
       let parsed = false;
       let executed = false;
@@ -94,8 +94,9 @@ export function tracingPlugin(tracing: GatewayTracing): ApolloServerPlugin<Gatew
           );
           span.setAttributes({
             // Executed here, joined an identical query in flight, kept from one before, or refused.
-            'gateway.answered_from': operationContext.answer.from ?? (executed ? 'execution' : 'none'),
-            'gateway.upstream_calls': operationContext.upstreamCalls.count,
+            'gateway.answered_from':
+              operationContext.operation.sharedFrom ?? (executed ? 'execution' : 'none'),
+            'gateway.upstream_calls': operationContext.operation.upstreamCalls.attempts,
             'gateway.outcome': codes.length ? 'error' : 'ok',
             'http.response.status_code': response.http.status ?? 200,
             ...(codes.length && { 'graphql.error.codes': codes }),

@@ -1,23 +1,18 @@
-// Adds `extensions.upstream` (see observability/upstream-trace.ts) to each response whose
-// operation has a trace: the REST calls it made and the loads answered without one.
+// Adds `extensions.upstream` (src/operation/upstream-calls.ts) to each response whose operation
+// keeps its calls (on outside production): the REST calls it made and the loads answered
+// without one.
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { UpstreamTrace } from '../../observability/upstream-trace.js';
+import type { GatewayContext } from '../../context.js';
 
-/** What the plugin needs from the context: this operation's trace, when tracing is on. */
-export interface TracedContext {
-  readonly upstreamTrace: UpstreamTrace | undefined;
-}
-
-export function upstreamTracePlugin(): ApolloServerPlugin<TracedContext> {
+export function upstreamTracePlugin(): ApolloServerPlugin<GatewayContext> {
   return {
-    async requestDidStart({ contextValue }) {
-      if (contextValue.upstreamTrace === undefined) return;
+    async requestDidStart() {
       return {
         async willSendResponse({ response, contextValue }) {
-          const trace = contextValue.upstreamTrace;
-          if (trace === undefined || response.body.kind !== 'single') return;
+          const summary = contextValue.operation.upstreamCalls.summary();
+          if (summary === undefined || response.body.kind !== 'single') return;
           const result = response.body.singleResult;
-          result.extensions = { ...result.extensions, upstream: trace.summary() };
+          result.extensions = { ...result.extensions, upstream: summary };
         },
       };
     },

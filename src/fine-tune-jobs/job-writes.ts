@@ -8,10 +8,10 @@ import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from '../errors.js';
-import { showsEffectOf, type FineTuneJobAction } from '../fine-tune-jobs/lifecycle.js';
-import type { FineTuneApiClient } from './client.js';
-import { UpstreamError } from './errors.js';
-import type { CreateJobRequest, FineTuneJobRecord } from './records.js';
+import { showsEffectOf, type FineTuneJobAction } from './lifecycle.js';
+import type { FineTuneApiClient } from '../upstream/client.js';
+import { UpstreamError } from '../upstream/errors.js';
+import type { CreateJobRequest, FineTuneJobRecord } from '../upstream/records.js';
 
 export interface JobWriteSettings {
   /** Attempts of one write whose answer keeps getting lost, the first one included. */

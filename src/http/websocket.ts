@@ -23,8 +23,8 @@ import { WebSocketServer } from 'ws';
 import type { GatewayContext } from '../context.js';
 import { unexpectedCause } from '../errors.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
-import { documentTooLarge } from '../limits/query-limits.js';
-import type { LiveJobPollers } from './live-jobs.js';
+import { documentTooLarge } from '../graphql/query-limits.js';
+import type { LiveJobPollers } from '../subscriptions/live-jobs.js';
 
 export interface SubscriptionServerOptions {
   httpServer: Server;
@@ -198,6 +198,9 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
         );
         // graphql-ws passes a `documentId` on untouched; the APQ extension carries it into Apollo.
         if (options.documentIds) documentIdAsPersistedQuery(payload);
+        // The operation's state made here, before Apollo copies the context: the copy it runs
+        // shares it, so the stream its execution opens is read here.
+        const { operation } = contextValue;
         let response;
         try {
           response = await apollo.executeOperation(
@@ -211,13 +214,13 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
           );
         } catch (error) {
           // Apollo Server has logged it; a stream the run had opened must not poll on unheard.
-          void contextValue.liveStream.events?.return(undefined);
+          void operation.liveEvents?.return(undefined);
           logger.error({ err: error }, 'a WebSocket operation failed in the pipeline');
           return [
             new GraphQLError('Internal server error.', { extensions: { code: 'INTERNAL_SERVER_ERROR' } }),
           ];
         }
-        const events = contextValue.liveStream.events;
+        const events = operation.liveEvents;
         if (response.body.kind !== 'single') {
           void events?.return(undefined);
           return [

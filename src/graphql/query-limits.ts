@@ -25,7 +25,7 @@ import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphq
 import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
-import { limitErrorsOncePlugin } from './operation-budget.js';
+import { limitErrorsOncePlugin } from '../operation/budget.js';
 import { ErrorCode } from '../errors.js';
 
 export type QueryLimitName =
@@ -238,7 +238,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
       );
     }
     // The operations of a batch share one spend: together they stay under the limit.
-    const { spend } = contextValue;
+    const { spend } = contextValue.operation;
     spend.cost += cost;
     if (spend.cost > limits.maxCost) {
       throw limitExceeded(
@@ -262,7 +262,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
       if (!requestContext.requestIsBatched) {
         return { didResolveOperation: async (operation) => void checkOperation(operation) };
       }
-      const { spend } = requestContext.contextValue;
+      const { spend } = requestContext.contextValue.operation;
       const done = spend.batchOperationStarted();
       checked.set(requestContext, done);
       return {
