@@ -4,11 +4,7 @@ import { createHash } from 'node:crypto';
 import type { ExecutionResult } from 'graphql';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
-import {
-  createFineTuneJobLoaders,
-  type FineTuneJobLoaders,
-  type LoaderSettings,
-} from './loaders/fine-tune-jobs.js';
+import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
 import type { HeldDocuments } from './subscriptions/held-documents.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
@@ -33,7 +29,7 @@ export interface GatewayContext {
   readonly answer: { from?: 'flight' | 'cache' };
   /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
   readonly liveStream: { events?: AsyncGenerator<ExecutionResult> };
-  /** The documents running subscriptions hold, all keys together (SUBSCRIPTION_DOCUMENT_BYTES). */
+  /** The documents running subscriptions hold, all keys together (subscriptions.documentBytes). */
   readonly heldDocuments: HeldDocuments | undefined;
   /** HTTP requests this operation sent upstream so far; the upstream client counts, the log reads. */
   readonly upstreamCalls: { count: number };
@@ -44,7 +40,7 @@ export interface GatewayContext {
   readonly loaders: FineTuneJobLoaders;
   /**
    * Create, stop and cancel, with the never-duplicate, never-lose retries; same key check, and
-   * UNAUTHENTICATED for a client without a key of its own unless ANONYMOUS_WRITES.
+   * UNAUTHENTICATED for a client without a key of its own unless security.anonymousWrites.
    */
   readonly jobWrites: FineTuneJobWrites;
   /** This operation's upstream calls, when tracing is on (`extensions.upstream`). */
@@ -73,7 +69,6 @@ export interface ContextDependencies {
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
-  loaderSettings: LoaderSettings;
   jobWriteSettings: JobWriteSettings;
   /** Record each operation's upstream calls for `extensions.upstream`. */
   traceUpstream: boolean;
@@ -140,7 +135,7 @@ function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Cr
   if (name === undefined || !deps.allowedHosts.has(name)) {
     return {
       error:
-        "No API key, and the gateway's own key serves only its own host names (ALLOWED_HOSTS): send `Authorization: Bearer <your Archetype AI API key>`.",
+        "No API key, and the gateway's own key serves only its own host names (security.allowedHosts): send `Authorization: Bearer <your Archetype AI API key>`.",
     };
   }
   return { apiKey: deps.serverApiKey, own: false };
@@ -221,12 +216,7 @@ class RequestContext implements GatewayContext {
   }
 
   get loaders(): FineTuneJobLoaders {
-    this.loadersOfRequest ??= createFineTuneJobLoaders(
-      this.client(),
-      this.deps.loaderSettings,
-      this.deps.metrics,
-      this.budget,
-    );
+    this.loadersOfRequest ??= createFineTuneJobLoaders(this.client(), this.deps.metrics, this.budget);
     return this.loadersOfRequest;
   }
 

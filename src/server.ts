@@ -48,7 +48,7 @@ export interface RunningGateway {
   port: number;
   /** Prometheus metrics, e.g. `http://localhost:9464/metrics` (METRICS_PORT). */
   metricsUrl: string;
-  /** Reads the trusted documents again (PERSISTED_DOCUMENTS; nothing without). main.ts: on SIGHUP. */
+  /** Reads the trusted documents again (security.trustedDocuments; nothing without). main.ts: on SIGHUP. */
   reloadTrustedDocuments(trigger: ReloadTrigger): Promise<void>;
   stop(): Promise<void>;
 }
@@ -58,11 +58,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics();
   // First, as it may refuse the start (a manifest that cannot be read): nothing is open yet.
   const trustedDocuments =
-    config.trustedDocuments &&
-    (await TrustedDocuments.load({ source: config.trustedDocuments.source, logger, metrics }));
-  const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
-  const schema = await buildGatewaySchema({ federation: config.federationSubgraph });
-  const formatError = createErrorFormatter({ fieldSuggestions: config.fieldSuggestions });
+    config.security.trustedDocuments &&
+    (await TrustedDocuments.load({ source: config.security.trustedDocuments.source, logger, metrics }));
+  const limits = queryLimitProtection(config.limits, config.security.fieldSuggestions);
+  const schema = await buildGatewaySchema({ federation: config.federation.subgraph });
+  const formatError = createErrorFormatter({ fieldSuggestions: config.security.fieldSuggestions });
   const serializer = new ResultSerializer();
 
   // REDIS_URL: the instances of a fleet share the answers cache, APQ and subscription polling
@@ -70,17 +70,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const fleetRedis = config.redis && new FleetRedis(config.redis, logger);
   await fleetRedis?.connect();
   // Identical queries in flight for the same credential share one execution (and, with
-  // CACHE_TTL_MS, a recent answer); every write to the upstream empties what is shared.
+  // http.responseCacheTtlMs, a recent answer); every write to the upstream empties what is shared.
   const sharedOperations = new SharedOperations({
-    ttlMs: config.cacheTtlMs,
+    ttlMs: config.http.responseCacheTtlMs,
     metrics,
     serializer,
-    ...(fleetRedis && { fleet: new FleetAnswers(fleetRedis, config.cacheTtlMs, logger) }),
+    ...(fleetRedis && { fleet: new FleetAnswers(fleetRedis, config.http.responseCacheTtlMs, logger) }),
   });
   // Undefined unless an OTLP endpoint is set: then no OpenTelemetry module is even loaded.
-  const tracing = await startTracing(config.tracing, logger);
+  const tracing = await startTracing(config.telemetry.tracing, logger);
   const upstream = new UpstreamHttp(
-    { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
+    { baseUrl: options.upstreamBaseUrl, ...config.upstream },
     metrics,
     {
       // The writer's organization's answers, on every instance before the write's answer is sent.
@@ -89,28 +89,27 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     tracing,
   );
   const fleetPolling = fleetRedis && new FleetPolling(fleetRedis, logger);
-  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
-  const heldDocuments = new HeldDocuments(config.subscriptionDocumentBytes);
+  const liveJobPollers = new LiveJobPollers(config.subscriptions, logger, metrics, tracing, fleetPolling);
+  const heldDocuments = new HeldDocuments(config.subscriptions.documentBytes);
   metrics.watchSubscriptionDocuments(() => heldDocuments.bytes);
   const contextDependencies: ContextDependencies = {
     http: upstream,
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
-    traceUpstream: config.upstreamTrace,
-    loaderSettings: { metricsConcurrency: config.metricsConcurrency },
+    traceUpstream: config.telemetry.upstreamTrace,
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
-      attempts: 1 + config.upstreamSettings.retryLimit,
-      backoffLimitMs: config.upstreamSettings.backoffLimitMs,
+      attempts: 1 + config.upstream.retries,
+      backoffLimitMs: config.upstream.backoffLimitMs,
     },
     liveJobPollers,
     heldDocuments,
-    anonymousWrites: config.anonymousWrites,
-    allowedHosts: new Set(config.allowedHosts),
+    anonymousWrites: config.security.anonymousWrites,
+    allowedHosts: new Set(config.security.allowedHosts),
     budgetLimits: {
-      maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
-      maxJobs: config.queryLimits.maxJobs,
+      maxUpstreamCalls: config.limits.maxUpstreamCalls,
+      maxJobs: config.limits.maxJobs,
     },
   };
 
@@ -120,18 +119,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     schema,
     logger,
     metrics,
-    introspection: config.introspection,
-    sandbox: config.sandbox,
-    explorer: config.explorer,
+    introspection: config.security.introspection,
+    sandbox: config.explorer.enabled,
+    explorer: config.explorer.page,
     limits,
-    maxBatch: config.queryLimits.maxBatch,
+    maxBatch: config.limits.maxBatch,
     formatError,
     serializer,
     sharedOperations,
     ...(fleetRedis && { persistedQueriesCache: new FleetPersistedQueries(fleetRedis, logger) }),
     trustedDocuments: trustedDocuments && {
       documents: trustedDocuments,
-      only: config.trustedDocuments?.only ?? false,
+      only: config.security.trustedDocuments?.only ?? false,
     },
     tracing,
     lifecyclePlugins: [
@@ -154,12 +153,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     apollo,
     logger,
     metrics,
-    maxRequestBytes: config.maxRequestBytes,
-    corsOrigins: config.corsOrigins,
+    maxRequestBytes: config.http.maxRequestBytes,
+    corsOrigins: config.security.corsOrigins,
     limits: config.http,
-    maxDocumentBytes: config.queryLimits.maxBytes,
-    explorer: config.sandbox,
-    maxBatch: config.queryLimits.maxBatch,
+    maxDocumentBytes: config.limits.maxBytes,
+    explorer: config.explorer.enabled,
+    maxBatch: config.limits.maxBatch,
     documentIds: trustedDocuments !== undefined,
     createContext: (request) =>
       createContext(contextDependencies, {
@@ -195,12 +194,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     schema,
     apollo,
     pollers: liveJobPollers,
-    maxOperationsPerSocket: config.subscriptionsPerConnection,
-    maxConnectionsPerAddress: config.subscriptionConnectionsPerAddress,
-    maxMessageBytes: config.maxRequestBytes,
-    maxDocumentBytes: config.queryLimits.maxBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    allowedOrigins: config.corsOrigins,
+    maxOperationsPerSocket: config.subscriptions.perConnection,
+    maxConnectionsPerAddress: config.subscriptions.connectionsPerAddress,
+    maxMessageBytes: config.http.maxRequestBytes,
+    maxDocumentBytes: config.limits.maxBytes,
+    shutdownGraceMs: config.http.shutdownGraceMs,
+    allowedOrigins: config.security.corsOrigins,
     documentIds: trustedDocuments !== undefined,
     formatError,
     createContext: (authorization, requestId, host) =>
@@ -236,7 +235,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const subscribersGone = subscriptions.dispose();
       // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       const idle = setInterval(() => app.server.closeIdleConnections(), 50);
-      const grace = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
+      const grace = setTimeout(() => app.server.closeAllConnections(), config.http.shutdownGraceMs);
       try {
         await Promise.all([closed, subscribersGone]);
       } finally {

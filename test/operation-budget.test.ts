@@ -1,5 +1,5 @@
-// At run time one operation never makes more than QUERY_MAX_UPSTREAM_CALLS upstream calls nor
-// returns more than QUERY_MAX_JOBS jobs, whatever its cost estimate said: past either, one
+// At run time one operation never makes more than limits.maxUpstreamCalls upstream calls nor
+// returns more than limits.maxJobs jobs, whatever its cost estimate said: past either, one
 // QUERY_LIMIT_EXCEEDED error that says which, and the calls past the bound are never sent.
 // Counted at the simulator.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -9,13 +9,13 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     simulator: { jobsPerOrganization: 300, providerExamples: false },
-    env: { QUERY_MAX_JOBS: '500' },
+    config: { limits: { maxJobs: 500 } },
   });
 });
 afterAll(() => stack.stop());
 beforeEach(() => stack.simulator.resetRequests());
 
-describe('QUERY_MAX_UPSTREAM_CALLS (100)', () => {
+describe('limits.maxUpstreamCalls (100)', () => {
   it("a list of every job with each job's metrics stops at 100 calls, with one error", async () => {
     // Priced as 100 jobs (QUERY_UNBOUNDED_LIST_SIZE), it fits the cost limit; it would be 301 calls.
     const response = await stack.query('{ fineTuneJobs { id metrics(limit: 0) { lastCheckpointStep } } }');
@@ -37,7 +37,7 @@ describe('QUERY_MAX_UPSTREAM_CALLS (100)', () => {
   });
 });
 
-describe('QUERY_MAX_JOBS', () => {
+describe('limits.maxJobs', () => {
   it('counts the jobs of every field together: two aliases of every job are past 500', async () => {
     const response = await stack.query('{ a: fineTuneJobs { id } b: fineTuneJobs { name } }');
     const error = expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED');

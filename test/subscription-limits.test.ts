@@ -33,7 +33,7 @@ describe('one comparison of the list per poll', () => {
   it('forty subscribers with four filters: the changes of a step are counted once, and each gets its own', async () => {
     const s = (stack = await startStack({
       simulator: { jobsPerOrganization: 30, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20' },
+      config: { subscriptions: { pollMs: 20, activePollMs: 20 } },
     }));
     const acme = s.simulator.store.organizations[0]!;
     const filters = [null, ['RUNNING'], ['STARTING', 'RUNNING'], ['FINALIZING', 'COMPLETED']];
@@ -70,9 +70,9 @@ describe('one comparison of the list per poll', () => {
 });
 
 describe('bounds', () => {
-  it('SUBSCRIPTIONS_PER_KEY: one more is SUBSCRIPTION_LIMIT_EXCEEDED, until one ends', async () => {
+  it('subscriptions.perKey: one more is SUBSCRIPTION_LIMIT_EXCEEDED, until one ends', async () => {
     const s = (stack = await startStack({
-      env: { SUBSCRIPTIONS_PER_KEY: '2', SUBSCRIPTION_POLL_MS: '1000' },
+      config: { subscriptions: { perKey: 2, pollMs: 1000 } },
     }));
     const live = connect(s.gateway.url, ACME_KEY);
     clients.push(live);
@@ -92,8 +92,8 @@ describe('bounds', () => {
     again.unsubscribe();
   });
 
-  it('SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: the upgrade of one socket more is refused', async () => {
-    const s = (stack = await startStack({ env: { SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: '2' } }));
+  it('subscriptions.connectionsPerAddress: the upgrade of one socket more is refused', async () => {
+    const s = (stack = await startStack({ config: { subscriptions: { connectionsPerAddress: 2 } } }));
     const open = [connect(s.gateway.url, ACME_KEY), connect(s.gateway.url, ACME_KEY)];
     clients.push(...open);
     const held = open.map((c) => c.subscribe(JOBS_CHANGED));
@@ -132,10 +132,10 @@ describe('bounds', () => {
     expect(seen).toEqual([...burst.slice(0, 6), 'behind']);
   });
 
-  it('over the wire: a step that registers more jobs than SUBSCRIPTION_BACKLOG reaches the subscriber whole', async () => {
+  it('over the wire: a step that registers more jobs than subscriptions.backlog reaches the subscriber whole', async () => {
     const s = (stack = await startStack({
       simulator: { jobsPerOrganization: 2, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20', SUBSCRIPTION_BACKLOG: '2' },
+      config: { subscriptions: { pollMs: 20, activePollMs: 20, backlog: 2 } },
     }));
     const live = connect(s.gateway.url, ACME_KEY);
     clients.push(live);
@@ -152,11 +152,11 @@ describe('bounds', () => {
   });
 });
 
-describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => {
+describe('documents held by subscriptions (subscriptions.documentBytes)', () => {
   it('are bounded all keys together: past the bound SUBSCRIPTION_LIMIT_EXCEEDED, and an ended one gives its room back', async () => {
     const s = (stack = await startStack({
       simulator: { jobsPerOrganization: 2 },
-      env: { SUBSCRIPTION_DOCUMENT_BYTES: '1024', SUBSCRIPTION_POLL_MS: '60000' },
+      config: { subscriptions: { documentBytes: 1024, pollMs: 60000 } },
     }));
     // 400 bytes each, whitespace included: two fit, a third does not, whoever's key.
     const padded = `${JOBS_CHANGED}${' '.repeat(400 - JOBS_CHANGED.length)}`;
@@ -197,10 +197,9 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES)', () => 
     try {
       const s = (stack = await startStack({
         simulator: { jobsPerOrganization: 2 },
-        env: {
-          SUBSCRIPTION_DOCUMENT_BYTES: '1024',
-          SUBSCRIPTION_POLL_MS: '60000',
-          PERSISTED_DOCUMENTS: manifest,
+        config: {
+          subscriptions: { documentBytes: 1024, pollMs: 60000 },
+          security: { trustedDocuments: { manifest } },
         },
       }));
       const padded = `${JOBS_CHANGED}${' '.repeat(600 - JOBS_CHANGED.length)}`;

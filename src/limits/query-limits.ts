@@ -98,18 +98,23 @@ const SIZED_LISTS: Record<string, Record<string, string>> = {
 const UPSTREAM_CALL_COST = 10;
 /** Fields that make an upstream call each time they are resolved (besides the sized lists). */
 const CALLING_FIELDS: Record<string, ReadonlySet<string>> = { Query: new Set(['fineTuneJob']) };
+/**
+ * The list size the estimate assumes for `limit: -1` (every job): a typical organization's
+ * list. An operator who wants such lists cheaper or dearer turns limits.maxCost.
+ */
+const UNBOUNDED_LIST_SIZE = 100;
 
 /**
  * A sized field costs one upstream call plus its selection once per item it may return; a
  * field that reads one job costs a call plus its selection.
  */
-function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
+function sizedListEstimator(): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
     if (CALLING_FIELDS[type.name]?.has(field.name)) return UPSTREAM_CALL_COST + Math.max(childComplexity, 1);
     const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
     if (sizeArgument === undefined) return undefined;
     const requested = args[sizeArgument];
-    const size = typeof requested === 'number' && requested >= 0 ? requested : unboundedListSize;
+    const size = typeof requested === 'number' && requested >= 0 ? requested : UNBOUNDED_LIST_SIZE;
     return UPSTREAM_CALL_COST + size * Math.max(childComplexity, 1);
   };
 }
@@ -126,10 +131,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     blockFieldSuggestion: { enabled: !fieldSuggestions },
   }).protect();
 
-  const estimators = [
-    sizedListEstimator(limits.unboundedListSize),
-    simpleEstimator({ defaultComplexity: 1 }),
-  ];
+  const estimators = [sizedListEstimator(), simpleEstimator({ defaultComplexity: 1 })];
   /** An operation's estimated cost; undefined when its variables do not coerce. */
   function costOf(
     schema: GraphQLSchema,

@@ -22,7 +22,7 @@ export interface TraceEntry extends TracedRequest {
    * `upstream`: a REST call was made. `loader`: answered from a result this operation already
    * had (the same page, or a job seen in a list). `coalesced`: joined an identical call still in
    * flight. `shared`: the whole operation was answered by an identical one (in flight, or kept
-   * with CACHE_TTL_MS), whose call this was.
+   * with http.responseCacheTtlMs), whose call this was.
    */
   source: TraceSource;
   /** The HTTP status of the last attempt; null when none arrived (timeout, network). */

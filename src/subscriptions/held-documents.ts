@@ -1,4 +1,4 @@
-// The documents running subscriptions hold, all keys together (SUBSCRIPTION_DOCUMENT_BYTES): a
+// The documents running subscriptions hold, all keys together (subscriptions.documentBytes): a
 // subscription's parsed document keeps its whole text, padding included, for as long as it runs.
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.js';

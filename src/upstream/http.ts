@@ -15,6 +15,7 @@ import {
 } from 'cockatiel';
 import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
+import type { UpstreamSettings } from '../config.js';
 import type { OperationBudget } from '../limits/operation-budget.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing, TraceContext, TraceSpan } from '../observability/tracing.js';
@@ -22,29 +23,10 @@ import type { UpstreamTrace } from '../observability/upstream-trace.js';
 import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
 import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
 
-export interface UpstreamSettings {
+/** The upstream's settings (the file's `upstream` section) and where it is. */
+export interface UpstreamHttpSettings extends UpstreamSettings {
   /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
   baseUrl: string;
-  /** Per attempt: from sending it (its concurrency slot taken) to the end of the response body. */
-  timeoutMs: number;
-  /** Retries of a GET after the first attempt. */
-  retryLimit: number;
-  /** The longest `Retry-After` the gateway waits for; a longer one fails at once. */
-  maxRetryAfterMs: number;
-  /** Upper bound of the exponential backoff between retries. */
-  backoffLimitMs: number;
-  /** Calls to the upstream in flight at once, across all clients of the gateway. */
-  maxConcurrency: number;
-  /** Calls waiting for a free slot; past this, a call fails at once. */
-  maxQueue: number;
-  /** The share of failed attempts (5xx, timeout, unreachable) in the window that opens the circuit. */
-  breakerFailureRate: number;
-  /** The sliding window over which calls are counted. */
-  breakerWindowMs: number;
-  /** The fewest attempts in the window for the circuit to open: one failure never trips it. */
-  breakerMinCalls: number;
-  /** How long the circuit stays open before one call probes the upstream again. */
-  breakerHalfOpenMs: number;
 }
 
 /** Whose call this is: the key it carries, the request id sent along, and a tally for the log. */
@@ -231,7 +213,7 @@ export class UpstreamHttp {
   private spanTarget: URL | undefined;
 
   constructor(
-    private readonly settings: UpstreamSettings,
+    private readonly settings: UpstreamHttpSettings,
     private readonly metrics: GatewayMetrics,
     /**
      * `onWrite`: told when a create, stop or cancel is sent, and again once it is over, with the
@@ -250,13 +232,13 @@ export class UpstreamHttp {
     const send = bufferedFetch(this.dispatcher);
     this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
-      halfOpenAfter: settings.breakerHalfOpenMs,
+      halfOpenAfter: settings.breaker.halfOpenMs,
       // A failure rate rather than a run of failures: under concurrency, timeouts of requests sent
       // together arrive together, and a run of them says little about the upstream's health.
       breaker: new SamplingBreaker({
-        threshold: settings.breakerFailureRate,
-        duration: settings.breakerWindowMs,
-        minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
+        threshold: settings.breaker.failureRate,
+        duration: settings.breaker.windowMs,
+        minimumRps: settings.breaker.minCalls / (settings.breaker.windowMs / 1000),
       }),
     });
     this.breaker.onStateChange((state) =>
@@ -276,7 +258,7 @@ export class UpstreamHttp {
       // Per attempt, from sending it (its slot taken) to the end of its body (buffered-fetch.ts).
       timeout: settings.timeoutMs,
       retry: {
-        limit: settings.retryLimit,
+        limit: settings.retries,
         methods: ['get'],
         statusCodes: RETRY_STATUSES,
         afterStatusCodes: RETRY_AFTER_STATUSES,
