@@ -24,7 +24,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const KEY = 'sim-acme-key';
 const DURATION_S = Number(process.env.FLEET_BENCH_DURATION_S ?? 5);
 const SUBSCRIBERS = Number(process.env.FLEET_BENCH_SUBSCRIBERS ?? 300);
-const CACHE_TTL_MS = process.env.FLEET_BENCH_CACHE_TTL_MS ?? '60000';
+const CACHE_TTL_MS = Number(process.env.FLEET_BENCH_CACHE_TTL_MS ?? 60_000);
 const POLL_MS = 1_000;
 const CONNECTIONS = 16;
 
@@ -37,17 +37,15 @@ const fleet = spawn(process.execPath, ['scripts/fleet.mjs'], {
   cwd: ROOT,
   env: {
     PATH: process.env.PATH,
-    // Jobs move only when this run says (POST /__simulator/advance), so the job stays RUNNING.
-    ...fleetEnvironment(ports),
-    SIMULATOR_PACE_MS: '0',
-    SIMULATOR_JOBS: '2000',
+    ...fleetEnvironment(ports, {
+      // Jobs move only when this run says (POST /__simulator/advance), so the job stays RUNNING.
+      simulator: { paceMs: 0, jobsPerOrganization: 2000 },
+      limits: { maxCost: 20_000 },
+      http: { responseCacheTtlMs: CACHE_TTL_MS },
+      // Behind the balancer every connection comes from HAProxy's address.
+      subscriptions: { activePollMs: POLL_MS, connectionsPerAddress: 10_000, perKey: 10_000 },
+    }),
     NODE_ENV: 'production',
-    QUERY_MAX_COST: '20000',
-    CACHE_TTL_MS,
-    SUBSCRIPTION_ACTIVE_POLL_MS: String(POLL_MS),
-    // Behind the balancer every connection comes from HAProxy's address.
-    SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: '10000',
-    SUBSCRIPTIONS_PER_KEY: '10000',
     LOG_LEVEL: 'warn',
   },
   stdio: ['ignore', 'pipe', 'pipe'],
@@ -237,7 +235,7 @@ try {
   const sent = load.requests.sent;
   say('');
   say(
-    `(b) the shared query (\`limit: 50\`, ${CONNECTIONS} connections, ${DURATION_S} s, CACHE_TTL_MS=${CACHE_TTL_MS}) through the balancer`,
+    `(b) the shared query (\`limit: 50\`, ${CONNECTIONS} connections, ${DURATION_S} s, http.responseCacheTtlMs ${CACHE_TTL_MS}) through the balancer`,
   );
   say(
     `- ${Math.round(load.requests.average)} req/s, p50 ${load.latency.p50} ms, p99 ${load.latency.p99} ms, ${load.non2xx} non-2xx, ${load.errors} errors; operations per instance ${ops.join(', ')}`,

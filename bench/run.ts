@@ -7,7 +7,7 @@
 // Settings (environment): BENCH_DURATION_S (5), BENCH_ROUNDS (3), BENCH_SCENARIOS (e.g. "1,4":
 // 1-based, default all), BENCH_CPU_PROF (a folder: write the gateway's CPU profile there),
 // BENCH_BASELINE_GATEWAY (another build's dist/main.js, loaded as one more target),
-// BENCH_CACHE_TTL_MS (one more gateway with that CACHE_TTL_MS, loaded on the shared scenarios
+// BENCH_CACHE_TTL_MS (one more gateway with that http.responseCacheTtlMs, loaded on the shared scenarios
 // only: on distinct pages a cache would answer what must reach the upstream), BENCH_TRACING=1
 // (one more gateway with OpenTelemetry on, every span exported to an OTLP receiver in this
 // process that counts and discards them; its cost against the gateway is printed at the end).
@@ -30,6 +30,7 @@ import {
   urlInLog,
   type Child,
 } from './processes.js';
+import { writeConfigFile } from '../scripts/config-file.js';
 import { SCENARIOS, expectedGraphQLJobs, graphqlBody, restPath, type Scenario } from './scenarios.js';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -272,7 +273,12 @@ async function main(): Promise<void> {
     const simulator = await startChild({
       name: 'simulator',
       script: join(ROOT, 'dist/simulator/main.js'),
-      env: { SIMULATOR_PORT: '0', SIMULATOR_PACE_MS: '0', SIMULATOR_JOBS: '2000' },
+      env: {
+        SIMULATOR_PORT: '0',
+        GATEWAY_CONFIG: writeConfigFile({
+          simulator: { paceMs: 0, jobsPerOrganization: 2000, living: false },
+        }),
+      },
       logFile: join(logs, 'simulator.log'),
       readyText: 'simulator at',
     });
@@ -294,7 +300,8 @@ async function main(): Promise<void> {
       ATAI_API_KEY: API_KEY,
       // A page of 500 jobs with every field costs 8,001 against the default limit of 5,000:
       // an operator serving such clients raises it (the all-jobs query is costed differently).
-      QUERY_MAX_COST: '20000',
+      // (A baseline built before the configuration file read QUERY_MAX_COST=20000 instead.)
+      GATEWAY_CONFIG: writeConfigFile({ limits: { maxCost: 20_000 } }),
     };
     const gateway = await startChild({
       name: 'gateway',
@@ -342,13 +349,19 @@ async function main(): Promise<void> {
       const cached = await startChild({
         name: 'gateway (cache)',
         script: join(ROOT, 'dist/main.js'),
-        env: { ...gatewayEnv, CACHE_TTL_MS },
+        env: {
+          ...gatewayEnv,
+          GATEWAY_CONFIG: writeConfigFile({
+            limits: { maxCost: 20_000 },
+            http: { responseCacheTtlMs: Number(CACHE_TTL_MS) },
+          }),
+        },
         logFile: join(logs, 'gateway-cache.log'),
         readyText: 'gateway ready at',
       });
       children.push(cached);
       endpoints.push({
-        name: `gateway, CACHE_TTL_MS=${CACHE_TTL_MS}`,
+        name: `gateway, responseCacheTtlMs ${CACHE_TTL_MS}`,
         url: cached.url,
         graphql: true,
         pid: cached.pid,

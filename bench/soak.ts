@@ -6,13 +6,15 @@
 //   npm run soak -- [--connections 200] [--duration 30] [--fault-rate 0.1] [--max-rss-mb 400]
 //                   [--max-operation-s 10 (a bucket of the gateway's duration histogram)] [--max-error-share 0.15]
 //                   [--max-timeout-share 0.01]
-//   SOAK_<SETTING>=value passes a setting to the gateway, e.g. SOAK_UPSTREAM_MAX_CONCURRENCY=128.
+//   SOAK_CONFIG=<file> merges a configuration file's keys over the run's (upstream.maxConcurrency: 128).
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { mergeConfig, readConfigFile, writeConfigFile } from '../scripts/config-file.js';
 import type { Fault, SimulatorRoute } from '../src/simulator/faults.js';
 
 const { values: args } = parseArgs({
@@ -178,7 +180,12 @@ async function main(): Promise<number> {
   const simulator = await startChild(
     'simulator',
     'dist/simulator/main.js',
-    { SIMULATOR_PORT: '0', SIMULATOR_PACE_MS: '1000', SIMULATOR_JOBS: '24' },
+    {
+      SIMULATOR_PORT: '0',
+      GATEWAY_CONFIG: writeConfigFile({
+        simulator: { paceMs: 1000, jobsPerOrganization: 24, living: false },
+      }),
+    },
     /simulator at (http:\/\/\S+)/,
   );
   const control = simulator.url.replace(/\/v0\.5$/, '/__simulator');
@@ -191,17 +198,15 @@ async function main(): Promise<number> {
       METRICS_PORT: '0',
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
-      UPSTREAM_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS),
-      UPSTREAM_MAX_RETRY_AFTER_MS: '1000',
-      UPSTREAM_BACKOFF_LIMIT_MS: '200',
+      // Any other gateway setting can be tried from a file of one's own (SOAK_CONFIG), merged over these.
+      GATEWAY_CONFIG: writeConfigFile(
+        mergeConfig(
+          { upstream: { timeoutMs: UPSTREAM_TIMEOUT_MS, maxRetryAfterMs: 1000, backoffLimitMs: 200 } },
+          process.env.SOAK_CONFIG ? readConfigFile(pathToFileURL(resolve(process.env.SOAK_CONFIG))) : {},
+        ),
+      ),
       // Error lines only: each is a gateway bug, counted below.
       LOG_LEVEL: 'error',
-      // Any other gateway setting can be tried from the environment, e.g. SOAK_UPSTREAM_MAX_CONCURRENCY=128.
-      ...Object.fromEntries(
-        Object.entries(process.env)
-          .filter(([name, value]) => name.startsWith('SOAK_') && value !== undefined)
-          .map(([name, value]) => [name.slice('SOAK_'.length), value!]),
-      ),
     },
     // Printed after the GraphQL URL: once it is there, both are.
     /Prometheus metrics at (http:\/\/\S+)/,

@@ -1,6 +1,8 @@
 // The ports `scripts/fleet.mjs` takes, for the runs that start it beside other servers (its
 // test, its bench): ten consecutive free ones, and the environment that hands them to it.
 import { createServer } from 'node:net';
+import type { GatewayConfigFile } from '../src/config.js';
+import { mergeConfig, readConfigFile, writeConfigFile } from './config-file.js';
 
 export interface FleetPorts {
   balancer: number;
@@ -38,8 +40,12 @@ export async function freeFleetPorts(): Promise<FleetPorts> {
   }
 }
 
-/** The script's settings for these ports, its simulator stepped only when asked. */
-export function fleetEnvironment(ports: FleetPorts): Record<string, string> {
+/**
+ * The script's settings for these ports, and its file (the fleet's own, with `config` over it)
+ * with the simulator's population still: the run counts jobs.
+ */
+export function fleetEnvironment(ports: FleetPorts, config: GatewayConfigFile = {}): Record<string, string> {
+  const fleet = readConfigFile(new URL('../examples/fleet/gateway.config.yaml', import.meta.url));
   return {
     FLEET_PORT: String(ports.balancer),
     FLEET_BASE_PORT: String(ports.gateways[0]),
@@ -47,6 +53,8 @@ export function fleetEnvironment(ports: FleetPorts): Record<string, string> {
     FLEET_REDIS_PORT: String(ports.redis),
     FLEET_SIMULATOR_PORT: String(ports.simulator),
     FLEET_STATS_PORT: String(ports.stats),
-    FLEET_SIMULATOR_LIVING: 'false',
+    GATEWAY_CONFIG: writeConfigFile(
+      mergeConfig(mergeConfig(fleet, { simulator: { living: false } }), config),
+    ),
   };
 }

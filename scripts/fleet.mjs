@@ -8,8 +8,9 @@
 // Settings (environment): FLEET_PORT (4000, the balancer), FLEET_BASE_PORT (4001: the instances
 // on it and the next two), FLEET_METRICS_BASE_PORT (9465: their /metrics, likewise),
 // FLEET_REDIS_PORT (6380), FLEET_SIMULATOR_PORT (4010), FLEET_STATS_PORT (8404: HAProxy's
-// /stats), FLEET_SIMULATOR_LIVING (true). Every other variable reaches the gateways as it is
-// (CACHE_TTL_MS, LOG_LEVEL, …) and the simulator (SIMULATOR_PACE_MS, SIMULATOR_JOBS).
+// /stats). The gateways and the simulator read one configuration file, GATEWAY_CONFIG
+// (examples/fleet/gateway.config.yaml by default); every other variable (LOG_LEVEL, OTEL_*, …)
+// reaches them as it is.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -42,7 +43,8 @@ const ports = {
   simulator: port('FLEET_SIMULATOR_PORT', 4010),
   stats: port('FLEET_STATS_PORT', 8404),
 };
-const living = (process.env.FLEET_SIMULATOR_LIVING ?? 'true') !== 'false';
+// The fleet's own file: per-address limits raised for the balancer, anonymous writes on.
+const GATEWAY_CONFIG = process.env.GATEWAY_CONFIG || join(root, 'examples/fleet/gateway.config.yaml');
 // The simulator's demo key (src/simulator/seed.ts): a client without a key acts as `acme`.
 const DEMO_API_KEY = 'sim-acme-key';
 
@@ -64,7 +66,7 @@ for (const file of ['dist/main.js', 'dist/simulator/main.js']) {
 
 // The gateways' own variables pass through; the fleet's are its own.
 const inherited = Object.fromEntries(
-  Object.entries({ ...process.env, PATH }).filter(([name]) => !name.startsWith('FLEET_')),
+  Object.entries({ ...process.env, PATH, GATEWAY_CONFIG }).filter(([name]) => !name.startsWith('FLEET_')),
 );
 
 /** @type {{ name: string, child: import('node:child_process').ChildProcess, exited: Promise<unknown> }[]} */
@@ -159,7 +161,7 @@ try {
     'simulator',
     process.execPath,
     ['dist/simulator/main.js'],
-    { ...inherited, SIMULATOR_PORT: String(ports.simulator), SIMULATOR_LIVING: String(living) },
+    { ...inherited, SIMULATOR_PORT: String(ports.simulator) },
     /simulator at http/,
   );
   const redisUrl = `redis://${HOST}:${ports.redis}`;
@@ -173,10 +175,6 @@ try {
         {
           // One JSON line per operation from three instances is a lot on a terminal.
           LOG_LEVEL: 'warn',
-          // Every connection an instance sees comes from HAProxy's address: the per-address
-          // limits would otherwise be one budget for all clients together.
-          HTTP_CONNECTIONS_PER_ADDRESS: '700',
-          SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: '700',
           ...inherited,
           HOST,
           PORT: String(ports.base + i),
@@ -184,8 +182,6 @@ try {
           REDIS_URL: redisUrl,
           ATAI_API_URL: upstream,
           ATAI_API_KEY: DEMO_API_KEY,
-          // The simulator's demo organization may be changed by anyone, as with `npm start`.
-          ANONYMOUS_WRITES: inherited.ANONYMOUS_WRITES ?? 'true',
         },
         /ready at http/,
       ),

@@ -5,11 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
 import { FineTuneJobWrites, type JobWriteSettings } from './fine-tune-jobs/job-writes.js';
-import {
-  createFineTuneJobLoaders,
-  type FineTuneJobLoaders,
-  type LoaderSettings,
-} from './loaders/fine-tune-jobs.js';
+import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
 import { RequestSpend } from './operation/budget.js';
 import { OperationState, type OperationSettings } from './operation/operation.js';
@@ -33,7 +29,7 @@ export interface GatewayContext {
   readonly loaders: FineTuneJobLoaders;
   /**
    * Create, stop and cancel, with the never-duplicate, never-lose retries; same key check, and
-   * UNAUTHENTICATED for a client without a key of its own unless anonymous writes are allowed.
+   * UNAUTHENTICATED for a client without a key of its own unless security.anonymousWrites.
    */
   readonly jobWrites: FineTuneJobWrites;
   /** Live streams for subscriptions, shared per key identity; same key check as `loaders`. */
@@ -51,7 +47,6 @@ export interface ContextDependencies {
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
-  loaderSettings: LoaderSettings;
   jobWriteSettings: JobWriteSettings;
   /** What each operation's state is built from (its budget, its record of upstream calls). */
   operationSettings: OperationSettings;
@@ -121,7 +116,7 @@ function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Cr
   if (name === undefined || !deps.allowedHosts.has(name)) {
     return {
       error:
-        "No API key, and the gateway's own key serves only its own host names (ALLOWED_HOSTS): send `Authorization: Bearer <your Archetype AI API key>`.",
+        "No API key, and the gateway's own key serves only its own host names (security.allowedHosts): send `Authorization: Bearer <your Archetype AI API key>`.",
     };
   }
   return { apiKey: deps.serverApiKey, own: false };
@@ -183,13 +178,7 @@ class RequestContext implements GatewayContext {
 
   get loaders(): FineTuneJobLoaders {
     const run = this.run();
-    run.loaders ??= createFineTuneJobLoaders(
-      run.api,
-      this.deps.loaderSettings,
-      this.deps.metrics,
-      this.operation.budget,
-      run.calls,
-    );
+    run.loaders ??= createFineTuneJobLoaders(run.api, this.deps.metrics, this.operation.budget, run.calls);
     return run.loaders;
   }
 

@@ -28,7 +28,7 @@ export const ErrorCode = {
   QUERY_LIMIT_EXCEEDED: 'QUERY_LIMIT_EXCEEDED',
   /** A subscription refused or ended by a bound: too many open for the key, or a consumer too far behind; see `extensions.limit`. */
   SUBSCRIPTION_LIMIT_EXCEEDED: 'SUBSCRIPTION_LIMIT_EXCEEDED',
-  /** With PERSISTED_DOCUMENTS_ONLY, a document that is not in the trusted documents; not parsed (Apollo Router's code). */
+  /** With security.trustedDocuments.only, a document that is not in the trusted documents; not parsed (Apollo Router's code). */
   PERSISTED_QUERY_NOT_IN_LIST: 'PERSISTED_QUERY_NOT_IN_LIST',
   /** A bug in the gateway; the details are in its log, not in the response. */
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
@@ -96,7 +96,7 @@ export abstract class DescribedFailure extends Error {
 }
 
 export interface ErrorFormatting {
-  /** graphql-js may suggest names in its messages (GRAPHQL_FIELD_SUGGESTIONS). */
+  /** graphql-js may suggest names in its messages (security.fieldSuggestions). */
   fieldSuggestions: boolean;
 }
 

@@ -26,15 +26,15 @@ async function main(): Promise<void> {
   let upstreamBaseUrl: string;
   let serverApiKey: string | undefined;
   let upstreamDescription: string;
-  if (config.upstream.kind === 'simulator') {
+  if (config.upstreamTarget.kind === 'simulator') {
     // The demo keeps a living population, so there is always something running to look at.
-    simulator = await startSimulator({ paceMs: config.upstream.paceMs, living: true });
+    simulator = await startSimulator(config.simulator);
     upstreamBaseUrl = simulator.url;
     serverApiKey = DEMO_API_KEY;
     upstreamDescription = `built-in simulator: demo data (${simulator.url}); clients without a key use the demo key`;
   } else {
-    upstreamBaseUrl = config.upstream.baseUrl;
-    serverApiKey = config.upstream.serverApiKey;
+    upstreamBaseUrl = config.upstreamTarget.baseUrl;
+    serverApiKey = config.upstreamTarget.serverApiKey;
     upstreamDescription = `${upstreamBaseUrl}; clients without a key ${serverApiKey ? "use the gateway's ATAI_API_KEY" : 'are refused'}`;
   }
 
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   try {
     gateway = await startGateway({ config, upstreamBaseUrl, serverApiKey, logger });
   } catch (error) {
-    // A manifest that cannot be used (PERSISTED_DOCUMENTS) is a bad setting: one line, as above.
+    // A manifest that cannot be used (security.trustedDocuments) is a bad setting: one line, as above.
     if (error instanceof ConfigError) {
       console.error(`fine-tune-gateway: ${error.message}`);
       process.exit(1);
@@ -57,10 +57,10 @@ async function main(): Promise<void> {
   console.log(`Fine-tune jobs GraphQL gateway ready at ${gateway.url}`);
   console.log(`Upstream: ${upstreamDescription}`);
   console.log(`Prometheus metrics at ${gateway.metricsUrl}`);
-  if (config.sandbox) {
+  if (config.explorer.enabled) {
     const graphiql = new URL(EXPLORER_PATH, gateway.url).href;
     console.log(
-      config.explorer === 'graphiql'
+      config.explorer.page === 'graphiql'
         ? `Open ${gateway.url} in a browser to explore it in GraphiQL.`
         : `Open ${gateway.url} in a browser to explore it in Apollo Sandbox (needs the internet), or ${graphiql} for GraphiQL (works offline).`,
     );
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   // SIGHUP reloads the trusted documents; without them it keeps Node's default (exit).
-  if (config.trustedDocuments) {
+  if (config.security.trustedDocuments) {
     process.on('SIGHUP', () => {
       gateway.reloadTrustedDocuments('SIGHUP').catch((error: unknown) => {
         logger.error({ err: error }, 'trusted documents reload failed');

@@ -49,7 +49,7 @@ export interface RunningGateway {
   port: number;
   /** Prometheus metrics, e.g. `http://localhost:9464/metrics` (METRICS_PORT). */
   metricsUrl: string;
-  /** Reads the trusted documents again (PERSISTED_DOCUMENTS; nothing without). main.ts: on SIGHUP. */
+  /** Reads the trusted documents again (security.trustedDocuments; nothing without). main.ts: on SIGHUP. */
   reloadTrustedDocuments(trigger: ReloadTrigger): Promise<void>;
   stop(): Promise<void>;
 }
@@ -59,11 +59,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const metrics = new GatewayMetrics();
   // First, as it may refuse the start (a manifest that cannot be read): nothing is open yet.
   const trustedDocuments =
-    config.trustedDocuments &&
-    (await TrustedDocuments.load({ source: config.trustedDocuments.source, logger, metrics }));
-  const limits = queryLimitProtection(config.queryLimits, config.fieldSuggestions);
-  const schema = await buildGatewaySchema({ federation: config.federationSubgraph });
-  const formatError = createErrorFormatter({ fieldSuggestions: config.fieldSuggestions });
+    config.security.trustedDocuments &&
+    (await TrustedDocuments.load({ source: config.security.trustedDocuments.source, logger, metrics }));
+  const limits = queryLimitProtection(config.limits, config.security.fieldSuggestions);
+  const schema = await buildGatewaySchema({ federation: config.federation.subgraph });
+  const formatError = createErrorFormatter({ fieldSuggestions: config.security.fieldSuggestions });
   const serializer = new ResultSerializer();
 
   // REDIS_URL: the instances of a fleet share the answers cache, APQ and subscription polling
@@ -71,28 +71,24 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const fleetRedis = config.redis && new FleetRedis(config.redis, logger);
   await fleetRedis?.connect();
   // Identical queries in flight for the same credential share one execution (and, with
-  // CACHE_TTL_MS, a recent answer); every write to the upstream empties what is shared.
+  // http.responseCacheTtlMs, a recent answer); every write to the upstream empties what is shared.
   const sharedOperations = new SharedOperations({
-    ttlMs: config.cacheTtlMs,
+    ttlMs: config.http.responseCacheTtlMs,
     metrics,
     serializer,
-    ...(fleetRedis && { fleet: new FleetAnswers(fleetRedis, config.cacheTtlMs, logger) }),
+    ...(fleetRedis && { fleet: new FleetAnswers(fleetRedis, config.http.responseCacheTtlMs, logger) }),
   });
   // Undefined unless an OTLP endpoint is set: then no OpenTelemetry module is even loaded.
-  const tracing = await startTracing(config.tracing, logger);
-  const upstream = new UpstreamHttp(
-    { baseUrl: options.upstreamBaseUrl, ...config.upstreamSettings },
-    metrics,
-    {
-      // The writer's organization's answers, on every instance before the write's answer is sent.
-      onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
-    },
-  );
+  const tracing = await startTracing(config.telemetry.tracing, logger);
+  const upstream = new UpstreamHttp({ baseUrl: options.upstreamBaseUrl, ...config.upstream }, metrics, {
+    // The writer's organization's answers, on every instance before the write's answer is sent.
+    onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
+  });
   const fleetPolling = fleetRedis && new RedisPolling(fleetRedis, logger);
-  const liveJobPollers = new LiveJobPollers(config.subscriptionPoll, logger, metrics, tracing, fleetPolling);
+  const liveJobPollers = new LiveJobPollers(config.subscriptions, logger, metrics, tracing, fleetPolling);
   const heldDocuments = new HeldDocuments(
-    config.subscriptionDocumentBytes.all,
-    config.subscriptionDocumentBytes.perKey,
+    config.subscriptions.documentBytes,
+    config.subscriptions.documentBytesPerKey,
   );
   metrics.watchSubscriptionDocuments(() => heldDocuments.bytes);
   const contextDependencies: ContextDependencies = {
@@ -100,22 +96,21 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
-    loaderSettings: { metricsConcurrency: config.metricsConcurrency },
     jobWriteSettings: {
       // Same budget as a GET's retries; only writes whose answer was lost are retried.
-      attempts: 1 + config.upstreamSettings.retryLimit,
-      backoffLimitMs: config.upstreamSettings.backoffLimitMs,
+      attempts: 1 + config.upstream.retries,
+      backoffLimitMs: config.upstream.backoffLimitMs,
     },
     liveJobPollers,
-    anonymousWrites: config.anonymousWrites,
-    allowedHosts: new Set(config.allowedHosts),
+    anonymousWrites: config.security.anonymousWrites,
+    allowedHosts: new Set(config.security.allowedHosts),
     operationSettings: {
       metrics,
       budgetLimits: {
-        maxUpstreamCalls: config.queryLimits.maxUpstreamCalls,
-        maxJobs: config.queryLimits.maxJobs,
+        maxUpstreamCalls: config.limits.maxUpstreamCalls,
+        maxJobs: config.limits.maxJobs,
       },
-      keepUpstreamCalls: config.upstreamTrace,
+      keepUpstreamCalls: config.telemetry.upstreamTrace,
       ...(tracing && { tracing: { tracing, baseUrl: new URL(options.upstreamBaseUrl) } }),
     },
   };
@@ -126,18 +121,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     schema,
     logger,
     metrics,
-    introspection: config.introspection,
-    landingPage: config.sandbox ? explorerLandingPage(config.explorer) : undefined,
+    introspection: config.security.introspection,
+    landingPage: config.explorer.enabled ? explorerLandingPage(config.explorer.page) : undefined,
     heldDocuments,
     limits,
-    maxBatch: config.queryLimits.maxBatch,
+    maxBatch: config.limits.maxBatch,
     formatError,
     serializer,
     sharedOperations,
     ...(fleetRedis && { persistedQueriesCache: new FleetPersistedQueries(fleetRedis, logger) }),
     trustedDocuments: trustedDocuments && {
       documents: trustedDocuments,
-      only: config.trustedDocuments?.only ?? false,
+      only: config.security.trustedDocuments?.only ?? false,
     },
     tracing,
     lifecyclePlugins: [
@@ -160,12 +155,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     apollo,
     logger,
     metrics,
-    maxRequestBytes: config.maxRequestBytes,
-    corsOrigins: config.corsOrigins,
+    maxRequestBytes: config.http.maxRequestBytes,
+    corsOrigins: config.security.corsOrigins,
     limits: config.http,
-    maxDocumentBytes: config.queryLimits.maxBytes,
-    explorer: config.sandbox,
-    maxBatch: config.queryLimits.maxBatch,
+    maxDocumentBytes: config.limits.maxBytes,
+    explorer: config.explorer.enabled,
+    maxBatch: config.limits.maxBatch,
     documentIds: trustedDocuments !== undefined,
     createContext: (request) =>
       createContext(contextDependencies, {
@@ -201,12 +196,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     schema,
     apollo,
     pollers: liveJobPollers,
-    maxOperationsPerSocket: config.subscriptionsPerConnection,
-    maxConnectionsPerAddress: config.subscriptionConnectionsPerAddress,
-    maxMessageBytes: config.maxRequestBytes,
-    maxDocumentBytes: config.queryLimits.maxBytes,
-    shutdownGraceMs: config.shutdownGraceMs,
-    allowedOrigins: config.corsOrigins,
+    maxOperationsPerSocket: config.subscriptions.perConnection,
+    maxConnectionsPerAddress: config.subscriptions.connectionsPerAddress,
+    maxMessageBytes: config.http.maxRequestBytes,
+    maxDocumentBytes: config.limits.maxBytes,
+    shutdownGraceMs: config.http.shutdownGraceMs,
+    allowedOrigins: config.security.corsOrigins,
     documentIds: trustedDocuments !== undefined,
     formatError,
     createContext: (authorization, requestId, host) =>
@@ -245,7 +240,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       const subscribersGone = subscriptions.dispose();
       // A keep-alive connection goes idle once its last response is sent: close it then, not later.
       const idle = setInterval(() => app.server.closeIdleConnections(), 50);
-      const grace = setTimeout(() => app.server.closeAllConnections(), config.shutdownGraceMs);
+      const grace = setTimeout(() => app.server.closeAllConnections(), config.http.shutdownGraceMs);
       try {
         await Promise.all([closed, subscribersGone]);
       } finally {

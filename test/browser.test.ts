@@ -54,8 +54,8 @@ let acme: SimulatedOrganization;
 beforeAll(async () => {
   [sandbox, graphiql, production] = await Promise.all([
     // Subscriptions poll fast so a change shows soon; the test waits on the page, not on time.
-    startStack({ env: { SUBSCRIPTION_POLL_MS: '50', SUBSCRIPTION_ACTIVE_POLL_MS: '50' } }),
-    startStack({ env: { EXPLORER: 'graphiql' } }),
+    startStack({ config: { subscriptions: { pollMs: 50, activePollMs: 50 } } }),
+    startStack({ config: { explorer: { page: 'graphiql' } } }),
     startStack({ env: { NODE_ENV: 'production' } }),
   ]);
   acme = graphiql.simulator.store.organizations[0]!;
@@ -107,7 +107,7 @@ describe('the explorer over HTTP', () => {
     }
   });
 
-  it('with EXPLORER=graphiql, a browser gets GraphiQL at /graphql, and clients still get GraphQL', async () => {
+  it('with explorer.page: graphiql, a browser gets GraphiQL at /graphql, and clients still get GraphQL', async () => {
     const landing = await htmlPage(graphiql.gateway.url);
     expect(landing.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await landing.text();

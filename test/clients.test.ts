@@ -16,7 +16,7 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     simulator: { jobsPerOrganization: 6 },
-    env: { QUERY_MAX_BATCH: '3', QUERY_MAX_UPSTREAM_CALLS: '3' },
+    config: { limits: { maxBatch: 3, maxUpstreamCalls: 3 } },
   });
 });
 afterAll(() => stack.stop());
@@ -133,7 +133,7 @@ describe('Apollo Client', () => {
     expect(stack.operationsResolved - resolvedBefore).toBe(2);
   });
 
-  it('a batch past QUERY_MAX_BATCH is refused with a message Apollo Client reports', async () => {
+  it('a batch past limits.maxBatch is refused with a message Apollo Client reports', async () => {
     const client = apolloClient(new BatchHttpLink({ uri: stack.gateway.url, headers: auth, batchMax: 4 }));
     const before = stack.simulator.requests.length;
     const outcomes = await Promise.allSettled(
@@ -177,7 +177,7 @@ describe('batches are limited as one operation', () => {
     return { status: response.status, answers };
   }
 
-  it('their costs add up: the operation that takes the batch past QUERY_MAX_COST is refused', async () => {
+  it('their costs add up: the operation that takes the batch past limits.maxCost is refused', async () => {
     // Each costs 10 + 1,500 × 3 = 4,510 of 5,000.
     const query = '{ fineTuneJobs(limit: 1500) { id name status } }';
     const { status, answers } = await postBatch([{ query }, { query }]);
@@ -191,7 +191,7 @@ describe('batches are limited as one operation', () => {
     });
   });
 
-  it('their upstream calls add up: past QUERY_MAX_UPSTREAM_CALLS, all are refused before any call', async () => {
+  it('their upstream calls add up: past limits.maxUpstreamCalls, all are refused before any call', async () => {
     const ids = (await jobs()).map((job) => job.id);
     const before = stack.simulator.requests.length;
     // Three operations of two calls each, against a budget of three calls for the batch.

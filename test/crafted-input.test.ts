@@ -21,7 +21,7 @@ const buggyPlugin: ApolloServerPlugin<GatewayContext> = {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ plugins: [buggyPlugin], env: { QUERY_MAX_BYTES: '4096' } });
+  stack = await startStack({ plugins: [buggyPlugin], config: { limits: { maxBytes: 4096 } } });
 });
 afterAll(() => stack.stop());
 beforeEach(() => stack.simulator.resetRequests());
@@ -116,7 +116,7 @@ describe('an operation name that names nothing', () => {
   });
 });
 
-describe('QUERY_MAX_BYTES', () => {
+describe('limits.maxBytes', () => {
   const padded = `{ fineTuneJobs(limit: 1) { id } }${' '.repeat(5000)}# and a comment`;
 
   it('refuses a padded document before parsing it, over POST', async () => {

@@ -206,17 +206,20 @@ describe('the gateway key and its settings', () => {
     stack = undefined;
   });
 
-  it('ANONYMOUS_WRITES=true lets a client without a key write with the gateway key', async () => {
-    const s = (stack = await startStack({ serverApiKey: GLOBEX_KEY, env: { ANONYMOUS_WRITES: 'true' } }));
+  it('security.anonymousWrites: true lets a client without a key write with the gateway key', async () => {
+    const s = (stack = await startStack({
+      serverApiKey: GLOBEX_KEY,
+      config: { security: { anonymousWrites: true } },
+    }));
     const job = s.simulator.store.list(s.simulator.store.organizations[1]!, ['RUNNING'])[0]!;
     expectData(await s.query(`mutation { stopFineTuneJob(id: "${job.id}") { id } }`, {}, { apiKey: null }));
     expect(s.simulator.requestsTo('stopJob').map((r) => r.organization)).toEqual(['globex']);
   });
 
-  it('ALLOWED_HOSTS names the host names the gateway key serves', async () => {
+  it('security.allowedHosts names the host names the gateway key serves', async () => {
     const s = (stack = await startStack({
       serverApiKey: GLOBEX_KEY,
-      env: { ALLOWED_HOSTS: 'jobs.example.com' },
+      config: { security: { allowedHosts: ['jobs.example.com'] } },
     }));
     expect((await postWithHost(s.gateway.url, 'jobs.example.com:4000', ORG_QUERY)).body.data).toBeTruthy();
     const loopback = await postWithHost(s.gateway.url, 'localhost', ORG_QUERY);
@@ -226,7 +229,7 @@ describe('the gateway key and its settings', () => {
   it('a WebSocket upgrade from another host name gets no gateway key', async () => {
     const s = (stack = await startStack({
       serverApiKey: GLOBEX_KEY,
-      env: { ALLOWED_HOSTS: 'jobs.example.com' },
+      config: { security: { allowedHosts: ['jobs.example.com'] } },
     }));
     const live = connect(s.gateway.url, null);
     try {

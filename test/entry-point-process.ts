@@ -3,6 +3,10 @@
 // read as it comes, and every child stopped after its test.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
+import { writeConfigFile } from '../scripts/config-file.js';
+import type { GatewayConfigFile } from '../src/config.js';
+
+export { writeConfigFile };
 
 export interface EntryPoint {
   child: ChildProcessWithoutNullStreams;
@@ -14,13 +18,24 @@ export interface EntryPoint {
 
 const running = new Set<EntryPoint>();
 
+export interface EntryPointOptions {
+  /** The configuration file's content, written to a file that GATEWAY_CONFIG names. */
+  config?: GatewayConfigFile | string;
+  nodeArgs?: string[];
+}
+
 /**
- * Starts `node [nodeArgs] dist/main.js` with only PATH and `env` set, and any free port for the
- * metrics (9464 by default), as tests run side by side.
+ * Starts `node [nodeArgs] dist/main.js` with only PATH and `env` set (and GATEWAY_CONFIG, with
+ * `config`), and any free port for the metrics (9464 by default), as tests run side by side.
  */
-export function startEntryPoint(env: Record<string, string>, nodeArgs: string[] = []): EntryPoint {
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
-    env: { PATH: process.env.PATH, METRICS_PORT: '0', ...env },
+export function startEntryPoint(env: Record<string, string>, options: EntryPointOptions = {}): EntryPoint {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/main.js'], {
+    env: {
+      PATH: process.env.PATH,
+      METRICS_PORT: '0',
+      ...(options.config !== undefined && { GATEWAY_CONFIG: writeConfigFile(options.config) }),
+      ...env,
+    },
   });
   let stdout = '';
   let stderr = '';

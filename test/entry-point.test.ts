@@ -2,7 +2,7 @@
 // operator's refusal messages for a bad configuration.
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startEntryPoint, stopEntryPoints, waitForOutput } from './entry-point-process.js';
+import { startEntryPoint, stopEntryPoints, waitForOutput, writeConfigFile } from './entry-point-process.js';
 
 afterEach(() => stopEntryPoints());
 
@@ -57,7 +57,23 @@ describe('a configuration the gateway refuses', () => {
     [{ NODE_ENV: 'production' }, /NODE_ENV=production needs ATAI_API_URL and\/or ATAI_API_KEY/],
     [{ PORT: 'eighty' }, /Invalid PORT \(got "eighty"\)/],
     [{ ATAI_API_URL: 'ftp://example.com' }, /Invalid ATAI_API_URL/],
-    [{ UPSTREAM_TIMEOUT_MS: '-5' }, /Invalid UPSTREAM_TIMEOUT_MS/],
+    [
+      { UPSTREAM_TIMEOUT_MS: '5000' },
+      /^fine-tune-gateway: UPSTREAM_TIMEOUT_MS is now upstream\.timeoutMs in gateway\.config\.yaml$/,
+    ],
+    [
+      { GATEWAY_CONFIG: '/nowhere/gateway.config.yaml' },
+      /Cannot read GATEWAY_CONFIG=\/nowhere\/gateway\.config\.yaml \(ENOENT\)/,
+    ],
+    [
+      { GATEWAY_CONFIG: writeConfigFile({ upstream: { timeoutMs: -5 } }) },
+      /Invalid upstream\.timeoutMs in \S+ \(got -5\)/,
+    ],
+    [
+      { GATEWAY_CONFIG: writeConfigFile('upstream:\n  timeout: 5000\n') },
+      /Unknown key upstream\.timeout in \S+$/,
+    ],
+    [{ GATEWAY_CONFIG: writeConfigFile('upstream: [\n') }, /Cannot read \S+: not YAML: /],
   ])('%o stops the start with one clear line', async (env, message) => {
     const main = startMain(env);
     const [code] = await main.exited;
@@ -65,7 +81,7 @@ describe('a configuration the gateway refuses', () => {
     expect(code).toBe(1);
     expect(stdout).toBe('');
     expect(stderr.trim().split('\n')).toHaveLength(1);
-    expect(stderr).toMatch(message);
+    expect(stderr.trim()).toMatch(message);
   });
 
   it('stops with one clear line when its port is taken', async () => {

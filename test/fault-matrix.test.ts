@@ -11,7 +11,7 @@ let stack: Stack;
 let jobId: string;
 beforeAll(async () => {
   stack = await startStack({
-    env: { UPSTREAM_TIMEOUT_MS: String(TIMEOUT_MS), UPSTREAM_MAX_RETRY_AFTER_MS: '1000' },
+    config: { upstream: { timeoutMs: TIMEOUT_MS, maxRetryAfterMs: 1000 } },
   });
   jobId = stack.simulator.store.list(stack.simulator.store.organizations[0]!, null)[0]!.id;
 });
@@ -113,12 +113,12 @@ describe.each(ROUTES)('%s', (route) => {
     }
   });
 
-  it('a 5xx that lasts past the retries → UPSTREAM_UNAVAILABLE after 1 + UPSTREAM_RETRIES calls', async () => {
+  it('a 5xx that lasts past the retries → UPSTREAM_UNAVAILABLE after 1 + upstream.retries calls', async () => {
     await expectFault(route, { status: 502 }, 'UPSTREAM_UNAVAILABLE');
     expect(stack.simulator.requestsTo(route)).toHaveLength(3 + 1);
   });
 
-  it('a response slower than UPSTREAM_TIMEOUT_MS → UPSTREAM_TIMEOUT', async () => {
+  it('a response slower than upstream.timeoutMs → UPSTREAM_TIMEOUT', async () => {
     // The upstream never answers: only the timeout ends the call.
     let release!: () => void;
     const until = new Promise<void>((resolve) => (release = resolve));

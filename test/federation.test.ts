@@ -68,7 +68,7 @@ function supergraph(apiKey: string) {
 beforeAll(async () => {
   stack = await startStack({
     simulator: { jobsPerOrganization: 5, providerExamples: false },
-    env: { FEDERATION_SUBGRAPH: 'true' },
+    config: { federation: { subgraph: true } },
   });
   const acme = stack.simulator.store.organizations[0]!;
   jobIds = stack.simulator.store.list(acme, null).map((j) => j.id);
@@ -218,7 +218,7 @@ describe('federation subgraph', () => {
   });
 });
 
-describe('the gateway without FEDERATION_SUBGRAPH', () => {
+describe('the gateway without federation.subgraph', () => {
   it('serves exactly the schema in schema/*.graphql, with no federation fields', async () => {
     const plain = await startStack({ simulator: { jobsPerOrganization: 1 } });
     try {

@@ -10,18 +10,20 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { createClient } from '@redis/client';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, type GatewayConfigFile } from '../src/config.js';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import {
   ACME_KEY,
   GLOBEX_KEY,
+  configFrom,
   expectData,
   metric,
   startGatewayOn,
   untilMetric,
   type Stack,
 } from './harness.js';
+import { writeConfigFile } from './entry-point-process.js';
 import { jobRecord } from './jobs.js';
 import { connect, waitUntil, type LiveSubscription } from './live-client.js';
 
@@ -78,15 +80,14 @@ let a: Stack;
 let b: Stack;
 
 function env(): Record<string, string> {
-  return {
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    REDIS_PREFIX: 'test-fleet:',
-    CACHE_TTL_MS: String(TTL_MS),
-    UPSTREAM_TRACE: 'false',
-    SUBSCRIPTION_POLL_MS: String(POLL_MS),
-    SUBSCRIPTION_ACTIVE_POLL_MS: String(POLL_MS),
-  };
+  return { REDIS_URL: `redis://127.0.0.1:${redisPort}` };
 }
+const FLEET_CONFIG = {
+  fleet: { redisPrefix: 'test-fleet:' },
+  http: { responseCacheTtlMs: TTL_MS },
+  telemetry: { upstreamTrace: false },
+  subscriptions: { pollMs: POLL_MS, activePollMs: POLL_MS },
+} satisfies GatewayConfigFile;
 
 async function readyz(stack: Stack): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(stack.gateway.url.replace(/\/graphql$/, '/readyz'));
@@ -114,8 +115,8 @@ beforeAll(async () => {
     ],
   });
   acme = simulator.store.organizations[0]!;
-  a = await startGatewayOn(simulator, { env: env() });
-  b = await startGatewayOn(simulator, { env: env() });
+  a = await startGatewayOn(simulator, { env: env(), config: FLEET_CONFIG });
+  b = await startGatewayOn(simulator, { env: env(), config: FLEET_CONFIG });
 });
 
 afterAll(async () => {
@@ -181,12 +182,12 @@ function statuses(live: LiveSubscription): string[] {
 describe('REDIS_URL', () => {
   it('is refused unless redis:// or rediss://, without showing it (it may carry a password)', () => {
     const load = () =>
-      loadConfig({ ATAI_API_URL: simulator.url, REDIS_URL: 'http://user:s3cret@redis.example:6379' });
+      configFrom({}, { ATAI_API_URL: simulator.url, REDIS_URL: 'http://user:s3cret@redis.example:6379' });
     expect(load).toThrow(ConfigError);
     expect(load).toThrow(/^Invalid REDIS_URL: /);
     expect(load).not.toThrow(/s3cret/);
     expect(
-      loadConfig({ ATAI_API_URL: simulator.url, REDIS_URL: 'rediss://:pw@10.0.0.7:6380/2' }).redis,
+      configFrom({}, { ATAI_API_URL: simulator.url, REDIS_URL: 'rediss://:pw@10.0.0.7:6380/2' }).redis,
     ).toEqual({
       url: 'rediss://:pw@10.0.0.7:6380/2',
       prefix: 'ftg:',
@@ -334,7 +335,7 @@ describe('subscriptions polled once for the fleet', () => {
     // And B keeps polling alone from then on.
     const [onlyB] = await pollsOver([b], 'jobs', listReads, 2);
     expect(onlyB).toBeGreaterThanOrEqual(1);
-    a = await startGatewayOn(simulator, { env: env() });
+    a = await startGatewayOn(simulator, { env: env(), config: FLEET_CONFIG });
   });
 });
 
@@ -349,7 +350,7 @@ async function spawnGateway(): Promise<{ child: ChildProcess; url: string }> {
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       LOG_LEVEL: 'warn',
-      LOG_FORMAT: 'json',
+      GATEWAY_CONFIG: writeConfigFile(FLEET_CONFIG),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -525,7 +526,8 @@ describe('Redis down at start', () => {
   it('starts alone, says so, and joins the fleet once Redis answers', async () => {
     const port = await freePort();
     const lonely = await startGatewayOn(simulator, {
-      env: { ...env(), REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_PREFIX: 'test-late:' },
+      env: { ...env(), REDIS_URL: `redis://127.0.0.1:${port}` },
+      config: { ...FLEET_CONFIG, fleet: { redisPrefix: 'test-late:' } },
     });
     let late: ChildProcess | undefined;
     try {

@@ -3,7 +3,8 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { ClientError, GraphQLClient } from 'graphql-request';
 import { expect } from 'vitest';
-import { loadConfig } from '../src/config.js';
+import { mergeConfig } from '../scripts/config-file.js';
+import { resolveConfig, type Config, type GatewayConfigFile } from '../src/config.js';
 import type { GatewayContext } from '../src/context.js';
 import { createLogger } from '../src/observability/logging.js';
 import { startGateway, type RunningGateway } from '../src/server.js';
@@ -46,8 +47,13 @@ export interface StackOptions {
   simulator?: SimulatorOptions;
   /** The gateway's own key; by default none, so tests state which key they use. */
   serverApiKey?: string;
-  /** Extra environment for the gateway's configuration. */
+  /** The gateway's environment: what changes per deployment (NODE_ENV, ATAI_API_KEY, REDIS_URL, …). */
   env?: Record<string, string>;
+  /**
+   * The configuration file's content, in its shape (`{ limits: { maxCost: 10 } }`), checked by
+   * the same schema as gateway.config.yaml.
+   */
+  config?: GatewayConfigFile;
   /** Apollo Server plugins an operator adds. */
   plugins?: ApolloServerPlugin<GatewayContext>[];
 }
@@ -80,18 +86,22 @@ export async function startGatewayOn(
   const logger = createLogger('debug', {
     destination: { write: (line: string) => void logLines.push(line) },
   });
-  const config = loadConfig({
+  const env = {
     PORT: '0',
     METRICS_PORT: '0',
     HOST: '127.0.0.1',
     ATAI_API_URL: simulator.url,
-    UPSTREAM_BACKOFF_LIMIT_MS: '50',
+    // OpenTelemetry's SDK reads its variables from the process, as a user's gateway does.
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('OTEL_'))),
+    ...options.env,
+  };
+  const testDefaults: GatewayConfigFile = {
     // Tests inject failures on purpose, many in a row; the circuit breaker would carry them over
     // into the next test. test/upstream-protection.test.ts turns it on with its own settings.
-    UPSTREAM_BREAKER_MIN_CALLS: '100000',
-    UPSTREAM_BREAKER_FAILURES_IN_A_ROW: '100000',
-    ...options.env,
-  });
+    upstream: { backoffLimitMs: 50, breaker: { minCalls: 100_000, failuresInARow: 100_000 } },
+  };
+  const content = mergeConfig(testDefaults, options.config ?? {});
+  const config = resolveConfig(env, { name: 'the test configuration', content, expanded: new Set() });
   const resolved = { count: 0, waiters: [] as { count: number; resolve(): void }[] };
   const resolvedCounter: ApolloServerPlugin<GatewayContext> = {
     async requestDidStart() {
@@ -144,6 +154,21 @@ export async function startGatewayOn(
       await gateway.stop();
     },
   };
+}
+
+/**
+ * The configuration a gateway would start with from this file content and environment, as
+ * `gateway.config.yaml` (no file is read: the working directory's would not be the test's).
+ */
+export function configFrom(content: unknown, env: Record<string, string> = {}): Config {
+  return resolveConfig(env, { name: 'gateway.config.yaml', content, expanded: new Set() });
+}
+
+/** `{ a: { b: value } }` for `a.b`: a file's content with one key set. */
+export function withKey(key: string, value: unknown): Record<string, unknown> {
+  return key
+    .split('.')
+    .reduceRight<Record<string, unknown>>((inner, part) => ({ [part]: inner }), value as never) as never;
 }
 
 /**

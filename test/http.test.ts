@@ -122,11 +122,8 @@ describe('slow and idle clients', () => {
   beforeAll(async () => {
     limited = await startStack({
       simulator: { jobsPerOrganization: 2 },
-      env: {
-        HTTP_HEADERS_TIMEOUT_MS: '300',
-        HTTP_REQUEST_TIMEOUT_MS: '600',
-        HTTP_KEEP_ALIVE_TIMEOUT_MS: '300',
-        HTTP_MAX_CONNECTIONS: '4',
+      config: {
+        http: { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, maxConnections: 4 },
       },
     });
   });
@@ -159,7 +156,7 @@ describe('slow and idle clients', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200/);
   });
 
-  it('past HTTP_MAX_CONNECTIONS, closes new sockets as they arrive', async () => {
+  it('past http.maxConnections, closes new sockets as they arrive', async () => {
     const open = await Promise.all(
       Array.from(
         { length: 4 },
@@ -178,12 +175,12 @@ describe('slow and idle clients', () => {
   });
 });
 
-describe('connections per address (HTTP_CONNECTIONS_PER_ADDRESS)', () => {
+describe('connections per address (http.maxConnectionsPerAddress)', () => {
   let limited: Stack;
   beforeAll(async () => {
     limited = await startStack({
       simulator: { jobsPerOrganization: 1 },
-      env: { HTTP_CONNECTIONS_PER_ADDRESS: '2' },
+      config: { http: { maxConnectionsPerAddress: 2 } },
     });
   });
   afterAll(() => limited.stop());

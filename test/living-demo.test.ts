@@ -225,7 +225,7 @@ describe('through the gateway, an hour into the demo', () => {
   beforeAll(async () => {
     stack = await startStack({
       simulator: { jobsPerOrganization: 24, living: { seed: 1 }, clock: () => now },
-      env: { SUBSCRIPTION_POLL_MS: '100', SUBSCRIPTION_ACTIVE_POLL_MS: '20' },
+      config: { subscriptions: { pollMs: 100, activePollMs: 20 } },
     });
   });
   afterAll(() => stack.stop());
@@ -325,7 +325,10 @@ describe('npm start with nothing configured', () => {
 
   it('runs the living demo: after an hour of steps it still lists RUNNING and STARTING jobs and stops one', async () => {
     // Pace 0: the embedded simulator moves only when told, through its control endpoint.
-    const main = startEntryPoint({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', SIMULATOR_PACE_MS: '0' });
+    const main = startEntryPoint(
+      { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      { config: { simulator: { paceMs: 0 } } },
+    );
     await waitForOutput(main.stdout, /ready at \S+[\s\S]*demo data \(\S+\)/);
     const stdout = main.stdout();
     const gatewayUrl = /ready at (http:\/\/\S+\/graphql)/.exec(stdout)![1]!;

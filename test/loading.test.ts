@@ -22,7 +22,7 @@ describe('push-down', () => {
     for (const job of data.fineTuneJobs) expect(['RUNNING', 'FAILED']).toContain(job.status);
   });
 
-  it('asks for everything only when the client does (limit -1 is the default), up to QUERY_MAX_JOBS + 1', async () => {
+  it('asks for everything only when the client does (limit -1 is the default), up to limits.maxJobs + 1', async () => {
     expectData(await stack.query('query { fineTuneJobs { id } }'));
     expect(stack.simulator.requestsTo('listJobs').map((c) => c.search)).toEqual(['?limit=5001&offset=0']);
   });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import metricsExample from '../src/simulator/provider-examples/job-metrics.response.json' with { type: 'json' };
 import { expectData, expectErrorCode, startStack, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
+import { METRICS_CONCURRENCY } from '../src/loaders/fine-tune-jobs.js';
 
 interface Metrics {
   lastCheckpointStep: number | null;
@@ -27,7 +28,7 @@ beforeAll(async () => {
     simulator: { jobsPerOrganization: 12 },
     // Metrics of every job, each of every entry, is over the default cost limit (by design: it is
     // one upstream call per job); these tests are about loading, so they allow it.
-    env: { QUERY_MAX_COST: '100000' },
+    config: { limits: { maxCost: 100000 } },
   });
 });
 afterAll(() => stack.stop());
@@ -242,14 +243,11 @@ describe('metrics drift', () => {
 describe('metrics concurrency', () => {
   let bounded: Stack;
   beforeAll(async () => {
-    bounded = await startStack({
-      simulator: { jobsPerOrganization: 12 },
-      env: { METRICS_CONCURRENCY: '3' },
-    });
+    bounded = await startStack({ simulator: { jobsPerOrganization: 12 } });
   });
   afterAll(() => bounded.stop());
 
-  it('keeps at most METRICS_CONCURRENCY metrics calls in flight, and does use them', async () => {
+  it('keeps at most METRICS_CONCURRENCY (4) metrics calls in flight, and does use them', async () => {
     bounded.simulator.faults.set('getJobMetrics', { delayMs: 150 });
     bounded.simulator.resetRequests();
     const data = expectData(
@@ -259,7 +257,7 @@ describe('metrics concurrency', () => {
     );
     expect(data.fineTuneJobs).toHaveLength(12);
     expect(bounded.simulator.requestsTo('getJobMetrics')).toHaveLength(12);
-    expect(bounded.simulator.peakInFlight('getJobMetrics')).toBe(3);
+    expect(bounded.simulator.peakInFlight('getJobMetrics')).toBe(METRICS_CONCURRENCY);
   });
 
   it('allows 4 at a time by default', async () => {

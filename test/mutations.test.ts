@@ -177,7 +177,7 @@ describe('createFineTuneJob', () => {
     const response = await stack.query(CREATE, { input: input({ name: 'never-gets-through' }) });
     const error = expectErrorCode(response, 'UPSTREAM_UNAVAILABLE');
     const jobId = error.extensions?.jobId as string;
-    // UPSTREAM_RETRIES defaults to 2: three attempts, all carrying the same id, then one read-back.
+    // upstream.retries defaults to 2: three attempts, all carrying the same id, then one read-back.
     expect(stack.simulator.requestsTo('createJob')).toHaveLength(3);
     expect(stack.simulator.requestsTo('getJob').map((r) => r.path)).toEqual([
       `/v0.5/fine-tune/jobs/${jobId}`,
@@ -427,7 +427,7 @@ describe('a create whose answer comes too late', () => {
   beforeAll(async () => {
     slow = await startStack({
       simulator: { jobsPerOrganization: 0, providerExamples: false },
-      env: { UPSTREAM_TIMEOUT_MS: '300' },
+      config: { upstream: { timeoutMs: 300 } },
     });
   });
   afterAll(() => slow.stop());

@@ -13,7 +13,7 @@ import {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ env: { UPSTREAM_TIMEOUT_MS: '300' } });
+  stack = await startStack({ config: { upstream: { timeoutMs: 300 } } });
 });
 afterAll(() => stack.stop());
 beforeEach(() => {

@@ -1,5 +1,5 @@
-// One operation never makes more than QUERY_MAX_UPSTREAM_CALLS upstream calls nor returns more
-// than QUERY_MAX_JOBS jobs. The calls it may make are estimated before it runs, a batch's
+// One operation never makes more than limits.maxUpstreamCalls upstream calls nor returns more
+// than limits.maxJobs jobs. The calls it may make are estimated before it runs, a batch's
 // operations together: over the bound, it is refused before its first call. At run time, past
 // either bound, one QUERY_LIMIT_EXCEEDED error that says which, and the calls past the bound are
 // never sent. Counted at the simulator.
@@ -13,7 +13,7 @@ let defaults: Stack;
 beforeAll(async () => {
   const simulator = { jobsPerOrganization: 300, providerExamples: false };
   [stack, defaults] = await Promise.all([
-    startStack({ simulator, env: { QUERY_MAX_JOBS: '500' } }),
+    startStack({ simulator, config: { limits: { maxJobs: 500 } } }),
     startStack({ simulator }),
   ]);
 });
@@ -40,9 +40,9 @@ async function postBatch(queries: string[]) {
   };
 }
 
-describe('QUERY_MAX_UPSTREAM_CALLS (100), estimated before the first call', () => {
+describe('limits.maxUpstreamCalls (100), estimated before the first call', () => {
   it("refuses a list without a limit with each job's metrics, and calls nothing", async () => {
-    // A list without a `limit` may hold QUERY_MAX_JOBS (5,000) jobs: 1 + 5,000 calls. It used to
+    // A list without a `limit` may hold limits.maxJobs (5,000) jobs: 1 + 5,000 calls. It used to
     // pass (priced as 100 jobs) and make 100 calls before failing.
     const response = await defaults.query(`{ fineTuneJobs { id ${METRICS} } }`);
     expect(response.status).toBe(400);
@@ -139,7 +139,7 @@ describe('QUERY_MAX_UPSTREAM_CALLS (100), estimated before the first call', () =
   });
 });
 
-describe('QUERY_MAX_JOBS', () => {
+describe('limits.maxJobs', () => {
   it('counts the jobs of every field together: two aliases of every job are past 500', async () => {
     const response = await stack.query('{ a: fineTuneJobs { id } b: fineTuneJobs { name } }');
     const error = expectErrorCode(response, 'QUERY_LIMIT_EXCEEDED');

@@ -4,6 +4,7 @@
 // joined to an identical operation in flight, and served from the response cache. As a
 // federation subgraph, every response to a router that asks for a trace carries its own.
 import type { ApolloServerPlugin } from '@apollo/server';
+import type { GatewayConfigFile } from '../src/config.js';
 import { Trace } from '@apollo/usage-reporting-protobuf';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { GatewayContext } from '../src/context.js';
@@ -54,9 +55,9 @@ afterEach(async () => {
   stack = undefined;
 });
 
-async function start(env: Record<string, string> = {}) {
+async function start(config: GatewayConfigFile = {}) {
   const counting = countingPlugin();
-  stack = await startStack({ env, plugins: [counting.plugin], simulator: { jobsPerOrganization: 6 } });
+  stack = await startStack({ config, plugins: [counting.plugin], simulator: { jobsPerOrganization: 6 } });
   return { stack, runs: counting.runs };
 }
 
@@ -133,8 +134,8 @@ describe('an operator plugin sees every operation exactly once', () => {
     expect(lines.filter((line) => line.sharedFrom === 'flight')).toHaveLength(4);
   });
 
-  it('served from the response cache (CACHE_TTL_MS): a run of its own', async () => {
-    const { stack: s, runs } = await start({ CACHE_TTL_MS: '60000' });
+  it('served from the response cache (http.responseCacheTtlMs): a run of its own', async () => {
+    const { stack: s, runs } = await start({ http: { responseCacheTtlMs: 60_000 } });
     const first = await post(s, 'cache-miss', { query: JOBS, variables: { limit: 2 } });
     const second = await post(s, 'cache-hit', { query: JOBS, variables: { limit: 2 } });
     expect(second.body.data).toEqual(first.body.data);
@@ -144,7 +145,7 @@ describe('an operator plugin sees every operation exactly once', () => {
   });
 
   it('over WebSocket: a query and a subscription, however many events it sends', async () => {
-    const { stack: s, runs } = await start({ SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20' });
+    const { stack: s, runs } = await start({ subscriptions: { pollMs: 20, activePollMs: 20 } });
     const acme = s.simulator.store.organizations[0]!;
     const job = s.simulator.store.list(acme, ['RUNNING'])[0]!;
     const live = connect(s.gateway.url, ACME_KEY);
@@ -178,7 +179,7 @@ describe('as a federation subgraph, every response to a router that asks carries
   const ASK = { 'apollo-federation-include-trace': 'ftv1' };
 
   it('a POST query, a GET, an _entities fetch, and queries joined to one in flight', async () => {
-    const { stack: s } = await start({ FEDERATION_SUBGRAPH: 'true' });
+    const { stack: s } = await start({ federation: { subgraph: true } });
     const ids = s.simulator.store.list(s.simulator.store.organizations[0]!, null).map((j) => j.id);
     const entities = {
       query: 'query ($r: [_Any!]!) { _entities(representations: $r) { ... on FineTuneJob { id name } } }',

@@ -13,14 +13,10 @@ let productionWithOverrides: Stack;
 let development: Stack;
 beforeAll(async () => {
   [production, productionWithOverrides, development] = await Promise.all([
-    startStack({ env: { NODE_ENV: 'production', MAX_REQUEST_BYTES: '2048' } }),
+    startStack({ env: { NODE_ENV: 'production' }, config: { http: { maxRequestBytes: 2048 } } }),
     startStack({
-      env: {
-        NODE_ENV: 'production',
-        GRAPHQL_INTROSPECTION: 'true',
-        GRAPHQL_SANDBOX: 'true',
-        GRAPHQL_FIELD_SUGGESTIONS: 'true',
-      },
+      env: { NODE_ENV: 'production' },
+      config: { security: { introspection: true, fieldSuggestions: true }, explorer: { enabled: true } },
     }),
     startStack({ env: { NODE_ENV: 'development' } }),
   ]);
@@ -141,7 +137,7 @@ describe('CSRF prevention', () => {
   });
 });
 
-describe('request body cap (MAX_REQUEST_BYTES)', () => {
+describe('request body cap (http.maxRequestBytes)', () => {
   const big = (bytes: number) =>
     JSON.stringify({ query: `{ fineTuneJobs(limit: 1) { id } }${' '.repeat(bytes)}` });
 

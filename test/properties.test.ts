@@ -18,7 +18,7 @@ beforeAll(async () => {
   // No retries and a breaker that never opens: every run exercises the parsing path.
   stack = await startStack({
     simulator: { jobsPerOrganization: 25 },
-    env: { UPSTREAM_RETRIES: '0', UPSTREAM_BREAKER_MIN_CALLS: '100000', UPSTREAM_TIMEOUT_MS: '1000' },
+    config: { upstream: { retries: 0, breaker: { minCalls: 100000 }, timeoutMs: 1000 } },
   });
 });
 afterAll(async () => {

@@ -6,21 +6,14 @@ import { expectData, expectErrorCode, startStack, type Stack } from './harness.j
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
-    env: {
-      QUERY_MAX_DEPTH: '3',
-      QUERY_MAX_ALIASES: '3',
-      QUERY_MAX_DIRECTIVES: '2',
-      QUERY_MAX_TOKENS: '200',
-      QUERY_MAX_COST: '1000',
-      QUERY_UNBOUNDED_LIST_SIZE: '100',
-    },
+    config: { limits: { maxDepth: 3, maxAliases: 3, maxDirectives: 2, maxTokens: 200, maxCost: 1000 } },
   });
 
   it('prices each job fetched by id as a call', async () => {
     // Ten aliases of one job: 10 × (10 + 1) = 110, well within; 100 of them would not be.
     const aliases = (n: number) =>
       Array.from({ length: n }, (_, i) => `j${i}: fineTuneJob(id: "x${i}") { id }`).join(' ');
-    const tight = await startStack({ env: { QUERY_MAX_COST: '100', QUERY_MAX_ALIASES: '20' } });
+    const tight = await startStack({ config: { limits: { maxCost: 100, maxAliases: 20 } } });
     try {
       expectData(await tight.query(`query { ${aliases(5)} }`));
       const rejected = await tight.query(`query { ${aliases(10)} }`);
@@ -44,7 +37,7 @@ async function expectRejected(document: string, limit: string, variables?: Recor
 }
 
 describe('query limits', () => {
-  it('rejects a query deeper than QUERY_MAX_DEPTH', async () => {
+  it('rejects a query deeper than limits.maxDepth', async () => {
     const error = await expectRejected(
       'query { fineTuneJobs(limit: 1) { config { datasets { fileIds } } } }',
       'depth',
@@ -53,7 +46,7 @@ describe('query limits', () => {
     expectData(await stack.query('query { fineTuneJobs(limit: 1) { config { model } } }'));
   });
 
-  it('rejects more aliases than QUERY_MAX_ALIASES', async () => {
+  it('rejects more aliases than limits.maxAliases', async () => {
     const error = await expectRejected(
       'query { a: fineTuneJobs(limit: 1) { id } b: fineTuneJobs(limit: 1) { id } c: fineTuneJobs(limit: 1) { id } d: fineTuneJobs(limit: 1) { id } }',
       'aliases',
@@ -61,7 +54,7 @@ describe('query limits', () => {
     expect(error.message).toMatch(/aliases limit of 3 exceeded/i);
   });
 
-  it('rejects more directives than QUERY_MAX_DIRECTIVES', async () => {
+  it('rejects more directives than limits.maxDirectives', async () => {
     const error = await expectRejected(
       'query { fineTuneJobs(limit: 1) { id @include(if: true) name @include(if: true) uuid @skip(if: false) } }',
       'directives',
@@ -69,7 +62,7 @@ describe('query limits', () => {
     expect(error.message).toMatch(/directives limit of 2 exceeded/i);
   });
 
-  it('rejects a document of more than QUERY_MAX_TOKENS tokens', async () => {
+  it('rejects a document of more than limits.maxTokens tokens', async () => {
     const fields = Array.from({ length: 250 }, () => 'id').join(' ');
     const error = await expectRejected(`query { fineTuneJobs(limit: 1) { ${fields} } }`, 'tokens');
     expect(error.message).toBe('Query token limit of 200 exceeded.');
@@ -107,7 +100,9 @@ describe('query limits', () => {
 
   it("multiplies a job's metrics by their limit, and by the jobs they are asked for", async () => {
     // Its own gateway: these documents are deeper than the depth limit above.
-    const deep = await startStack({ env: { QUERY_MAX_COST: '1000', QUERY_UNBOUNDED_LIST_SIZE: '100' } });
+    const deep = await startStack({
+      config: { limits: { maxCost: 1000 } },
+    });
     try {
       // metrics: a call (10) + 100 entries × (entries 1 + 2 fields) = 310; five jobs: 10 + 5 × 310 = 1560.
       const rejected = await deep.query(
@@ -131,7 +126,7 @@ describe('query limits', () => {
     // Ten aliases of one job: 10 × (10 + 1) = 110, well within; 100 of them would not be.
     const aliases = (n: number) =>
       Array.from({ length: n }, (_, i) => `j${i}: fineTuneJob(id: "x${i}") { id }`).join(' ');
-    const tight = await startStack({ env: { QUERY_MAX_COST: '100', QUERY_MAX_ALIASES: '20' } });
+    const tight = await startStack({ config: { limits: { maxCost: 100, maxAliases: 20 } } });
     try {
       expectData(await tight.query(`query { ${aliases(5)} }`));
       const rejected = await tight.query(`query { ${aliases(10)} }`);
@@ -149,7 +144,7 @@ describe("graphql-js's validation budget", () => {
   beforeAll(async () => {
     [defaults, manyTokens] = await Promise.all([
       startStack(),
-      startStack({ env: { QUERY_MAX_TOKENS: '10000' } }),
+      startStack({ config: { limits: { maxTokens: 10000 } } }),
     ]);
   });
   afterAll(() => Promise.all([defaults.stop(), manyTokens.stop()]));

@@ -1,4 +1,4 @@
-// The optional response cache (CACHE_TTL_MS): off by default; when on, a successful query answer
+// The optional response cache (http.responseCacheTtlMs): off by default; when on, a successful query answer
 // serves identical requests of the same credential until it expires, never another credential's,
 // never an error, and never after a create, stop or cancel. Counted at the simulator.
 import { afterEach, describe, expect, it } from 'vitest';
@@ -30,7 +30,7 @@ describe('response cache', () => {
   });
 
   it('serves a recent answer to identical requests of the same credential', async () => {
-    const s = (stack = await startStack({ env: { CACHE_TTL_MS: '60000' } }));
+    const s = (stack = await startStack({ config: { http: { responseCacheTtlMs: 60000 } } }));
     const first = expectData(await s.query<Jobs>(JOBS, { limit: 3 }));
     for (let i = 0; i < 3; i++) expect(expectData(await s.query<Jobs>(JOBS, { limit: 3 }))).toEqual(first);
     expect(s.simulator.requestsTo('listJobs')).toHaveLength(1);
@@ -41,7 +41,7 @@ describe('response cache', () => {
   });
 
   it("never serves one credential's answer to another, even with both firing at once", async () => {
-    const s = (stack = await startStack({ env: { CACHE_TTL_MS: '60000' } }));
+    const s = (stack = await startStack({ config: { http: { responseCacheTtlMs: 60000 } } }));
     const [acme, globex] = s.simulator.store.organizations;
     const rounds = await Promise.all(
       Array.from({ length: 6 }, (_, i) =>
@@ -61,7 +61,7 @@ describe('response cache', () => {
   });
 
   it('is emptied by a write: the next query sees the change', async () => {
-    const s = (stack = await startStack({ env: { CACHE_TTL_MS: '60000' } }));
+    const s = (stack = await startStack({ config: { http: { responseCacheTtlMs: 60000 } } }));
     const before = expectData(await s.query<Jobs>(JOBS, { limit: 20 }));
     const running = before.fineTuneJobs.find((job) => job.status === 'RUNNING');
     expect(running).toBeDefined();
@@ -72,7 +72,7 @@ describe('response cache', () => {
   });
 
   it('expires after its TTL', async () => {
-    const s = (stack = await startStack({ env: { CACHE_TTL_MS: '150' } }));
+    const s = (stack = await startStack({ config: { http: { responseCacheTtlMs: 150 } } }));
     expectData(await s.query<Jobs>(JOBS, { limit: 3 }));
     expectData(await s.query<Jobs>(JOBS, { limit: 3 }));
     expect(s.simulator.requestsTo('listJobs')).toHaveLength(1);
@@ -82,7 +82,9 @@ describe('response cache', () => {
   });
 
   it('never keeps an error', async () => {
-    const s = (stack = await startStack({ env: { CACHE_TTL_MS: '60000', UPSTREAM_RETRIES: '0' } }));
+    const s = (stack = await startStack({
+      config: { http: { responseCacheTtlMs: 60000 }, upstream: { retries: 0 } },
+    }));
     s.simulator.faults.set('listJobs', { status: 500, times: 1 });
     const failed = await s.query<Jobs>(JOBS, { limit: 3 });
     expect(failed.errors?.[0]?.extensions?.code).toBeDefined();

@@ -164,12 +164,10 @@ describe.skipIf(!INSTALLED)(
           providerExamples: false,
           organizations: [...DEMO_ORGANIZATIONS, INITECH],
         },
-        env: {
-          FEDERATION_SUBGRAPH: 'true',
-          SUBSCRIPTION_POLL_MS: '100',
-          SUBSCRIPTION_ACTIVE_POLL_MS: '20',
-          // Low, to show that the router carries one key's subscriptions on one socket.
-          SUBSCRIPTIONS_PER_CONNECTION: '2',
+        config: {
+          federation: { subgraph: true },
+          // perConnection low, to show that the router carries one key's subscriptions on one socket.
+          subscriptions: { pollMs: 100, activePollMs: 20, perConnection: 2 },
         },
       });
       [acme, globex, initech] = stack.simulator.store.organizations as [
@@ -325,7 +323,7 @@ describe.skipIf(!INSTALLED)(
       expect(stack.simulator.requestsTo('getJob').map((r) => r.organization)).toEqual(['globex']);
     });
 
-    it("carries one key's subscriptions on one socket to the gateway: SUBSCRIPTIONS_PER_CONNECTION bounds them", async () => {
+    it("carries one key's subscriptions on one socket to the gateway: subscriptions.perConnection bounds them", async () => {
       const subscribe = (id: string) => {
         const c = connect(routerUrl, INITECH.apiKeys[0]!);
         clients.push(c);

@@ -17,7 +17,7 @@ const seen: string[] = [];
 
 beforeAll(async () => {
   // The gateway's own key (used when a client sends none) is one of the keys searched for.
-  stack = await startStack({ serverApiKey: SERVER_KEY, env: { UPSTREAM_TIMEOUT_MS: '300' } });
+  stack = await startStack({ serverApiKey: SERVER_KEY, config: { upstream: { timeoutMs: 300 } } });
 });
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startSimulator, type RunningSimulator } from '../src/simulator/server.js';
 import { ACME_KEY } from './harness.js';
+import { writeConfigFile } from './entry-point-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -29,7 +30,7 @@ interface Started {
   output: () => string;
 }
 
-async function startGatewayProcess(env: Record<string, string>): Promise<Started> {
+async function startGatewayProcess(graceMs: number, env: Record<string, string> = {}): Promise<Started> {
   const child = spawn(process.execPath, [MAIN], {
     cwd: ROOT,
     env: {
@@ -39,6 +40,7 @@ async function startGatewayProcess(env: Record<string, string>): Promise<Started
       HOST: '127.0.0.1',
       ATAI_API_URL: simulator.url,
       LOG_LEVEL: 'warn',
+      GATEWAY_CONFIG: writeConfigFile({ http: { shutdownGraceMs: graceMs } }),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -104,13 +106,13 @@ async function untilRefused(url: string): Promise<void> {
 }
 
 // A grace period longer than any test here: a gateway that waited it out would fail the test.
-const FOREVER_MS = '600000';
+const FOREVER_MS = 600_000;
 
 describe('graceful shutdown', () => {
   it('SIGTERM during a slow upstream call: the client still gets its data, then exit 0 (no waiting out the grace)', async () => {
     simulator.resetRequests();
     const hold = holdList();
-    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: FOREVER_MS });
+    const gateway = await startGatewayProcess(FOREVER_MS);
     const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 2) { id } }');
     await untilUpstreamReceived(1);
     gateway.child.kill('SIGTERM');
@@ -130,7 +132,7 @@ describe('graceful shutdown', () => {
     simulator.resetRequests();
     const hold = holdList();
     try {
-      const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
+      const gateway = await startGatewayProcess(300);
       const pending = postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').then(
         () => 'answered',
         () => 'cut',
@@ -151,7 +153,7 @@ describe('a second signal', () => {
     simulator.resetRequests();
     const hold = holdList();
     try {
-      const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: FOREVER_MS, LOG_LEVEL: 'info' });
+      const gateway = await startGatewayProcess(FOREVER_MS, { LOG_LEVEL: 'info' });
       void postQuery(gateway.url, 'query { fineTuneJobs(limit: 1) { id } }').catch(() => undefined);
       await untilUpstreamReceived(1);
       gateway.child.kill('SIGINT');
@@ -184,7 +186,7 @@ async function unresponsiveSubscriber(httpUrl: string): Promise<Socket> {
 
 describe('shutdown with a WebSocket peer that never answers', () => {
   it('cuts it at SHUTDOWN_GRACE_MS instead of waiting for its close handshake', async () => {
-    const gateway = await startGatewayProcess({ SHUTDOWN_GRACE_MS: '300' });
+    const gateway = await startGatewayProcess(300);
     const socket = await unresponsiveSubscriber(gateway.url);
     try {
       gateway.child.kill('SIGTERM');
@@ -198,13 +200,22 @@ describe('shutdown with a WebSocket peer that never answers', () => {
 
 describe('configuration errors', () => {
   it.each([
-    ['PORT', 'not-a-port'],
-    ['UPSTREAM_BREAKER_HALF_OPEN_MS', '60000'],
-    ['QUERY_MAX_COST', '0'],
-    ['LOG_FORMAT', 'xml'],
-  ])('%s=%s stops the start with one line naming the variable, exit 1', async (name, value) => {
+    [{ PORT: 'not-a-port' }, {}, 'Invalid PORT \\(got "not-a-port"\\)'],
+    [
+      {},
+      { upstream: { breaker: { halfOpenMs: 60000 } } },
+      'Invalid upstream\\.breaker\\.halfOpenMs in \\S+ \\(got 60000\\)',
+    ],
+    [{}, { limits: { maxCost: 0 } }, 'Invalid limits\\.maxCost in \\S+ \\(got 0\\)'],
+    [{ QUERY_MAX_COST: '10' }, {}, 'QUERY_MAX_COST is now limits\\.maxCost in \\S+$'],
+  ])('%o %o stops the start with one line naming the setting, exit 1', async (env, config, message) => {
     const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH, ATAI_API_URL: simulator.url, [name]: value },
+      env: {
+        PATH: process.env.PATH,
+        ATAI_API_URL: simulator.url,
+        GATEWAY_CONFIG: writeConfigFile(config),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -213,6 +224,6 @@ describe('configuration errors', () => {
     expect(code).toBe(1);
     const lines = stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`^fine-tune-gateway: Invalid ${name} \\(got "${value}"\\)`));
+    expect(lines[0]).toMatch(new RegExp(`^fine-tune-gateway: ${message}`));
   });
 });

@@ -36,7 +36,7 @@ describe('one comparison of the list per poll', () => {
   it('forty subscribers with four filters: the changes of a step are counted once, and each gets its own', async () => {
     const s = (stack = await startStack({
       simulator: { jobsPerOrganization: 30, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20' },
+      config: { subscriptions: { pollMs: 20, activePollMs: 20 } },
     }));
     const acme = s.simulator.store.organizations[0]!;
     const filters = [null, ['RUNNING'], ['STARTING', 'RUNNING'], ['FINALIZING', 'COMPLETED']];
@@ -73,9 +73,9 @@ describe('one comparison of the list per poll', () => {
 });
 
 describe('bounds', () => {
-  it('SUBSCRIPTIONS_PER_KEY: one more is SUBSCRIPTION_LIMIT_EXCEEDED, until one ends', async () => {
+  it('subscriptions.perKey: one more is SUBSCRIPTION_LIMIT_EXCEEDED, until one ends', async () => {
     const s = (stack = await startStack({
-      env: { SUBSCRIPTIONS_PER_KEY: '2', SUBSCRIPTION_POLL_MS: '1000' },
+      config: { subscriptions: { perKey: 2, pollMs: 1000 } },
     }));
     const live = connect(s.gateway.url, ACME_KEY);
     clients.push(live);
@@ -95,8 +95,8 @@ describe('bounds', () => {
     again.unsubscribe();
   });
 
-  it('SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: the upgrade of one socket more is refused', async () => {
-    const s = (stack = await startStack({ env: { SUBSCRIPTION_CONNECTIONS_PER_ADDRESS: '2' } }));
+  it('subscriptions.connectionsPerAddress: the upgrade of one socket more is refused', async () => {
+    const s = (stack = await startStack({ config: { subscriptions: { connectionsPerAddress: 2 } } }));
     const open = [connect(s.gateway.url, ACME_KEY), connect(s.gateway.url, ACME_KEY)];
     clients.push(...open);
     const held = open.map((c) => c.subscribe(JOBS_CHANGED));
@@ -135,10 +135,10 @@ describe('bounds', () => {
     expect(seen).toEqual([...burst.slice(0, 6), 'behind']);
   });
 
-  it('over the wire: a step that registers more jobs than SUBSCRIPTION_BACKLOG reaches the subscriber whole', async () => {
+  it('over the wire: a step that registers more jobs than subscriptions.backlog reaches the subscriber whole', async () => {
     const s = (stack = await startStack({
       simulator: { jobsPerOrganization: 2, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '20', SUBSCRIPTION_ACTIVE_POLL_MS: '20', SUBSCRIPTION_BACKLOG: '2' },
+      config: { subscriptions: { pollMs: 20, activePollMs: 20, backlog: 2 } },
     }));
     const live = connect(s.gateway.url, ACME_KEY);
     clients.push(live);
@@ -155,7 +155,7 @@ describe('bounds', () => {
   });
 });
 
-describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY)', () => {
+describe('documents held by subscriptions (subscriptions.documentBytes, documentBytesPerKey)', () => {
   it('are bounded per key and all keys together; an ended one gives its room back', async () => {
     const [acmeOrg, globexOrg] = DEMO_ORGANIZATIONS;
     const s = (stack = await startStack({
@@ -164,11 +164,7 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY
         jobsPerOrganization: 2,
         organizations: [{ ...acmeOrg!, apiKeys: [ACME_KEY, ACME_SECOND_KEY] }, globexOrg!],
       },
-      env: {
-        SUBSCRIPTION_DOCUMENT_BYTES: '1024',
-        SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: '512',
-        SUBSCRIPTION_POLL_MS: '60000',
-      },
+      config: { subscriptions: { documentBytes: 1024, documentBytesPerKey: 512, pollMs: 60000 } },
     }));
     // 400 bytes each, whitespace included: one per key fits, and two keys' fit all together.
     const padded = `${JOBS_CHANGED}${' '.repeat(400 - JOBS_CHANGED.length)}`;
@@ -222,8 +218,8 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY
     const tenantEvent = (sub: LiveSubscription, i: number) =>
       (sub.events[i]?.data?.fineTuneJobUpdated as { status: string } | undefined)?.status;
 
-    // Documents padded to just under QUERY_MAX_BYTES (64 KiB), one after another, on as many
-    // sockets as it takes (SUBSCRIPTIONS_PER_CONNECTION, 100), until one is refused; then shorter
+    // Documents padded to just under limits.maxBytes (64 KiB), one after another, on as many
+    // sockets as it takes (subscriptions.perConnection, 100), until one is refused; then shorter
     // ones (700 bytes, then as short as the tenant's), until the room left fits none.
     const flood: ReturnType<typeof anonymous>[] = [];
     let open = 0;
@@ -251,7 +247,7 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY
     expect(heldByFlood).toBeLessThanOrEqual(share);
     expect(heldByFlood).toBeGreaterThan(share - JOB_UPDATED.length);
 
-    // Their share of subscriptions: short ones, on 10 sockets, up to SUBSCRIPTIONS_PER_KEY (1,000).
+    // Their share of subscriptions: short ones, on 10 sockets, up to subscriptions.perKey (1,000).
     for (const socket of flood) await socket.dispose();
     await untilMetric(s, 'gateway_subscription_document_bytes', (bytes) => bytes === JOB_UPDATED.length);
     for (let i = 0; i < 10; i += 1) {
@@ -312,11 +308,9 @@ describe('documents held by subscriptions (SUBSCRIPTION_DOCUMENT_BYTES, _PER_KEY
     try {
       const s = (stack = await startStack({
         simulator: { jobsPerOrganization: 2 },
-        env: {
-          SUBSCRIPTION_DOCUMENT_BYTES: '2048',
-          SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY: '1024',
-          SUBSCRIPTION_POLL_MS: '60000',
-          PERSISTED_DOCUMENTS: manifest,
+        config: {
+          subscriptions: { documentBytes: 2048, documentBytesPerKey: 1024, pollMs: 60000 },
+          security: { trustedDocuments: { manifest } },
         },
       }));
       const padded = `${JOBS_CHANGED}${' '.repeat(600 - JOBS_CHANGED.length)}`;

@@ -2,11 +2,12 @@
 // their life cycle in the simulator, and upstream reads counted at the simulator.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
-import { loadConfig } from '../src/config.js';
 import { checkpointEntry } from '../src/simulator/store.js';
 import {
   ACME_KEY,
   GLOBEX_KEY,
+  configFrom,
+  withKey,
   expectErrorCode,
   metric,
   startStack,
@@ -47,7 +48,7 @@ function statusesOf(events: EventResult[]): unknown[] {
 beforeAll(async () => {
   stack = await startStack({
     simulator: { jobsPerOrganization: 0, providerExamples: false },
-    env: { SUBSCRIPTION_POLL_MS: String(IDLE_MS), SUBSCRIPTION_ACTIVE_POLL_MS: String(ACTIVE_MS) },
+    config: { subscriptions: { pollMs: IDLE_MS, activePollMs: ACTIVE_MS } },
   });
   acme = stack.simulator.store.organizations[0]!;
   globex = stack.simulator.store.organizations[1]!;
@@ -261,7 +262,7 @@ describe('shared pollers', () => {
     // An interval longer than the test: every subscriber is served by the poller's first read.
     const slow = await startStack({
       simulator: { jobsPerOrganization: 0, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '600000', SUBSCRIPTION_ACTIVE_POLL_MS: '600000' },
+      config: { subscriptions: { pollMs: 600000, activePollMs: 600000 } },
     });
     const connections = Array.from({ length: 4 }, () => connect(slow.gateway.url, ACME_KEY));
     try {
@@ -311,7 +312,7 @@ describe('shared pollers', () => {
     // Idle: once in ten minutes, so it is read once; in progress: every 40 ms.
     const paced = await startStack({
       simulator: { jobsPerOrganization: 0, providerExamples: false },
-      env: { SUBSCRIPTION_POLL_MS: '600000', SUBSCRIPTION_ACTIVE_POLL_MS: String(ACTIVE_MS) },
+      config: { subscriptions: { pollMs: 600000, activePollMs: ACTIVE_MS } },
     });
     const c = connect(paced.gateway.url, ACME_KEY);
     try {
@@ -489,7 +490,7 @@ describe('the WebSocket server', () => {
 });
 
 describe('browser origins', () => {
-  it('accepts the gateway’s own origin and CORS_ORIGINS, and refuses other web pages', async () => {
+  it('accepts the gateway’s own origin and security.corsOrigins, and refuses other web pages', async () => {
     const job = jobRecord(acme, { status: 'COMPLETED' });
     stack.simulator.store.put(acme, job);
     const own = new URL(stack.gateway.url).origin;
@@ -521,10 +522,10 @@ describe('subscriptions over HTTP', () => {
 });
 
 describe('limits of one connection', () => {
-  it('runs at most SUBSCRIPTIONS_PER_CONNECTION operations at once, refuses more with BAD_REQUEST, and drops huge messages', async () => {
+  it('runs at most subscriptions.perConnection operations at once, refuses more with BAD_REQUEST, and drops huge messages', async () => {
     const limited = await startStack({
       simulator: { jobsPerOrganization: 0, providerExamples: false },
-      env: { SUBSCRIPTIONS_PER_CONNECTION: '2', MAX_REQUEST_BYTES: '2048', SUBSCRIPTION_POLL_MS: '1000' },
+      config: { subscriptions: { perConnection: 2, pollMs: 1000 }, http: { maxRequestBytes: 2048 } },
     });
     const c = connect(limited.gateway.url, ACME_KEY);
     try {
@@ -558,13 +559,15 @@ describe('limits of one connection', () => {
   });
 
   it.each([
-    ['SUBSCRIPTION_POLL_MS', '5'],
-    ['SUBSCRIPTION_ACTIVE_POLL_MS', 'soon'],
-    ['SUBSCRIPTIONS_PER_CONNECTION', '0'],
-    ['UPSTREAM_TRACE', 'maybe'],
-    ['FEDERATION_SUBGRAPH', 'yes'],
-  ])('refuses %s=%s at start with a message naming it', (name, value) => {
-    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^Invalid ${name}`));
+    ['subscriptions.pollMs', 5],
+    ['subscriptions.activePollMs', 'soon'],
+    ['subscriptions.perConnection', 0],
+    ['telemetry.upstreamTrace', 'maybe'],
+    ['federation.subgraph', 'yes'],
+  ])('refuses %s: %s at start with a message naming it', (key, value) => {
+    expect(() => configFrom(withKey(key, value))).toThrow(
+      new RegExp(`^Invalid ${key.replace('.', '\\.')} in gateway\\.config\\.yaml`),
+    );
   });
 });
 
@@ -572,7 +575,7 @@ describe('query limits on the socket', () => {
   it('applies the same limits as HTTP: aliases, tokens and cost are QUERY_LIMIT_EXCEEDED before any poll', async () => {
     const limited = await startStack({
       simulator: { jobsPerOrganization: 0, providerExamples: false },
-      env: { QUERY_MAX_COST: '50', QUERY_MAX_TOKENS: '200' },
+      config: { limits: { maxCost: 50, maxTokens: 200 } },
     });
     const c = connect(limited.gateway.url, ACME_KEY);
     try {

@@ -1,4 +1,4 @@
-// Trusted documents (PERSISTED_DOCUMENTS, PERSISTED_DOCUMENTS_ONLY), over the wire: a manifest
+// Trusted documents (security.trustedDocuments: manifest, only), over the wire: a manifest
 // made by Apollo's own tool from a small client project's operations
 // (test/fixtures/trusted-client/), Apollo Client's persisted-queries link against the gateway,
 // the client preset's persisted-documents.json made by graphql-codegen, graphql-ws, and the real
@@ -15,13 +15,22 @@ import { generate } from '@graphql-codegen/cli';
 import type { FormattedExecutionResult } from 'graphql';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, type GatewayConfigFile } from '../src/config.js';
 import { startEntryPoint, stopEntryPoints } from './entry-point-process.js';
-import { ACME_KEY, holdUpstream, metric, startStack, untilMetric, type Stack } from './harness.js';
+import {
+  ACME_KEY,
+  configFrom,
+  holdUpstream,
+  metric,
+  startStack,
+  untilMetric,
+  type Stack,
+} from './harness.js';
 import { connect } from './live-client.js';
 import { createTrustedClient, operations, sha256 } from './fixtures/trusted-client/client.js';
 
 const CODE = 'PERSISTED_QUERY_NOT_IN_LIST';
+const BASE_ENV = { ATAI_API_URL: 'http://127.0.0.1:1/v0.5' };
 const FIXTURE = fileURLToPath(new URL('./fixtures/trusted-client/', import.meta.url));
 const MANIFEST_TOOL = fileURLToPath(
   new URL('../node_modules/.bin/generate-persisted-query-manifest', import.meta.url),
@@ -83,8 +92,8 @@ async function replaceFile(path: string, text: string): Promise<void> {
 }
 
 const stacks: Stack[] = [];
-async function gateway(env: Record<string, string>): Promise<Stack> {
-  const stack = await startStack({ env });
+async function gateway(config: GatewayConfigFile): Promise<Stack> {
+  const stack = await startStack({ config });
   stacks.push(stack);
   return stack;
 }
@@ -134,11 +143,11 @@ function logged(stack: Stack): Record<string, unknown>[] {
 /** Upstream calls the simulator has seen (each REST request the gateway sent it). */
 const upstreamCalls = (stack: Stack) => stack.simulator.requests.length;
 
-describe('PERSISTED_DOCUMENTS_ONLY with a manifest from generate-persisted-query-manifest', () => {
+describe('security.trustedDocuments.only with a manifest from generate-persisted-query-manifest', () => {
   let stack: Stack;
   beforeAll(async () => {
     stack = await startStack({
-      env: { PERSISTED_DOCUMENTS: manifests.current.path, PERSISTED_DOCUMENTS_ONLY: 'true' },
+      config: { security: { trustedDocuments: { manifest: manifests.current.path, only: true } } },
     });
   });
   afterAll(async () => {
@@ -287,7 +296,7 @@ describe('PERSISTED_DOCUMENTS_ONLY with a manifest from generate-persisted-query
     expect(registered.status, JSON.stringify(registered)).toBe(200);
   });
 
-  it('keeps introspection where it is enabled (GRAPHQL_INTROSPECTION, on outside production), as Sandbox needs it', async () => {
+  it('keeps introspection where it is enabled (security.introspection, on outside production), as Sandbox needs it', async () => {
     const introspection = await post(stack, { query: getIntrospectionQuery() });
     expect(introspection.status, JSON.stringify(introspection).slice(0, 500)).toBe(200);
     expect(
@@ -353,12 +362,13 @@ describe('PERSISTED_DOCUMENTS_ONLY with a manifest from generate-persisted-query
   });
 });
 
-describe('introspection off (GRAPHQL_INTROSPECTION=false)', () => {
+describe('introspection off (security.introspection: false)', () => {
   it('is refused like any unlisted document, before parsing', async () => {
     const stack = await gateway({
-      PERSISTED_DOCUMENTS: manifests.current.path,
-      PERSISTED_DOCUMENTS_ONLY: 'true',
-      GRAPHQL_INTROSPECTION: 'false',
+      security: {
+        introspection: false,
+        trustedDocuments: { manifest: manifests.current.path, only: true },
+      },
     });
     expectRefused(await post(stack, { query: getIntrospectionQuery() }));
     expect(await metric(stack, 'gateway_trusted_documents_requests_total', { resolution: 'refused' })).toBe(
@@ -367,9 +377,9 @@ describe('introspection off (GRAPHQL_INTROSPECTION=false)', () => {
   });
 });
 
-describe('PERSISTED_DOCUMENTS without ONLY', () => {
+describe('security.trustedDocuments without only', () => {
   it('runs listed operations by id, and any other document as before (APQ included)', async () => {
-    const stack = await gateway({ PERSISTED_DOCUMENTS: manifests.current.path });
+    const stack = await gateway({ security: { trustedDocuments: { manifest: manifests.current.path } } });
     const { client, sent } = apolloClient(stack);
     const listed = await client.query({
       query: operations.JobList,
@@ -393,7 +403,7 @@ describe('PERSISTED_DOCUMENTS without ONLY', () => {
 describe('reloading the manifest', () => {
   it('swaps in the new list when the file changes, and the new operation runs by hash', async () => {
     const path = await manifestCopy(manifests.current.text);
-    const stack = await gateway({ PERSISTED_DOCUMENTS: path, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const stack = await gateway({ security: { trustedDocuments: { manifest: path, only: true } } });
     const { client } = apolloClient(stack);
     const refused = await client.query({
       query: operations.JobNames,
@@ -420,7 +430,7 @@ describe('reloading the manifest', () => {
 
   it('drops no request: one in flight across a reload that delists its operation finishes, the next is refused', async () => {
     const path = await manifestCopy(manifests.next.text);
-    const stack = await gateway({ PERSISTED_DOCUMENTS: path, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const stack = await gateway({ security: { trustedDocuments: { manifest: path, only: true } } });
     const hash = sha256(listedBody('JobNames'));
     const hold = holdUpstream(stack, 'listJobs');
     const resolved = stack.untilOperationsResolved(stack.operationsResolved + 1);
@@ -437,7 +447,7 @@ describe('reloading the manifest', () => {
 
   it('keeps the last good list when the new file is broken, and says why in one warn line', async () => {
     const path = await manifestCopy(manifests.current.text);
-    const stack = await gateway({ PERSISTED_DOCUMENTS: path, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const stack = await gateway({ security: { trustedDocuments: { manifest: path, only: true } } });
 
     const broken = JSON.parse(manifests.next.text) as ApolloManifest;
     delete (broken.operations[1] as Partial<ApolloManifest['operations'][number]>).body;
@@ -494,7 +504,7 @@ describe("graphql-codegen client preset's persisted-documents.json", () => {
     const [id, body] = Object.entries(documents).find(([, text]) => text.startsWith('query JobList'))!;
     expect(id).toMatch(/^sha256:[0-9a-f]{64}$/);
 
-    const stack = await gateway({ PERSISTED_DOCUMENTS: path, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const stack = await gateway({ security: { trustedDocuments: { manifest: path, only: true } } });
     expect(logged(stack).find((line) => line.msg === 'trusted documents loaded')).toMatchObject({
       format: 'client-preset-persisted-documents',
       documents: 3,
@@ -519,37 +529,42 @@ describe("graphql-codegen client preset's persisted-documents.json", () => {
 
 describe('configuration', () => {
   it.each([
-    [{ PERSISTED_DOCUMENTS_ONLY: 'true' }, /^PERSISTED_DOCUMENTS_ONLY=true needs PERSISTED_DOCUMENTS/],
     [
-      { PERSISTED_DOCUMENTS: 'ftp://example.com/m.json' },
-      /^Invalid PERSISTED_DOCUMENTS: must be a file path or an http\(s\) URL/,
+      { manifest: 'ftp://example.com/m.json' },
+      /^Invalid security\.trustedDocuments\.manifest in gateway\.config\.yaml: must be a file path or an http\(s\) URL/,
     ],
-    [
-      { PERSISTED_DOCUMENTS: 'm.json', PERSISTED_DOCUMENTS_ONLY: 'true', FEDERATION_SUBGRAPH: 'true' },
-      /cannot be used with FEDERATION_SUBGRAPH=true/,
-    ],
-  ])('refuses %o with one line', (env, message) => {
-    expect(() => loadConfig({ ATAI_API_URL: 'http://127.0.0.1:1/v0.5', ...env })).toThrow(ConfigError);
-    expect(() => loadConfig({ ATAI_API_URL: 'http://127.0.0.1:1/v0.5', ...env })).toThrow(message);
+    [{ only: true }, /^Missing key security\.trustedDocuments\.manifest in gateway\.config\.yaml$/],
+  ])('refuses %o with one line, never showing the manifest (it may carry a token)', (documents, message) => {
+    const load = () => configFrom({ security: { trustedDocuments: documents } }, BASE_ENV);
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(message);
+    expect(load).not.toThrow(/example\.com/);
+  });
+
+  it('refuses only with a federation subgraph: the router enforces the list', () => {
+    const load = () =>
+      configFrom(
+        {
+          security: { trustedDocuments: { manifest: 'm.json', only: true } },
+          federation: { subgraph: true },
+        },
+        BASE_ENV,
+      );
+    expect(load).toThrow(/^security\.trustedDocuments\.only cannot be used with federation\.subgraph/);
   });
 
   it('takes a path or an http(s) URL', () => {
-    const base = { ATAI_API_URL: 'http://127.0.0.1:1/v0.5' };
-    expect(loadConfig({ ...base, PERSISTED_DOCUMENTS: './m.json' }).trustedDocuments).toEqual({
+    const documents = (trustedDocuments?: object) =>
+      configFrom({ security: { trustedDocuments } }, BASE_ENV).security.trustedDocuments;
+    expect(documents({ manifest: './m.json' })).toEqual({
       source: { kind: 'file', path: './m.json' },
       only: false,
     });
-    expect(
-      loadConfig({
-        ...base,
-        PERSISTED_DOCUMENTS: 'https://cdn.example.com/m.json',
-        PERSISTED_DOCUMENTS_ONLY: 'true',
-      }).trustedDocuments,
-    ).toEqual({
+    expect(documents({ manifest: 'https://cdn.example.com/m.json', only: true })).toEqual({
       source: { kind: 'url', url: 'https://cdn.example.com/m.json' },
       only: true,
     });
-    expect(loadConfig(base).trustedDocuments).toBeUndefined();
+    expect(documents()).toBeUndefined();
   });
 });
 
@@ -561,8 +576,12 @@ describe('the entry point (node dist/main.js)', () => {
     manifestServer = undefined;
   });
 
-  const startMain = (env: Record<string, string>) =>
-    startEntryPoint({ PORT: '0', HOST: '127.0.0.1', LOG_FORMAT: 'json', ...env });
+  // The manifest's URL may carry a token: the file names the variable, as for any secret.
+  const startMain = (manifest: string) =>
+    startEntryPoint(
+      { PORT: '0', HOST: '127.0.0.1', MANIFEST: manifest },
+      { config: 'security:\n  trustedDocuments:\n    manifest: ${env.MANIFEST}\n    only: true\n' },
+    );
 
   /** Waits for a line of output that matches (the test's timeout is the only bound). */
   async function line(read: () => string, pattern: RegExp): Promise<string> {
@@ -601,7 +620,7 @@ describe('the entry point (node dist/main.js)', () => {
     await new Promise<void>((resolve) => manifestServer!.listen(0, '127.0.0.1', resolve));
     const manifestUrl = `http://127.0.0.1:${(manifestServer.address() as AddressInfo).port}/persisted-query-manifest.json?token=secret-token`;
 
-    const main = startMain({ PERSISTED_DOCUMENTS: manifestUrl, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const main = startMain(manifestUrl);
     const ready = await line(main.stdout, /ready at http:\/\/\S+\/graphql/);
     const url = ready.match(/ready at (http:\/\/\S+\/graphql)/)![1]!;
     const byHash = async () => {
@@ -645,12 +664,12 @@ describe('the entry point (node dist/main.js)', () => {
 
   it('refuses to start, in one line, with a manifest it cannot read', async () => {
     const missing = join(workDir, 'missing', 'persisted-query-manifest.json');
-    const main = startMain({ PERSISTED_DOCUMENTS: missing, PERSISTED_DOCUMENTS_ONLY: 'true' });
+    const main = startMain(missing);
     const [code] = await main.exited;
     expect(code).toBe(1);
     expect(main.stdout()).toBe('');
     expect(main.stderr().trim().split('\n')).toEqual([
-      `fine-tune-gateway: Invalid PERSISTED_DOCUMENTS (${missing}): cannot be read (ENOENT)`,
+      `fine-tune-gateway: Invalid security.trustedDocuments.manifest (${missing}): cannot be read (ENOENT)`,
     ]);
   });
 });

@@ -2,18 +2,17 @@
 // and a failure in one field loses nothing else the operation asked for.
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/observability/logging.js';
 import { startGateway } from '../src/server.js';
 import type { Fault } from '../src/simulator/faults.js';
-import { ACME_KEY, expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+import { ACME_KEY, configFrom, expectData, expectErrorCode, startStack, type Stack } from './harness.js';
 
 const LIST = 'query { fineTuneJobs(limit: 2) { id } }';
 
 let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
-    env: { UPSTREAM_TIMEOUT_MS: '300', UPSTREAM_MAX_RETRY_AFTER_MS: '1000', UPSTREAM_RETRIES: '2' },
+    config: { upstream: { timeoutMs: 300, maxRetryAfterMs: 1000, retries: 2 } },
   });
 });
 afterAll(() => stack.stop());
@@ -81,7 +80,7 @@ describe('retries of reads', () => {
   it('gives up after the configured retries with UPSTREAM_UNAVAILABLE', async () => {
     // A gateway of its own: the earlier tests' failed attempts would begin the run that stops
     // retries (three failures in a row, across calls).
-    const own = await startStack({ env: { UPSTREAM_RETRIES: '2' } });
+    const own = await startStack({ config: { upstream: { retries: 2 } } });
     try {
       own.simulator.faults.set('listJobs', { status: 503 });
       expectErrorCode(await own.query(LIST), 'UPSTREAM_UNAVAILABLE');
@@ -107,7 +106,7 @@ describe('retries of reads', () => {
   describe('with a cap of 60 s', () => {
     let patient: Stack;
     beforeAll(async () => {
-      patient = await startStack({ env: { UPSTREAM_MAX_RETRY_AFTER_MS: '60000', UPSTREAM_RETRIES: '2' } });
+      patient = await startStack({ config: { upstream: { maxRetryAfterMs: 60000, retries: 2 } } });
     });
     afterAll(() => patient.stop());
 
@@ -123,7 +122,7 @@ describe('retries of reads', () => {
     });
 
     it('compares a fractional Retry-After with the cap to the millisecond', async () => {
-      const halfCap = await startStack({ env: { UPSTREAM_MAX_RETRY_AFTER_MS: '1500' } });
+      const halfCap = await startStack({ config: { upstream: { maxRetryAfterMs: 1500 } } });
       try {
         // 1.2 s is within 1,500 ms; rounded up to whole seconds it would not be.
         halfCap.simulator.faults.set('listJobs', { status: 503, retryAfter: '1.2', times: 1 });
@@ -232,13 +231,10 @@ describe('an upstream that is not there', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
 
     const url = `http://127.0.0.1:${port}/v0.5`;
-    const config = loadConfig({
-      PORT: '0',
-      METRICS_PORT: '0',
-      HOST: '127.0.0.1',
-      ATAI_API_URL: url,
-      UPSTREAM_BACKOFF_LIMIT_MS: '10',
-    });
+    const config = configFrom(
+      { upstream: { backoffLimitMs: 10 } },
+      { PORT: '0', METRICS_PORT: '0', HOST: '127.0.0.1', ATAI_API_URL: url },
+    );
     const gateway = await startGateway({
       config,
       upstreamBaseUrl: url,

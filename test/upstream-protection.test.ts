@@ -2,7 +2,7 @@
 // it back, and a bound on concurrent upstream requests.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { environment } from '../src/config.js';
+import { gatewayConfigSchema, type GatewayConfigFile } from '../src/config.js';
 import { expectData, expectErrorCode, metric, startStack, type Stack } from './harness.js';
 
 const HALF_OPEN_MS = 300;
@@ -16,28 +16,24 @@ afterEach(async () => {
 
 function breakerStack() {
   return startStack({
-    env: {
-      UPSTREAM_RETRIES: '0',
-      UPSTREAM_BREAKER_FAILURE_RATE: '0.5',
-      UPSTREAM_BREAKER_WINDOW_MS: '5000',
-      UPSTREAM_BREAKER_MIN_CALLS: '3',
-      UPSTREAM_BREAKER_HALF_OPEN_MS: String(HALF_OPEN_MS),
+    config: {
+      upstream: {
+        retries: 0,
+        breaker: { failureRate: 0.5, windowMs: 5000, minCalls: 3, halfOpenMs: HALF_OPEN_MS },
+      },
     },
   });
 }
 
 /** The gateway's own defaults where the harness changes them (it turns the breaker off). */
-function atDefaults(): Record<string, string> {
-  const defaults = environment.parse({});
-  return Object.fromEntries(
-    (
-      [
-        'UPSTREAM_BACKOFF_LIMIT_MS',
-        'UPSTREAM_BREAKER_MIN_CALLS',
-        'UPSTREAM_BREAKER_FAILURES_IN_A_ROW',
-      ] as const
-    ).map((name) => [name, String(defaults[name])]),
-  );
+function atDefaults(): GatewayConfigFile {
+  const { upstream } = gatewayConfigSchema.parse({});
+  return {
+    upstream: {
+      backoffLimitMs: upstream.backoffLimitMs,
+      breaker: { minCalls: upstream.breaker.minCalls, failuresInARow: upstream.breaker.failuresInARow },
+    },
+  };
 }
 
 async function readyStatus(s: Stack) {
@@ -98,12 +94,7 @@ describe('circuit breaker', () => {
 
   it('opens on timeouts too', async () => {
     const s = (stack = await startStack({
-      env: {
-        UPSTREAM_RETRIES: '0',
-        UPSTREAM_TIMEOUT_MS: '100',
-        UPSTREAM_BREAKER_MIN_CALLS: '2',
-        UPSTREAM_BREAKER_HALF_OPEN_MS: '5000',
-      },
+      config: { upstream: { retries: 0, timeoutMs: 100, breaker: { minCalls: 2, halfOpenMs: 5000 } } },
     }));
     s.simulator.faults.set('listJobs', { delayMs: 400 });
     for (let i = 0; i < 2; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_TIMEOUT');
@@ -115,7 +106,7 @@ describe('circuit breaker', () => {
   it('opens against a dead upstream at any traffic: every attempt counts, retries included', async () => {
     // One client at a time, the default breaker settings: twenty queries that each fail after
     // their retries reach the upstream fewer than twenty times.
-    const s = (stack = await startStack({ env: atDefaults() }));
+    const s = (stack = await startStack({ config: atDefaults() }));
     s.simulator.faults.set('listJobs', { status: 503 });
     for (let i = 0; i < 20; i++) expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
     expect(s.simulator.requestsTo('listJobs').length).toBeLessThan(20);
@@ -132,7 +123,7 @@ describe('circuit breaker', () => {
     { timeout: 60_000 },
     async () => {
       // The defaults throughout, the half-open delay (10 s) included.
-      const s = (stack = await startStack({ env: atDefaults() }));
+      const s = (stack = await startStack({ config: atDefaults() }));
       for (let i = 0; i < 120; i++) expectData(await s.query(LIST));
       const healthy = s.simulator.requestsTo('listJobs').length;
       const sentSince = () => s.simulator.requestsTo('listJobs').length - healthy;
@@ -193,7 +184,7 @@ describe('circuit breaker', () => {
     expect(s.simulator.requestsTo('listJobs')).toHaveLength(8);
   });
 
-  it('stays closed at a low failure rate, and below UPSTREAM_BREAKER_MIN_CALLS', async () => {
+  it('stays closed at a low failure rate, and below upstream.breaker.minCalls', async () => {
     const s = (stack = await breakerStack());
     // Two failures alone: too few calls to judge.
     s.simulator.faults.set('listJobs', { status: 500, times: 2 });
@@ -221,9 +212,9 @@ function readJobsAtOnce(s: Stack, count: number, delayMs: number) {
 }
 
 describe('concurrency bound', () => {
-  it('keeps at most UPSTREAM_MAX_CONCURRENCY requests in flight; the queue waits', async () => {
+  it('keeps at most upstream.maxConcurrency requests in flight; the queue waits', async () => {
     const s = (stack = await startStack({
-      env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '10' },
+      config: { upstream: { maxConcurrency: 2, maxQueue: 10 } },
     }));
     const responses = await readJobsAtOnce(s, 6, 200);
     for (const response of responses) expectData(response);
@@ -234,12 +225,13 @@ describe('concurrency bound', () => {
 
   it('times an attempt from when it is sent: waiting for a slot is neither a timeout nor a failure', async () => {
     const s = (stack = await startStack({
-      env: {
-        UPSTREAM_MAX_CONCURRENCY: '1',
-        UPSTREAM_MAX_QUEUE: '20',
-        UPSTREAM_TIMEOUT_MS: '1000',
-        UPSTREAM_BREAKER_MIN_CALLS: '3',
-        UPSTREAM_BREAKER_HALF_OPEN_MS: '30000',
+      config: {
+        upstream: {
+          maxConcurrency: 1,
+          maxQueue: 20,
+          timeoutMs: 1000,
+          breaker: { minCalls: 3, halfOpenMs: 30000 },
+        },
       },
     }));
     // Twelve 100 ms answers one at a time: the last waits about 1.1 s for its slot, past the
@@ -252,7 +244,7 @@ describe('concurrency bound', () => {
   });
 
   it('fails fast with UPSTREAM_UNAVAILABLE once the queue is full', async () => {
-    const s = (stack = await startStack({ env: { UPSTREAM_MAX_CONCURRENCY: '2', UPSTREAM_MAX_QUEUE: '1' } }));
+    const s = (stack = await startStack({ config: { upstream: { maxConcurrency: 2, maxQueue: 1 } } }));
     const responses = await readJobsAtOnce(s, 5, 300);
     const served = responses.filter((r) => !r.errors);
     const refused = responses.filter((r) => r.errors);
@@ -268,12 +260,12 @@ describe('concurrency bound', () => {
 
   it('never opens the circuit on its own refusals: the upstream was never asked', async () => {
     const s = (stack = await startStack({
-      env: {
-        UPSTREAM_MAX_CONCURRENCY: '1',
-        UPSTREAM_MAX_QUEUE: '0',
-        UPSTREAM_BREAKER_FAILURE_RATE: '0.5',
-        UPSTREAM_BREAKER_MIN_CALLS: '3',
-        UPSTREAM_BREAKER_HALF_OPEN_MS: '30000',
+      config: {
+        upstream: {
+          maxConcurrency: 1,
+          maxQueue: 0,
+          breaker: { failureRate: 0.5, minCalls: 3, halfOpenMs: 30000 },
+        },
       },
     }));
     const responses = await readJobsAtOnce(s, 6, 200);

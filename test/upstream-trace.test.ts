@@ -139,9 +139,12 @@ describe('extensions.upstream in development', () => {
 });
 
 describe('extensions.upstream in production', () => {
-  it('is off unless UPSTREAM_TRACE turns it on', async () => {
+  it('is off unless telemetry.upstreamTrace turns it on', async () => {
     const off = await startStack({ env: { NODE_ENV: 'production' } });
-    const on = await startStack({ env: { NODE_ENV: 'production', UPSTREAM_TRACE: 'true' } });
+    const on = await startStack({
+      env: { NODE_ENV: 'production' },
+      config: { telemetry: { upstreamTrace: true } },
+    });
     try {
       const withoutTrace = await off.query('query { fineTuneJobs(limit: 1) { id } }');
       expectData(withoutTrace);

@@ -5,7 +5,7 @@
 //
 //   node compose.mjs [--subgraph name=url]... [--out supergraph.graphql]
 //
-// Defaults: fine-tune-jobs=http://127.0.0.1:4000/graphql (the gateway, FEDERATION_SUBGRAPH=true)
+// Defaults: fine-tune-jobs=http://127.0.0.1:4000/graphql (the gateway, federation.subgraph: true)
 // and teams=http://127.0.0.1:4001/graphql (teams-subgraph.mjs). Each url is also where the router
 // sends that subgraph's operations. Composition errors are printed and the exit code is 1.
 /* global fetch -- Node 20 and later have it */

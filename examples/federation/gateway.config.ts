@@ -1,4 +1,4 @@
-// Hive Gateway in front of the fine-tune gateway (subgraph `fine-tune-jobs`, FEDERATION_SUBGRAPH=true)
+// Hive Gateway in front of the fine-tune gateway (subgraph `fine-tune-jobs`, federation.subgraph: true)
 // and the teams subgraph. Read by `hive-gateway supergraph supergraph.graphql` from this folder;
 // test/router.test.ts runs exactly this file.
 import { defineConfig, type GatewayPlugin, type WSTransportOptions } from '@graphql-hive/gateway';

@@ -14,7 +14,7 @@ const MAX_RECONNECT_DELAY_MS = 1_000;
 export interface FleetRedisSettings {
   /** REDIS_URL; it may carry a password, so it is never logged. */
   url: string;
-  /** REDIS_PREFIX: every key and channel starts with it, so several fleets can share a Redis. */
+  /** fleet.redisPrefix: every key and channel starts with it, so several fleets can share a Redis. */
   prefix: string;
 }
 

@@ -40,14 +40,14 @@ export interface GatewayApolloOptions {
    */
   landingPage: ApolloServerPlugin<GatewayContext> | undefined;
   limits: ReturnType<typeof queryLimitProtection>;
-  /** Operations one HTTP request may batch (QUERY_MAX_BATCH); 1: batching is off. */
+  /** Operations one HTTP request may batch (limits.maxBatch); 1: batching is off. */
   maxBatch: number;
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
   serializer: ResultSerializer;
   sharedOperations: SharedOperations;
   /** REDIS_URL: the fleet's APQ cache, so a hash registered on one instance is found on all. */
   persistedQueriesCache?: PersistedQueriesCache;
-  /** PERSISTED_DOCUMENTS: the list, and whether only its operations run (ONLY). */
+  /** security.trustedDocuments: the list, and whether only its operations run. */
   trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
   /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
   tracing?: GatewayTracing;

@@ -9,7 +9,7 @@
 //   its selection costs as many times as the jobs it may return;
 // - upstream calls: graphql-query-complexity again, counting the calls the operation may make
 //   (a batch's operations together), so one the run-time cap would stop part way (at
-//   QUERY_MAX_UPSTREAM_CALLS) is refused before its first call.
+//   limits.maxUpstreamCalls) is refused before its first call.
 import type { ApolloServerPlugin, GraphQLRequestContextDidResolveOperation } from '@apollo/server';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import {
@@ -95,7 +95,7 @@ const SIZED_LISTS: Record<string, Record<string, string>> = {
   FineTuneJob: { metrics: 'limit' },
 };
 
-/** A router's `_entities` (FEDERATION_SUBGRAPH): each of its representations is a job read by id. */
+/** A router's `_entities` (federation.subgraph): each of its representations is a job read by id. */
 const ENTITIES = { type: 'Query', field: '_entities', argument: 'representations' };
 
 /**
@@ -112,6 +112,13 @@ const CALLING_FIELDS: Record<string, ReadonlySet<string>> = {
   Mutation: new Set(['createFineTuneJob', 'stopFineTuneJob', 'cancelFineTuneJob']),
 };
 
+/**
+ * The list size the cost estimate assumes for `limit: -1` (every job): a typical organization's
+ * list. An operator who wants such lists cheaper or dearer turns limits.maxCost; the upstream
+ * calls such a list may make are estimated at limits.maxJobs.
+ */
+const UNBOUNDED_LIST_SIZE = 100;
+
 /** What a sized field's argument asks for; `unbounded` where it asks for everything (-1). */
 function sizeOf(requested: unknown, unbounded: number): number {
   return typeof requested === 'number' && requested >= 0 ? requested : unbounded;
@@ -121,12 +128,12 @@ function sizeOf(requested: unknown, unbounded: number): number {
  * A sized field costs one upstream call plus its selection once per item it may return; a
  * field that reads one job costs a call plus its selection.
  */
-function sizedListEstimator(unboundedListSize: number): ComplexityEstimator {
+function sizedListEstimator(): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
     if (CALLING_FIELDS[type.name]?.has(field.name)) return UPSTREAM_CALL_COST + Math.max(childComplexity, 1);
     const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
     if (sizeArgument === undefined) return undefined;
-    const size = sizeOf(args[sizeArgument], unboundedListSize);
+    const size = sizeOf(args[sizeArgument], UNBOUNDED_LIST_SIZE);
     return UPSTREAM_CALL_COST + size * Math.max(childComplexity, 1);
   };
 }
@@ -149,7 +156,7 @@ function upstreamCallsEstimator(maxJobs: number): ComplexityEstimator {
   };
 }
 
-/** What an operation may cost the gateway (QUERY_MAX_COST) and the upstream (QUERY_MAX_UPSTREAM_CALLS). */
+/** What an operation may cost the gateway (limits.maxCost) and the upstream (limits.maxUpstreamCalls). */
 interface Estimate {
   cost: number;
   upstreamCalls: number;
@@ -167,10 +174,7 @@ export function queryLimitProtection(limits: QueryLimits, fieldSuggestions: bool
     blockFieldSuggestion: { enabled: !fieldSuggestions },
   }).protect();
 
-  const costEstimators = [
-    sizedListEstimator(limits.unboundedListSize),
-    simpleEstimator({ defaultComplexity: 1 }),
-  ];
+  const costEstimators = [sizedListEstimator(), simpleEstimator({ defaultComplexity: 1 })];
   const callEstimators = [upstreamCallsEstimator(limits.maxJobs)];
   function estimate(
     schema: GraphQLSchema,

@@ -1,6 +1,6 @@
 // Apollo Server's `stringifyResult`: the same JSON text as its default (`JSON.stringify` and a
 // newline), written once per data object. Answers shared between identical operations (in
-// flight, or kept with CACHE_TTL_MS) carry the same data object in each response: a response
+// flight, or kept with http.responseCacheTtlMs) carry the same data object in each response: a response
 // whose result is that data alone is then the very same string as the last one, and one with
 // extensions of its own (a trace) is one concatenation, not a serialization of every job again.
 // A large body sent again is also kept encoded, so the socket is handed the same bytes instead
@@ -15,7 +15,7 @@ type Data = NonNullable<FormattedExecutionResult['data']>;
 const ENCODED_MIN_CHARS = 16 * 1024;
 /**
  * Bytes of encoded bodies kept, all together: a flight's answer is reused within moments, and
- * a kept answer (CACHE_TTL_MS) again and again; a few bodies of every job fit.
+ * a kept answer (http.responseCacheTtlMs) again and again; a few bodies of every job fit.
  */
 const ENCODED_MAX_BYTES = 16 * 1024 * 1024;
 

@@ -1,4 +1,4 @@
-// Trusted documents (PERSISTED_DOCUMENTS): the operations the gateway's own clients were built
+// Trusted documents (security.trustedDocuments.manifest): the operations the gateway's own clients were built
 // with, read from the manifest Apollo's `generate-persisted-query-manifest` writes or from the
 // `persisted-documents.json` of graphql-codegen's client preset. The list is read at start, and
 // again on SIGHUP (main.ts) or when its file changes; a new list replaces the old one in one
@@ -212,7 +212,7 @@ export class TrustedDocuments {
     const registers = [options.metrics.registry];
     this.#size = new Gauge({
       name: 'gateway_trusted_documents',
-      help: 'Operations in the trusted documents list now in use (PERSISTED_DOCUMENTS).',
+      help: 'Operations in the trusted documents list now in use (security.trustedDocuments.manifest).',
       registers,
     });
     this.#size.set(list.size);
@@ -239,7 +239,9 @@ export class TrustedDocuments {
       list = parseManifest(text);
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
-      throw new ConfigError(`Invalid PERSISTED_DOCUMENTS (${shownSource(options.source)}): ${error.message}`);
+      throw new ConfigError(
+        `Invalid security.trustedDocuments.manifest (${shownSource(options.source)}): ${error.message}`,
+      );
     }
     const documents = new TrustedDocuments(options, list, text);
     options.logger.info(

@@ -37,11 +37,11 @@ export interface HttpAppOptions {
   maxRequestBytes: number;
   corsOrigins: string[];
   limits: HttpLimits;
-  /** The largest GraphQL document accepted (QUERY_MAX_BYTES), checked before Apollo parses it. */
+  /** The largest GraphQL document accepted (limits.maxBytes), checked before Apollo parses it. */
   maxDocumentBytes: number;
-  /** Operations one request may batch (QUERY_MAX_BATCH). */
+  /** Operations one request may batch (limits.maxBatch). */
   maxBatch: number;
-  /** Serve GraphiQL at /explorer (where a landing page is shown: GRAPHQL_SANDBOX). */
+  /** Serve GraphiQL at /explorer (where a landing page is shown: explorer.enabled). */
   explorer: boolean;
   /** Trusted documents are configured: a POSTed `{ documentId }` names a listed operation. */
   documentIds: boolean;
@@ -134,7 +134,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     // What Node's HTTP parser refuses (headers past its size, a 20 KB query string; a request
     // cut by the timeouts) gets a GraphQL-shaped body too, then the socket is destroyed, as
     // Node's own handler does: `end()` alone half-closes it, and a client that neither reads nor
-    // closes would keep it (a file descriptor, a place under HTTP_MAX_CONNECTIONS) for good. An
+    // closes would keep it (a file descriptor, a place under http.maxConnections) for good. An
     // answer this small is in the kernel once written, and leaves before the FIN.
     clientErrorHandler: (error, socket) => {
       const code = (error as NodeJS.ErrnoException).code;
@@ -238,7 +238,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       if (request.method === 'GET') request.headers['apollo-require-preflight'] ??= 'get';
       next();
     });
-    // A batch past QUERY_MAX_BATCH, or a document past QUERY_MAX_BYTES, is refused before Apollo
+    // A batch past limits.maxBatch, or a document past limits.maxBytes, is refused before Apollo
     // Server parses anything (its token limit counts neither whitespace nor comments, so a padded
     // document would be parsed, and held).
     graphql.addHook('preHandler', (request, reply, next) => {

@@ -3,7 +3,7 @@
 // comes from another host (its CSS inlines its fonts; its Content-Security-Policy allows only
 // this origin), so it works offline, unlike Apollo Sandbox, which loads from Apollo's servers.
 // Also here: the landing page Apollo Server shows at /graphql in a browser, either GraphiQL
-// (EXPLORER=graphiql) or Sandbox with a bar linking to GraphiQL (the default).
+// (explorer.page: graphiql) or Sandbox with a bar linking to GraphiQL (the default).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';

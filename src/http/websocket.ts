@@ -38,13 +38,13 @@ export interface SubscriptionServerOptions {
   maxConnectionsPerAddress: number;
   /** The largest message a client may send, in bytes. */
   maxMessageBytes: number;
-  /** The largest document (QUERY_MAX_BYTES): a subscription's is held as long as it runs. */
+  /** The largest document (limits.maxBytes): a subscription's is held as long as it runs. */
   maxDocumentBytes: number;
-  /** How long `dispose` waits for peers to answer their close before cutting them (SHUTDOWN_GRACE_MS). */
+  /** How long `dispose` waits for peers to answer their close before cutting them (http.shutdownGraceMs). */
   shutdownGraceMs: number;
   /** The errors' formatting over HTTP (src/errors.ts), for the errors of subscription events. */
   formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError;
-  /** Browser origins allowed besides the gateway's own (CORS_ORIGINS). */
+  /** Browser origins allowed besides the gateway's own (security.corsOrigins). */
   allowedOrigins: readonly string[];
   /** Trusted documents are configured: a payload's `documentId` names a listed operation. */
   documentIds: boolean;
@@ -159,7 +159,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
       accept(true);
     },
   });
-  // Open sockets by client address (SUBSCRIPTION_CONNECTIONS_PER_ADDRESS).
+  // Open sockets by client address (subscriptions.connectionsPerAddress).
   const socketsByAddress = new Map<string, number>();
   wsServer.on('connection', (socket, req) => {
     const address = req.socket.remoteAddress ?? '';
@@ -273,7 +273,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
     },
     wsServer,
   );
-  // graphql-ws prints a socket's error (a message over MAX_REQUEST_BYTES, a bad frame) with its
+  // graphql-ws prints a socket's error (a message over http.maxRequestBytes, a bad frame) with its
   // stack to stderr, which any client can repeat at will. ws has already closed such a socket
   // (1009, 1002): the error is the client's, and goes to the log as one line.
   wsServer.on('connection', (socket) => {

@@ -26,10 +26,12 @@ export interface FineTuneJobLoaders {
   jobWritten(job: FineTuneJobRecord): void;
 }
 
-export interface LoaderSettings {
-  /** The most metrics calls one request has in flight at once. */
-  metricsConcurrency: number;
-}
+/**
+ * The most metrics calls one request has in flight at once: enough to overlap a page of jobs'
+ * calls, few enough that one request does not take the upstream's slots (upstream.maxConcurrency
+ * bounds them all).
+ */
+export const METRICS_CONCURRENCY = 4;
 
 /** Settles every call, so one failed key fails only its own field, not its batch-mates. */
 function settleEach<K, V>(keys: readonly K[], load: (key: K) => Promise<V>): Promise<(V | Error)[]> {
@@ -48,17 +50,16 @@ export interface JobsBudget {
 
 export function createFineTuneJobLoaders(
   api: FineTuneApiClient,
-  settings: LoaderSettings,
   gatewayMetrics: GatewayMetrics,
   budget: JobsBudget,
   trace: ReuseRecorder,
 ): FineTuneJobLoaders {
-  return new RequestJobLoaders(api, settings, gatewayMetrics, budget, trace);
+  return new RequestJobLoaders(api, gatewayMetrics, budget, trace);
 }
 
 /**
  * Fetches a batch of list pages within what the operation may still return: never more than
- * QUERY_MAX_JOBS + 1 jobs in all (the one past the bound tells the resolver it is over), however
+ * limits.maxJobs + 1 jobs in all (the one past the bound tells the resolver it is over), however
  * many aliases ask for every job (`limit: -1`). Pages whose limit fits go out together; the others
  * one at a time, each asking the upstream for no more than what is left.
  */
@@ -122,7 +123,6 @@ class RequestJobLoaders implements FineTuneJobLoaders {
 
   constructor(
     private readonly api: FineTuneApiClient,
-    private readonly settings: LoaderSettings,
     private readonly gatewayMetrics: GatewayMetrics,
     private readonly budget: JobsBudget,
     /** Told of each load answered without a call. */
@@ -182,7 +182,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   }
 
   get jobMetricsLoader(): JobMetricsLoader {
-    this.metrics ??= createJobMetricsLoader(this.api, this.settings.metricsConcurrency, this.trace);
+    this.metrics ??= createJobMetricsLoader(this.api, METRICS_CONCURRENCY, this.trace);
     return this.metrics.loader;
   }
 

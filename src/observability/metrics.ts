@@ -126,14 +126,14 @@ export class GatewayMetrics {
   private heldDocumentBytes: () => number = () => 0;
   private readonly subscriptionDocumentBytes: Gauge = new Gauge({
     name: 'gateway_subscription_document_bytes',
-    help: 'Bytes of the documents of the subscriptions running over WebSocket, held while they run (SUBSCRIPTION_DOCUMENT_BYTES).',
+    help: 'Bytes of the documents of the subscriptions running over WebSocket, held while they run (subscriptions.documentBytes).',
     registers: [this.registry],
     collect: (): void => this.subscriptionDocumentBytes.set(this.heldDocumentBytes()),
   });
 
   private readonly cachedResponses = new Counter({
     name: 'gateway_graphql_cached_responses_total',
-    help: 'Requests answered from the response cache (CACHE_TTL_MS).',
+    help: 'Requests answered from the response cache (http.responseCacheTtlMs).',
     registers: [this.registry],
   });
 

@@ -1,9 +1,11 @@
 // The OpenTelemetry SDK half of tracing, imported by tracing.ts only when an OTLP endpoint is
 // set: a tracer provider of the gateway's own (not registered globally, so that an operator's
 // SDK, or a second gateway in the same process, is left alone), a batch span processor, the
-// OTLP/HTTP JSON exporter, and the W3C trace-context propagator. Parents are passed explicitly
-// (the operation's context rides on the GraphQL context); only the pollers, whose calls belong
-// to no operation, use an AsyncLocalStorage of this module's.
+// OTLP/HTTP JSON exporter, and the W3C trace-context propagator. The SDK reads its standard
+// OTEL_* variables itself (endpoint, headers, timeout, sampler, batching, resource); the gateway
+// adds its service name, unless OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES names one. Parents
+// are passed explicitly (the operation's context rides on the GraphQL context); only the
+// pollers, whose calls belong to no operation, use an AsyncLocalStorage of this module's.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   ROOT_CONTEXT,
@@ -14,55 +16,34 @@ import {
   type Link,
   type Span,
 } from '@opentelemetry/api';
-import { ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { ExportResultCode, parseKeyPairsIntoRecord, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  TraceIdRatioBasedSampler,
-  type Sampler,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import { redactSecrets } from './secrets.js';
-import type { GatewayTracing, TraceSpanOptions, TracingSettings } from './tracing.js';
+import type { GatewayTracing, TraceSpanOptions } from './tracing.js';
+
+const DEFAULT_SERVICE_NAME = 'fine-tune-gateway';
 
 const KINDS = { server: SpanKind.SERVER, client: SpanKind.CLIENT, internal: SpanKind.INTERNAL };
-
-function samplerOf(settings: TracingSettings): Sampler {
-  const ratio = () => new TraceIdRatioBasedSampler(settings.samplerRatio);
-  switch (settings.sampler) {
-    case 'always_on':
-      return new AlwaysOnSampler();
-    case 'always_off':
-      return new AlwaysOffSampler();
-    case 'traceidratio':
-      return ratio();
-    case 'parentbased_always_off':
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case 'parentbased_traceidratio':
-      return new ParentBasedSampler({ root: ratio() });
-    case 'parentbased_always_on':
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}
 
 /**
  * The OTLP exporter, saying in one warn line when exports start failing (the spans of that
  * batch are dropped) and in one info line when they work again; the SDK itself says nothing.
  */
-function reportingExporter(settings: TracingSettings, logger: Logger): SpanExporter {
-  const exporter = new OTLPTraceExporter({
-    url: settings.tracesUrl,
-    headers: settings.headers,
-    timeoutMillis: settings.exportTimeoutMs,
-  });
-  const secrets = Object.values(settings.headers);
+function reportingExporter(logger: Logger): SpanExporter {
+  const exporter = new OTLPTraceExporter();
+  // The export headers' values (a collector's or vendor's key) never reach the log.
+  const secrets = ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'].flatMap((name) =>
+    Object.values(parseKeyPairsIntoRecord(process.env[name])).filter((value) => value !== ''),
+  );
   let failing = false;
   return {
     export(spans, done) {
@@ -85,20 +66,13 @@ function reportingExporter(settings: TracingSettings, logger: Logger): SpanExpor
   };
 }
 
-export function createTracing(settings: TracingSettings, logger: Logger): GatewayTracing {
+export function createTracing(logger: Logger): GatewayTracing {
   const provider = new BasicTracerProvider({
-    resource: defaultResource().merge(
-      resourceFromAttributes({ ...settings.resourceAttributes, [ATTR_SERVICE_NAME]: settings.serviceName }),
-    ),
-    sampler: samplerOf(settings),
-    spanProcessors: [
-      new BatchSpanProcessor(reportingExporter(settings, logger), {
-        scheduledDelayMillis: settings.batch.scheduledDelayMs,
-        maxQueueSize: settings.batch.maxQueueSize,
-        maxExportBatchSize: settings.batch.maxExportBatchSize,
-        exportTimeoutMillis: settings.batch.exportTimeoutMs,
-      }),
-    ],
+    // Later wins: the gateway's name over the SDK's `unknown_service`, the operator's over both.
+    resource: defaultResource()
+      .merge(resourceFromAttributes({ [ATTR_SERVICE_NAME]: DEFAULT_SERVICE_NAME }))
+      .merge(detectResources({ detectors: [envDetector] })),
+    spanProcessors: [new BatchSpanProcessor(reportingExporter(logger))],
   });
   const tracer = provider.getTracer('fine-tune-gateway');
   const propagator = new W3CTraceContextPropagator();

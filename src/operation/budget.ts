@@ -7,9 +7,9 @@ import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { ErrorCode } from '../errors.js';
 
 export interface BudgetLimits {
-  /** Upstream calls (retries not counted) one operation may make (QUERY_MAX_UPSTREAM_CALLS). */
+  /** Upstream calls (retries not counted) one operation may make (limits.maxUpstreamCalls). */
   maxUpstreamCalls: number;
-  /** Jobs one operation may return, all its fields together (QUERY_MAX_JOBS). */
+  /** Jobs one operation may return, all its fields together (limits.maxJobs). */
   maxJobs: number;
 }
 

@@ -1,7 +1,7 @@
 // The documents running subscriptions hold: a subscription's parsed document keeps its whole
 // text, padding included, for as long as it runs. Each key has its share
-// (SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY; the callers without a key of their own share the
-// gateway's), well below the bound of all keys together (SUBSCRIPTION_DOCUMENT_BYTES): one
+// (subscriptions.documentBytesPerKey; the callers without a key of their own share the
+// gateway's), well below the bound of all keys together (subscriptions.documentBytes): one
 // caller filling its share leaves room for the others.
 import type { GraphQLError } from 'graphql';
 import { ErrorCode, gatewayError } from '../errors.js';
@@ -46,7 +46,7 @@ export class HeldDocuments {
     if (ofKey > this.maxBytesPerKey) {
       return gatewayError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
-        `This key's subscriptions hold as many document bytes as one key may (${this.maxBytesPerKey}, SUBSCRIPTION_DOCUMENT_BYTES_PER_KEY): end some first, or send shorter documents.`,
+        `This key's subscriptions hold as many document bytes as one key may (${this.maxBytesPerKey}, subscriptions.documentBytesPerKey): end some first, or send shorter documents.`,
         { limit: 'documentBytesPerKey', max: this.maxBytesPerKey },
       );
     }

@@ -10,6 +10,7 @@
 // instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
+import type { PollSettings } from '../config.js';
 import { ErrorCode, gatewayError } from '../errors.js';
 import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
@@ -22,17 +23,6 @@ import {
 } from '../upstream/records.js';
 import { EventChannel } from './event-channel.js';
 import { SharedPoller, type FleetPolling, type PollEvent, type Poller } from './shared-poller.js';
-
-export interface PollSettings {
-  /** Between polls of a resource with nothing in progress. */
-  idleMs: number;
-  /** Between polls while a job is STARTING, RUNNING or FINALIZING. */
-  activeMs: number;
-  /** Subscriptions one key may have open at once, across the gateway. */
-  perKey: number;
-  /** Events a subscriber may fall behind by before its subscription is ended. */
-  backlog: number;
-}
 
 /** One job that changed between two polls of the list: how it was, how it is (either may be absent). */
 interface JobChange {
@@ -149,7 +139,7 @@ export class LiveJobPollers {
     if (open >= this.settings.perKey) {
       throw gatewayError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
-        `This key has ${this.settings.perKey} subscriptions open already (SUBSCRIPTIONS_PER_KEY): end some first.`,
+        `This key has ${this.settings.perKey} subscriptions open already (subscriptions.perKey): end some first.`,
         { limit: 'perKey', max: this.settings.perKey },
       );
     }
@@ -207,7 +197,7 @@ export class LiveJobPollers {
         }
       },
       intervalMs: (latest: T | undefined) =>
-        latest !== undefined && activeWhen(latest) ? this.settings.activeMs : this.settings.idleMs,
+        latest !== undefined && activeWhen(latest) ? this.settings.activePollMs : this.settings.pollMs,
       onStop: () => {
         if (this.pollers.get(key) === poller) this.pollers.delete(key);
       },

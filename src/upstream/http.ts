@@ -18,36 +18,16 @@ import {
 } from 'cockatiel';
 import ky, { HTTPError, type KyInstance, type Options } from 'ky';
 import { Agent } from 'undici';
+import type { UpstreamSettings } from '../config.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
 import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
 import type { UpstreamCallListener, UpstreamRecorder } from './recorder.js';
 
-export interface UpstreamSettings {
+/** The upstream's settings (the file's `upstream` section) and where it is. */
+export interface UpstreamHttpSettings extends UpstreamSettings {
   /** Base URL including the version, e.g. `https://api.u1.archetypeai.app/v0.5`. */
   baseUrl: string;
-  /** Per attempt: from sending it (its concurrency slot taken) to the end of the response body. */
-  timeoutMs: number;
-  /** Retries of a GET after the first attempt. */
-  retryLimit: number;
-  /** The longest `Retry-After` the gateway waits for; a longer one fails at once. */
-  maxRetryAfterMs: number;
-  /** Upper bound of the exponential backoff between retries. */
-  backoffLimitMs: number;
-  /** Calls to the upstream in flight at once, across all clients of the gateway. */
-  maxConcurrency: number;
-  /** Calls waiting for a free slot; past this, a call fails at once. */
-  maxQueue: number;
-  /** The share of failed attempts (5xx, timeout, unreachable) in the window that opens the circuit. */
-  breakerFailureRate: number;
-  /** The sliding window over which calls are counted. */
-  breakerWindowMs: number;
-  /** The fewest attempts in the window for the circuit to open: one failure never trips it. */
-  breakerMinCalls: number;
-  /** Failed attempts in a row (across all calls) that open the circuit, whatever the window holds. */
-  breakerFailuresInARow: number;
-  /** How long the circuit stays open before one call probes the upstream again. */
-  breakerHalfOpenMs: number;
 }
 
 /** Whose call this is: the key it carries, the request id sent along, and who is told of it. */
@@ -238,7 +218,7 @@ export class UpstreamHttp {
   private closed = false;
 
   constructor(
-    private readonly settings: UpstreamSettings,
+    private readonly settings: UpstreamHttpSettings,
     private readonly metrics: GatewayMetrics,
     /**
      * `onWrite`: told when a create, stop or cancel is sent, and again once it is over, with the
@@ -254,18 +234,18 @@ export class UpstreamHttp {
     });
     const send = bufferedFetch(this.dispatcher);
     this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
-    this.failedInARow = new ConsecutiveBreaker(settings.breakerFailuresInARow);
+    this.failedInARow = new ConsecutiveBreaker(settings.breaker.failuresInARow);
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
-      halfOpenAfter: settings.breakerHalfOpenMs,
+      halfOpenAfter: settings.breaker.halfOpenMs,
       // A run of failed attempts, or the failure rate over the window, whichever comes first: the
       // rate alone stays under its threshold for a while after a healthy period fills the window,
       // while every call fails.
       breaker: new AnyBreaker([
         this.failedInARow,
         new SamplingBreaker({
-          threshold: settings.breakerFailureRate,
-          duration: settings.breakerWindowMs,
-          minimumRps: settings.breakerMinCalls / (settings.breakerWindowMs / 1000),
+          threshold: settings.breaker.failureRate,
+          duration: settings.breaker.windowMs,
+          minimumRps: settings.breaker.minCalls / (settings.breaker.windowMs / 1000),
         }),
       ]),
     });
@@ -286,7 +266,7 @@ export class UpstreamHttp {
       // Per attempt, from sending it (its slot taken) to the end of its body (buffered-fetch.ts).
       timeout: settings.timeoutMs,
       retry: {
-        limit: settings.retryLimit,
+        limit: settings.retries,
         methods: ['get'],
         statusCodes: RETRY_STATUSES,
         afterStatusCodes: RETRY_AFTER_STATUSES,
@@ -421,7 +401,7 @@ export class UpstreamHttp {
     if (this.closed || error instanceof BrokenCircuitError) return false;
     // Once as many attempts in a row have failed as one call may send, across all calls, the
     // upstream is failing: a retry would only add to its load until an attempt succeeds.
-    if (this.failedInARow.state > this.settings.retryLimit) return false;
+    if (this.failedInARow.state > this.settings.retries) return false;
     if (error instanceof HTTPError) {
       if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
       const asked = retryAfterMs(error.response.headers.get('retry-after'));

@@ -1,6 +1,6 @@
 // Identical queries share one execution. A query whose identical twin (same credential, document,
 // operation and variables) is executing waits for that answer instead of running its own; with
-// CACHE_TTL_MS, a successful answer also serves identical queries for that long. Both are
+// http.responseCacheTtlMs, a successful answer also serves identical queries for that long. Both are
 // plugins that answer in `responseForOperation`, after parsing, validation and
 // `didResolveOperation`: every request still runs its own pipeline (every plugin's hooks, its
 // log line, its inline trace when a router asks) and only the execution is shared.
@@ -90,7 +90,7 @@ function newFlight(): Flight {
 }
 
 export interface SharedOperationsOptions {
-  /** How long a successful answer serves identical queries (CACHE_TTL_MS); 0: no cache. */
+  /** How long a successful answer serves identical queries (http.responseCacheTtlMs); 0: no cache. */
   ttlMs: number;
   metrics: GatewayMetrics;
   /** Weighs a kept answer by its data text, which responses then reuse. */

@@ -6,9 +6,9 @@
 //   layers carry in that extension) gets the listed body as its query, and the extension is
 //   dropped, as Apollo Router does: the rest of the pipeline sees an ordinary document, and no
 //   APQ lookup or registration happens.
-// - With PERSISTED_DOCUMENTS_ONLY, everything else is refused with PERSISTED_QUERY_NOT_IN_LIST
+// - With security.trustedDocuments.only, everything else is refused with PERSISTED_QUERY_NOT_IN_LIST
 //   (Apollo Router's code), unparsed: an unknown id, or a text that is not, byte for byte, a
-//   listed body. Introspection passes where it is enabled (GRAPHQL_INTROSPECTION), as the
+//   listed body. Introspection passes where it is enabled (security.introspection), as the
 //   Router's safelist lets it: only that case parses an unlisted document, to see that it
 //   selects nothing but `__schema`, `__type` and `__typename`.
 //
@@ -41,11 +41,11 @@ const INTROSPECTION_FIELDS = new Set(['__schema', '__type', '__typename']);
 
 export interface TrustedDocumentsPolicy {
   documents: TrustedDocuments;
-  /** PERSISTED_DOCUMENTS_ONLY: refuse every document that is not listed. */
+  /** security.trustedDocuments.only: refuse every document that is not listed. */
   only: boolean;
-  /** GRAPHQL_INTROSPECTION: introspection passes the list where it is enabled. */
+  /** security.introspection: introspection passes the list where it is enabled. */
   introspection: boolean;
-  /** The parser's limits (QUERY_MAX_TOKENS), for the one case that parses an unlisted document. */
+  /** The parser's limits (limits.maxTokens), for the one case that parses an unlisted document. */
   parseOptions: ParseOptions;
 }
 
