@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
-import { FineTuneJobWrites, type JobWriteSettings } from './fine-tune-jobs/job-writes.js';
+import { FineTuneJobWrites } from './fine-tune-jobs/job-writes.js';
 import {
   createFineTuneJobLoaders,
   type FineTuneJobLoaders,
@@ -52,7 +52,6 @@ export interface ContextDependencies {
   serverApiKey: string | undefined;
   logger: Logger;
   loaderSettings: LoaderSettings;
-  jobWriteSettings: JobWriteSettings;
   /** What each operation's state is built from (its budget, its record of upstream calls). */
   operationSettings: OperationSettings;
   /** The gateway's shared pollers, for subscriptions. */
@@ -225,7 +224,7 @@ class RequestContext implements GatewayContext {
     }
     this.jobWritesOfRequest ??= new FineTuneJobWrites(
       this.run().api,
-      this.deps.jobWriteSettings,
+      this.deps.http.retryPolicy,
       this.logger,
     );
     return this.jobWritesOfRequest;

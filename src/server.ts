@@ -101,11 +101,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     serverApiKey: options.serverApiKey,
     logger,
     loaderSettings: { metricsConcurrency: config.metricsConcurrency },
-    jobWriteSettings: {
-      // Same budget as a GET's retries; only writes whose answer was lost are retried.
-      attempts: 1 + config.upstreamSettings.retryLimit,
-      backoffLimitMs: config.upstreamSettings.backoffLimitMs,
-    },
     liveJobPollers,
     anonymousWrites: config.anonymousWrites,
     allowedHosts: new Set(config.allowedHosts),
