@@ -10,7 +10,7 @@
 // instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
-import { ErrorCode, gatewayError } from '../errors.js';
+import { ErrorCode, gatewayError, limitError } from '../errors.js';
 import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
@@ -147,10 +147,11 @@ export class LiveJobPollers {
   open(identity: string): () => void {
     const open = this.openByIdentity.get(identity) ?? 0;
     if (open >= this.settings.perKey) {
-      throw gatewayError(
+      throw limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'perKey',
         `This key has ${this.settings.perKey} subscriptions open already (SUBSCRIPTIONS_PER_KEY): end some first.`,
-        { limit: 'perKey', max: this.settings.perKey },
+        { max: this.settings.perKey },
       );
     }
     this.openByIdentity.set(identity, open + 1);
@@ -370,10 +371,11 @@ export class LiveJobs {
     // A consumer that falls this far behind (a slow socket) is told so and let go: its queue is
     // bounded, whoever else listens.
     const channel = new EventChannel<LiveEvent<E>>(backlog, () => ({
-      error: gatewayError(
+      error: limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'backlog',
         `This subscription fell more than ${backlog} events behind: subscribe again.`,
-        { limit: 'backlog', max: backlog },
+        { max: backlog },
       ),
     }));
     const end = (error?: Error) => {
