@@ -159,7 +159,7 @@ class RequestContext implements GatewayContext {
     return this.operationOfCopy;
   }
 
-  /** This operation's client: its calls go to the operation's record (budget, trace, spans). */
+  /** This operation's client: its calls go to the operation's record (budget, extensions.upstream, spans). */
   private run() {
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
     const calls = this.operation.upstreamCalls;

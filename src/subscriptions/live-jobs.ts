@@ -6,7 +6,7 @@
 // too, and 20,000 subscribers of one list cost one comparison of it per poll.
 //
 // With REDIS_URL, one poller per identity and resource serves the whole fleet (src/fleet/
-// fleet-poller.ts): what a poll reads is worked out from the latest snapshot alone, so an
+// leased-poller.ts): what a poll reads is worked out from the latest snapshot alone, so an
 // instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
@@ -21,7 +21,7 @@ import {
   type FineTuneMetricEntryRecord,
 } from '../upstream/records.js';
 import { EventChannel } from './event-channel.js';
-import { SharedPoller, type FleetPolling, type PollEvent, type Poller } from './shared-poller.js';
+import { LocalPoller, type FleetPolling, type PollEvent, type Poller } from './poller.js';
 
 export interface PollSettings {
   /** Between polls of a resource with nothing in progress. */
@@ -125,7 +125,10 @@ export interface SubscriptionMetrics {
   watchPollers(count: () => number): void;
 }
 
-/** Every shared poller of the gateway, keyed by credential identity and resource. */
+/**
+ * The gateway's pollers of live jobs, one per credential identity and resource (local, or leased
+ * with REDIS_URL), and the count of each key's open subscriptions.
+ */
 export class LiveJobPollers {
   private readonly pollers = new Map<string, Poller<unknown>>();
   /** Open subscriptions by credential identity, against `perKey`. */
@@ -221,7 +224,7 @@ export class LiveJobPollers {
     };
     const poller: Poller<T> = this.fleet
       ? this.fleet.poller<T>({ ...options, key, errors: this.errorCodec })
-      : new SharedPoller<T>(options);
+      : new LocalPoller<T>(options);
     this.pollers.set(key, poller as Poller<unknown>);
     return poller;
   }
@@ -252,7 +255,7 @@ export class LiveJobPollers {
   }
 }
 
-/** The three live streams for one credential identity. */
+/** One credential identity's three live streams, built on the gateway's pollers. */
 export class LiveJobs {
   constructor(
     private readonly pollers: LiveJobPollers,
