@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCode, gatewayError } from './errors.js';
-import { FineTuneJobWrites, type JobWriteSettings } from './fine-tune-jobs/job-writes.js';
+import { FineTuneJobWrites } from './fine-tune-jobs/job-writes.js';
 import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
 import { RequestSpend } from './operation/budget.js';
@@ -47,7 +47,6 @@ export interface ContextDependencies {
   /** The gateway's own key, used when the client sends none. */
   serverApiKey: string | undefined;
   logger: Logger;
-  jobWriteSettings: JobWriteSettings;
   /** What each operation's state is built from (its budget, its record of upstream calls). */
   operationSettings: OperationSettings;
   /** The gateway's shared pollers, for subscriptions. */
@@ -155,7 +154,7 @@ class RequestContext implements GatewayContext {
     return this.operationOfCopy;
   }
 
-  /** This operation's client: its calls go to the operation's record (budget, trace, spans). */
+  /** This operation's client: its calls go to the operation's record (budget, extensions.upstream, spans). */
   private run() {
     if ('error' in this.credential) throw gatewayError(ErrorCode.UNAUTHENTICATED, this.credential.error);
     const calls = this.operation.upstreamCalls;
@@ -214,7 +213,7 @@ class RequestContext implements GatewayContext {
     }
     this.jobWritesOfRequest ??= new FineTuneJobWrites(
       this.run().api,
-      this.deps.jobWriteSettings,
+      this.deps.http.retryPolicy,
       this.logger,
     );
     return this.jobWritesOfRequest;

@@ -35,6 +35,34 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** The codes of a request past one of the gateway's limits; `extensions.limit` names which. */
+export type LimitCode = typeof ErrorCode.QUERY_LIMIT_EXCEEDED | typeof ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED;
+
+/** A limit error's extensions: its code, the limit's name, what says the bound, the HTTP status. */
+function limitExtensions(
+  code: LimitCode,
+  limit: string,
+  extensions: Record<string, unknown> = {},
+  httpStatus?: number,
+): Record<string, unknown> & { code: LimitCode } {
+  return { code, limit, ...extensions, ...(httpStatus !== undefined && { http: { status: httpStatus } }) };
+}
+
+/**
+ * The one builder of the error of a request past a limit: `limit` names the limit as the docs
+ * do, `extensions` say the bound (`max`, or `maxBytes`, `maxCost`, …) and what went past it,
+ * and `httpStatus`, when given, is the status of a response refused before it ran.
+ */
+export function limitError(
+  code: LimitCode,
+  limit: string,
+  message: string,
+  extensions?: Record<string, unknown>,
+  httpStatus?: number,
+): GraphQLError {
+  return new GraphQLError(message, { extensions: limitExtensions(code, limit, extensions, httpStatus) });
+}
+
 /** An error the gateway raises itself (argument checks, missing credentials). */
 export function gatewayError(
   code: ErrorCode,
@@ -65,7 +93,7 @@ function queryLimitError(
   message: string,
   extensions: Record<string, unknown> | undefined,
 ): { message: string; extensions: Record<string, unknown> } | undefined {
-  // Ours carry `limit`; Apollo gives the validation rules' its own code, other codes stay.
+  // Ours carry `limit` (limitError); Apollo gives the validation rules' its own code, other codes stay.
   const recoded = extensions?.code === undefined || extensions.code === 'GRAPHQL_VALIDATION_FAILED';
   if (typeof extensions?.limit === 'string' && recoded) {
     return { message, extensions: { ...extensions, code: ErrorCode.QUERY_LIMIT_EXCEEDED } };
@@ -74,14 +102,14 @@ function queryLimitError(
     return {
       message:
         'The document is too large to validate: a selection repeats a field (or alias, or fragment) too many times, and each must be compared with the others. Ask for each field once.',
-      extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit: 'validation' },
+      extensions: limitExtensions(ErrorCode.QUERY_LIMIT_EXCEEDED, 'validation'),
     };
   }
   const tokens = TOO_MANY_TOKENS.exec(message);
   if (tokens) {
     return {
       message: `Query token limit of ${tokens[1]} exceeded.`,
-      extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit: 'tokens' },
+      extensions: limitExtensions(ErrorCode.QUERY_LIMIT_EXCEEDED, 'tokens'),
     };
   }
   return undefined;

@@ -11,14 +11,14 @@ import {
   type GatewayContext,
 } from './context.js';
 import { createErrorFormatter } from './errors.js';
-import { RedisPolling } from './fleet/fleet-poller.js';
+import { LeasedPolling } from './fleet/leased-poller.js';
 import { FleetRedis } from './fleet/redis.js';
 import { FleetAnswers, FleetPersistedQueries } from './fleet/shared-cache.js';
 import { createApolloServer } from './graphql/apollo-server.js';
 import { SharedOperations } from './graphql/plugins/shared-operations.js';
 import { ResultSerializer } from './graphql/result-serializer.js';
 import { buildGatewaySchema } from './graphql/schema.js';
-import { TrustedDocuments, type ReloadTrigger } from './graphql/trusted-documents.js';
+import { TrustedDocuments, type ReloadTrigger } from './graphql/trusted-document-list.js';
 import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
 import { explorerLandingPage } from './http/explorer.js';
 import { queryLimitProtection } from './graphql/query-limits.js';
@@ -84,7 +84,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // The writer's organization's answers, on every instance before the write's answer is sent.
     onWrite: (apiKey) => sharedOperations.forgetAll(credentialIdentity(apiKey)),
   });
-  const fleetPolling = fleetRedis && new RedisPolling(fleetRedis, logger);
+  const fleetPolling = fleetRedis && new LeasedPolling(fleetRedis, logger);
   const liveJobPollers = new LiveJobPollers(config.subscriptions, logger, metrics, tracing, fleetPolling);
   const heldDocuments = new HeldDocuments(
     config.subscriptions.documentBytes,
@@ -96,11 +96,6 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     metrics,
     serverApiKey: options.serverApiKey,
     logger,
-    jobWriteSettings: {
-      // Same budget as a GET's retries; only writes whose answer was lost are retried.
-      attempts: 1 + config.upstream.retries,
-      backoffLimitMs: config.upstream.backoffLimitMs,
-    },
     liveJobPollers,
     anonymousWrites: config.security.anonymousWrites,
     allowedHosts: new Set(config.security.allowedHosts),

@@ -88,7 +88,7 @@ describe.each(ROUTES)('%s', (route) => {
     if (route === 'listJobs') {
       expect(response.body.errors?.map((e) => e.extensions?.code)).toEqual(['NOT_FOUND']);
     } else {
-      // data and errors only: the body also carries extensions.upstream (the trace) in development.
+      // data and errors only: the body also carries extensions.upstream (its upstream calls) in development.
       expect(response.body.data).toEqual({ fineTuneJob: null });
       expect(response.body.errors).toBeUndefined();
     }

@@ -194,6 +194,18 @@ describe('createFineTuneJob', () => {
     expect(retried.createFineTuneJob.id).toBe(jobId);
     expect(storedJobsNamed('never-gets-through')).toHaveLength(1);
   });
+
+  it('does not retry a create whose 503 asks for a delay past the cap: reads back, reports retryAfter', async () => {
+    // The one retry policy: a Retry-After past UPSTREAM_MAX_RETRY_AFTER_MS (5 s) ends the retries.
+    stack.simulator.faults.set('createJob', { status: 503, retryAfter: 120 });
+    const response = await stack.query(CREATE, { input: input({ name: 'asked-to-wait' }) });
+    const error = expectErrorCode(response, 'UPSTREAM_UNAVAILABLE');
+    expect(error.extensions?.retryAfter).toBe(120);
+    expect(error.extensions?.jobId).toMatch(/^ftj-asked-to-wait-[0-9a-f]{8}$/);
+    expect(stack.simulator.requestsTo('createJob')).toHaveLength(1);
+    expect(stack.simulator.requestsTo('getJob')).toHaveLength(1);
+    expect(storedJobsNamed('asked-to-wait')).toHaveLength(0);
+  });
 });
 
 describe('createFineTuneJob never duplicates, never loses', () => {

@@ -3,6 +3,7 @@
 // idempotency key, but a create carries an id the gateway chooses and a second create with the
 // same id is a 409: so a retry is safe, and a 409 on a retry means the first attempt landed.
 // Stop and cancel are retried only when reading the job back shows they did not take effect.
+// When to retry and how long to wait is the one retry policy's (src/upstream/retry-policy.ts).
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -12,23 +13,16 @@ import { showsEffectOf, type FineTuneJobAction } from './lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
 import { UpstreamError } from '../upstream/errors.js';
 import type { CreateJobRequest, FineTuneJobRecord } from '../upstream/records.js';
+import type { FailedAttempt, RetryPolicy } from '../upstream/retry-policy.js';
 
-export interface JobWriteSettings {
-  /** Attempts of one write whose answer keeps getting lost, the first one included. */
-  attempts: number;
-  /** Upper bound of the exponential backoff between attempts. */
-  backoffLimitMs: number;
-}
-
-/** Statuses from a proxy in front of the API: the request may or may not have been handled. */
-const LOST_ANSWER_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
-const FIRST_BACKOFF_MS = 200;
-
-/** The request may have been handled, but its answer never arrived. */
-function answerWasLost(error: unknown): error is UpstreamError {
-  if (!(error instanceof UpstreamError)) return false;
-  if (error.kind === 'timeout' || error.kind === 'network') return true;
-  return error.kind === 'http' && LOST_ANSWER_STATUSES.has(error.details.status ?? 0);
+/** The write may have been handled, but its answer never arrived: the policy's reading of it. */
+function lostAnswer(
+  error: unknown,
+  retries: RetryPolicy,
+): { error: UpstreamError; attempt: FailedAttempt } | undefined {
+  if (!(error instanceof UpstreamError)) return undefined;
+  const { attempt } = error;
+  return attempt !== undefined && retries.answerWasLost(attempt) ? { error, attempt } : undefined;
 }
 
 function isConflict(error: unknown): error is UpstreamError {
@@ -70,42 +64,42 @@ function withJobId(error: unknown, jobId: string): unknown {
 export class FineTuneJobWrites {
   constructor(
     private readonly api: FineTuneApiClient,
-    private readonly settings: JobWriteSettings,
+    private readonly retries: RetryPolicy,
     private readonly logger: Logger,
   ) {}
 
   /** Creates the job exactly once, or fails saying so; `request.id` is already set. */
   async create(request: CreateJobRequest): Promise<FineTuneJobRecord> {
     let mayHaveLanded = false;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= this.settings.attempts; attempt++) {
-      if (attempt > 1) await this.backoff(attempt);
+    for (let attempt = 1; ; attempt++) {
       try {
         return await this.api.createJob(request);
       } catch (error) {
-        lastError = error;
         // A 409 on the first attempt is a genuine duplicate id; on a retry, it may be our own job.
         if (isConflict(error) && !mayHaveLanded) throw error;
         if (isConflict(error) || isUnreadableSuccess(error)) return this.readBackCreated(request, error);
-        if (!answerWasLost(error)) {
+        const failure = lostAnswer(error, this.retries);
+        if (failure === undefined) {
           if (mayHaveLanded) return this.readBackCreated(request, error);
           throw withJobId(error, request.id);
         }
         mayHaveLanded = true;
+        const delay = this.retries.delayMs(failure.attempt, attempt);
+        // No retry left: the job exists only if one of the attempts landed.
+        if (delay === undefined) return this.readBackCreated(request, error);
         this.logger.warn(
           {
             jobId: request.id,
             attempt,
-            of: this.settings.attempts,
-            failure: error.kind,
-            status: error.details.status,
+            of: this.retries.attempts,
+            failure: failure.error.kind,
+            status: failure.error.details.status,
           },
           'create: the answer was lost; the job may exist (retried with the same id, then read back)',
         );
+        await sleep(delay);
       }
     }
-    // Every answer was lost: the job exists only if one of the attempts landed.
-    return this.readBackCreated(request, lastError);
   }
 
   /** Graceful stop (STOPPING, then STOPPED). */
@@ -121,35 +115,34 @@ export class FineTuneJobWrites {
   private async transition(id: string, action: FineTuneJobAction): Promise<FineTuneJobRecord> {
     const send = action === 'STOP' ? () => this.api.stopJob(id) : () => this.api.cancelJob(id);
     let mayHaveLanded = false;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= this.settings.attempts; attempt++) {
-      if (attempt > 1) await this.backoff(attempt);
+    for (let attempt = 1; ; attempt++) {
       try {
         return await send();
       } catch (error) {
-        lastError = error;
-        const lost = answerWasLost(error);
+        const lost = lostAnswer(error, this.retries);
         // A 409 after a lost answer may be our own earlier attempt having moved the job on.
         const worthReadingBack = lost || isUnreadableSuccess(error) || (isConflict(error) && mayHaveLanded);
         if (!worthReadingBack) throw error;
         const job = await this.readBack(id);
         if (job && showsEffectOf(job.status, action)) return job;
         if (!lost) throw error;
+        const delay = this.retries.delayMs(lost.attempt, attempt);
+        if (delay === undefined) throw error;
         mayHaveLanded = true;
         this.logger.warn(
           {
             jobId: id,
             action,
             attempt,
-            of: this.settings.attempts,
-            failure: error.kind,
+            of: this.retries.attempts,
+            failure: lost.error.kind,
             readBackStatus: job?.status ?? null,
           },
           `${action.toLowerCase()}: the answer was lost and the job does not show the change`,
         );
+        await sleep(delay);
       }
     }
-    throw lastError;
   }
 
   /** After a create whose outcome is unknown: the job if it is there and is ours. */
@@ -175,10 +168,5 @@ export class FineTuneJobWrites {
       this.logger.warn({ jobId: id, err: error }, 'read-back after a write failed');
       return undefined;
     }
-  }
-
-  private backoff(attempt: number): Promise<void> {
-    const ceiling = Math.min(this.settings.backoffLimitMs, FIRST_BACKOFF_MS * 2 ** (attempt - 2));
-    return sleep(ceiling * (0.5 + Math.random() / 2));
   }
 }

@@ -1,5 +1,5 @@
 // Apollo Server, the one way every GraphQL operation is run, over HTTP and over WebSocket: the
-// gateway's plugins (limits, the operation log, the upstream trace, sharing identical queries)
+// gateway's plugins (limits, the operation log, extensions.upstream, sharing identical queries)
 // and an operator's, graphql-jit behind the executor hook, and the result serializer behind
 // `stringifyResult`.
 import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin } from '@apollo/server';
@@ -19,9 +19,9 @@ import type { SharedOperations } from './plugins/shared-operations.js';
 import { subscriptionsOverHttpPlugin } from './plugins/subscriptions-over-http.js';
 import { tracingPlugin } from './plugins/tracing.js';
 import { trustedDocumentsPlugin } from './plugins/trusted-documents.js';
-import { upstreamTracePlugin } from './plugins/upstream-trace.js';
+import { upstreamCallsExtensionPlugin } from './plugins/upstream-calls-extension.js';
 import type { ResultSerializer } from './result-serializer.js';
-import type { TrustedDocuments } from './trusted-documents.js';
+import type { TrustedDocuments } from './trusted-document-list.js';
 import type { HeldDocuments } from '../subscriptions/held-documents.js';
 
 /** Apollo Server's APQ cache (a KeyValueCache), as its options name it. */
@@ -102,7 +102,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),
       subscriptionsOverHttpPlugin(),
       operationLogPlugin(options.metrics),
-      upstreamTracePlugin(),
+      upstreamCallsExtensionPlugin(),
       ...options.lifecyclePlugins,
       ...options.plugins,
       // Last: a request answered by an identical one has been through every other plugin's hooks.

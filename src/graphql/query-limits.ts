@@ -26,7 +26,7 @@ import { LRUCache } from 'lru-cache';
 import type { QueryLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import { limitErrorsOncePlugin } from '../operation/budget.js';
-import { ErrorCode } from '../errors.js';
+import { ErrorCode, limitError } from '../errors.js';
 
 export type QueryLimitName =
   'depth' | 'aliases' | 'directives' | 'tokens' | 'cost' | 'upstreamCalls' | 'bytes' | 'batch';
@@ -63,20 +63,14 @@ export function batchTooLarge(maxBatch: number): GraphQLError {
   });
 }
 
+/** A query refused for `limit` before it runs: a 400, unless a batch says otherwise (`checkOperation`). */
 function limitExceeded(
   limit: QueryLimitName,
   message: string,
-  extra: Record<string, unknown> = {},
+  extensions?: Record<string, unknown>,
   httpStatus = 400,
 ) {
-  return new GraphQLError(message, {
-    extensions: {
-      code: ErrorCode.QUERY_LIMIT_EXCEEDED,
-      limit,
-      ...extra,
-      http: { status: httpStatus },
-    },
-  });
+  return limitError(ErrorCode.QUERY_LIMIT_EXCEEDED, limit, message, extensions, httpStatus);
 }
 
 /** Reports armor's rejection as ours: a clear message and `extensions.limit`. */

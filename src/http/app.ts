@@ -23,6 +23,7 @@ import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents
 import { batchTooLarge, documentTooLarge } from '../graphql/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
+import { ConnectionsPerAddress } from './connections-per-address.js';
 import { registerExplorer } from './explorer.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -73,20 +74,9 @@ function requestError(error: FastifyError, maxRequestBytes: number): { status: n
 }
 
 function limitConnectionsPerAddress(server: Server, max: number): void {
-  const open = new Map<string, number>();
+  const open = new ConnectionsPerAddress(max);
   server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? '';
-    const count = (open.get(address) ?? 0) + 1;
-    if (count > max) {
-      socket.destroy();
-      return;
-    }
-    open.set(address, count);
-    socket.once('close', () => {
-      const left = open.get(address)! - 1;
-      if (left === 0) open.delete(address);
-      else open.set(address, left);
-    });
+    if (!open.admit(socket.remoteAddress ?? '', socket)) socket.destroy();
   });
 }
 

@@ -25,6 +25,7 @@ import { unexpectedCause } from '../errors.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
 import { documentTooLarge } from '../graphql/query-limits.js';
 import type { LiveJobPollers } from '../subscriptions/live-jobs.js';
+import { ConnectionsPerAddress } from './connections-per-address.js';
 
 export interface SubscriptionServerOptions {
   httpServer: Server;
@@ -152,24 +153,15 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
       accept: (ok: boolean, status?: number, message?: string) => void,
     ) => {
       if (!originAllowed(origin, req.headers.host, options.allowedOrigins)) return accept(false, 401);
-      const address = req.socket.remoteAddress ?? '';
-      if ((socketsByAddress.get(address) ?? 0) >= options.maxConnectionsPerAddress) {
+      if (!socketsByAddress.hasRoom(req.socket.remoteAddress ?? '')) {
         return accept(false, 429, 'Too many WebSocket connections from this address');
       }
       accept(true);
     },
   });
   // Open sockets by client address (subscriptions.connectionsPerAddress).
-  const socketsByAddress = new Map<string, number>();
-  wsServer.on('connection', (socket, req) => {
-    const address = req.socket.remoteAddress ?? '';
-    socketsByAddress.set(address, (socketsByAddress.get(address) ?? 0) + 1);
-    socket.once('close', () => {
-      const left = (socketsByAddress.get(address) ?? 1) - 1;
-      if (left === 0) socketsByAddress.delete(address);
-      else socketsByAddress.set(address, left);
-    });
-  });
+  const socketsByAddress = new ConnectionsPerAddress(options.maxConnectionsPerAddress);
+  wsServer.on('connection', (socket, req) => socketsByAddress.add(req.socket.remoteAddress ?? '', socket));
   const outcomeOf = (args: ExecutionArgs) => (args.rootValue as { outcome: Outcome }).outcome;
   const server = useServer(
     {

@@ -6,13 +6,13 @@
 import pLimit from 'p-limit';
 import { upstreamReads, type FineTuneApiClient } from '../upstream/client.js';
 import type { FineTuneJobMetricsRecord, MetricsPage } from '../upstream/records.js';
-import { TracedDataLoader, type ReuseRecorder } from './traced-loader.js';
+import { RecordingDataLoader, type ReuseRecorder } from './recording-loader.js';
 
 export interface JobMetricsKey extends MetricsPage {
   jobId: string;
 }
 
-export type JobMetricsLoader = TracedDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>;
+export type JobMetricsLoader = RecordingDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>;
 
 export function jobMetricsCacheKey(key: JobMetricsKey): string {
   return JSON.stringify([key.jobId, key.limit, key.offset]);
@@ -27,13 +27,13 @@ export interface JobMetricsLoading {
 export function createJobMetricsLoader(
   api: FineTuneApiClient,
   concurrency: number,
-  trace: ReuseRecorder,
+  reuses: ReuseRecorder,
 ): JobMetricsLoading {
   // Made on first use: most requests never ask for metrics.
   let limit: ReturnType<typeof pLimit> | undefined;
   // Every key reaches the batch function (nothing is primed), so this knows each job's pages.
   const pagesByJob = new Map<string, JobMetricsKey[]>();
-  const loader = new TracedDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>(
+  const loader = new RecordingDataLoader<JobMetricsKey, FineTuneJobMetricsRecord, string>(
     (keys) =>
       Promise.all(
         keys.map((key) => {
@@ -47,7 +47,7 @@ export function createJobMetricsLoader(
       ),
     {
       cacheKeyFn: jobMetricsCacheKey,
-      trace,
+      reuses,
       describe: (key) => upstreamReads.getJobMetrics(key.jobId, key),
     },
   );

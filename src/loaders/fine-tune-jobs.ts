@@ -10,7 +10,7 @@ import {
   type JobMetricsLoader,
   type JobMetricsLoading,
 } from './fine-tune-job-metrics.js';
-import { TracedDataLoader, type ReuseRecorder } from './traced-loader.js';
+import { RecordingDataLoader, type ReuseRecorder } from './recording-loader.js';
 
 export interface FineTuneJobLoaders {
   /** Job by id; null when the organization has no such job. */
@@ -52,9 +52,9 @@ export function createFineTuneJobLoaders(
   api: FineTuneApiClient,
   gatewayMetrics: GatewayMetrics,
   budget: JobsBudget,
-  trace: ReuseRecorder,
+  reuses: ReuseRecorder,
 ): FineTuneJobLoaders {
-  return new RequestJobLoaders(api, gatewayMetrics, budget, trace);
+  return new RequestJobLoaders(api, gatewayMetrics, budget, reuses);
 }
 
 /**
@@ -117,8 +117,8 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   // Jobs the lists returned, by id; indexed only when a job is asked for by id or written.
   private readonly seenInLists = new Map<string, FineTuneJobRecord>();
   private readonly listsToIndex: FineTuneJobRecord[][] = [];
-  private byId: TracedDataLoader<string, FineTuneJobRecord | null> | undefined;
-  private lists: TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> | undefined;
+  private byId: RecordingDataLoader<string, FineTuneJobRecord | null> | undefined;
+  private lists: RecordingDataLoader<ListJobsQuery, FineTuneJobRecord[], string> | undefined;
   private metrics: JobMetricsLoading | undefined;
 
   constructor(
@@ -126,27 +126,27 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     private readonly gatewayMetrics: GatewayMetrics,
     private readonly budget: JobsBudget,
     /** Told of each load answered without a call. */
-    private readonly trace: ReuseRecorder,
+    private readonly reuses: ReuseRecorder,
   ) {}
 
-  get jobByIdLoader(): TracedDataLoader<string, FineTuneJobRecord | null> {
+  get jobByIdLoader(): RecordingDataLoader<string, FineTuneJobRecord | null> {
     const { api, listsInFlight, gatewayMetrics } = this;
     // The upstream has no batch endpoint: a batch is a set of concurrent single-job calls.
-    this.byId ??= new TracedDataLoader<string, FineTuneJobRecord | null>(
+    this.byId ??= new RecordingDataLoader<string, FineTuneJobRecord | null>(
       async (ids) => {
         if (listsInFlight.size > 0) await Promise.allSettled(listsInFlight);
         return settleEach(ids, async (id) => {
           const seen = this.listedJob(id);
           if (seen === undefined) return api.getJob(id);
           gatewayMetrics.loaderHit('jobById', 'list');
-          this.trace.reuse(upstreamReads.getJob(id), 'loader');
+          this.reuses.reuse(upstreamReads.getJob(id), 'loader');
           return seen;
         });
       },
       {
         // Dispatched after the list loader's batch, whatever the field order, so lists are in flight.
         batchScheduleFn: (dispatch) => setImmediate(dispatch),
-        trace: this.trace,
+        reuses: this.reuses,
         describe: upstreamReads.getJob,
         onCacheHit: () => gatewayMetrics.loaderHit('jobById', 'cache'),
       },
@@ -154,9 +154,9 @@ class RequestJobLoaders implements FineTuneJobLoaders {
     return this.byId;
   }
 
-  get jobListLoader(): TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string> {
+  get jobListLoader(): RecordingDataLoader<ListJobsQuery, FineTuneJobRecord[], string> {
     const { api, listsInFlight, listsToIndex, gatewayMetrics, budget } = this;
-    this.lists ??= new TracedDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
+    this.lists ??= new RecordingDataLoader<ListJobsQuery, FineTuneJobRecord[], string>(
       (queries) =>
         listWithinBudget(queries, budget, async (query) => {
           const pending = api.listJobs(query);
@@ -173,7 +173,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
         }),
       {
         cacheKeyFn: (q) => JSON.stringify([q.statuses, q.limit, q.offset]),
-        trace: this.trace,
+        reuses: this.reuses,
         describe: upstreamReads.listJobs,
         onCacheHit: () => gatewayMetrics.loaderHit('jobList', 'cache'),
       },
@@ -182,7 +182,7 @@ class RequestJobLoaders implements FineTuneJobLoaders {
   }
 
   get jobMetricsLoader(): JobMetricsLoader {
-    this.metrics ??= createJobMetricsLoader(this.api, METRICS_CONCURRENCY, this.trace);
+    this.metrics ??= createJobMetricsLoader(this.api, METRICS_CONCURRENCY, this.reuses);
     return this.metrics.loader;
   }
 

@@ -3,8 +3,8 @@
 // Past either bound the operation gets QUERY_LIMIT_EXCEEDED (one error, however many fields hit
 // it), and the calls past it are never sent.
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { ErrorCode } from '../errors.js';
+import type { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { ErrorCode, limitError } from '../errors.js';
 
 export interface BudgetLimits {
   /** Upstream calls (retries not counted) one operation may make (limits.maxUpstreamCalls). */
@@ -15,10 +15,6 @@ export interface BudgetLimits {
 
 /** What limits an operation past its budget, as `extensions.limit` says it. */
 export type BudgetLimitName = 'upstreamCalls' | 'jobs';
-
-function overBudget(limit: BudgetLimitName, message: string, max: number): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: ErrorCode.QUERY_LIMIT_EXCEEDED, limit, max } });
-}
 
 /**
  * What one request has spent so far: its operation, or every operation of its batch together
@@ -77,10 +73,11 @@ export class OperationBudget {
   /** Counts one upstream call about to be sent; throws instead when it would be one too many. */
   takeUpstreamCall(): void {
     if (this.spend.upstreamCalls >= this.limits.maxUpstreamCalls) {
-      throw overBudget(
+      throw limitError(
+        ErrorCode.QUERY_LIMIT_EXCEEDED,
         'upstreamCalls',
         `This operation needs more than ${this.limits.maxUpstreamCalls} calls to the fine-tune API (each job's metrics is one; a batch's operations count together): ask for metrics of fewer jobs (a smaller \`limit\`).`,
-        this.limits.maxUpstreamCalls,
+        { max: this.limits.maxUpstreamCalls },
       );
     }
     this.spend.upstreamCalls += 1;
@@ -102,10 +99,11 @@ export class OperationBudget {
   }
 
   tooManyJobs(): GraphQLError {
-    return overBudget(
+    return limitError(
+      ErrorCode.QUERY_LIMIT_EXCEEDED,
       'jobs',
       `This operation returns more than ${this.limits.maxJobs} jobs, all its fields together (and a batch's operations together): ask for fewer (a \`limit\`, or fewer aliases).`,
-      this.limits.maxJobs,
+      { max: this.limits.maxJobs },
     );
   }
 }

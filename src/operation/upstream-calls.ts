@@ -20,9 +20,9 @@ import type { OperationBudget } from './budget.js';
  * How a load was answered: by a REST call, by this operation's loaders without one, or by an
  * identical operation whose answer this one shared.
  */
-export type TraceSource = 'upstream' | 'loader' | 'coalesced' | 'shared';
+export type UpstreamCallSource = 'upstream' | 'loader' | 'coalesced' | 'shared';
 
-export interface TraceEntry {
+export interface UpstreamCallEntry {
   method: string;
   /** Path under the API's base URL, with its query string: `/fine-tune/jobs?limit=5&offset=0`. */
   path: string;
@@ -32,7 +32,7 @@ export interface TraceEntry {
    * flight. `shared`: the whole operation was answered by an identical one (in flight, or kept
    * with the answers cache), whose call this was.
    */
-  source: TraceSource;
+  source: UpstreamCallSource;
   /** The HTTP status of the last attempt; null when none arrived (timeout, network). */
   status?: number | null;
   /** From sending the first attempt to the end of the last, retries included. */
@@ -41,12 +41,12 @@ export interface TraceEntry {
   retries?: number;
 }
 
-export interface UpstreamTraceSummary {
+export interface UpstreamCallsSummary {
   /** REST calls made (attempts after the first are in each call's `retries`). */
   calls: number;
   /** Loads answered without a call. */
   reused: number;
-  entries: TraceEntry[];
+  entries: UpstreamCallEntry[];
 }
 
 export interface UpstreamCallsOptions {
@@ -69,7 +69,7 @@ const REJECTED = { circuit_open: 'circuit_open', concurrency_limit: 'concurrency
 export class UpstreamCalls implements UpstreamRecorder {
   /** Attempts sent to the upstream (retries included): the log line's `upstreamCalls`. */
   attempts = 0;
-  private readonly entries: TraceEntry[] = [];
+  private readonly entries: UpstreamCallEntry[] = [];
 
   constructor(private readonly options: UpstreamCallsOptions) {}
 
@@ -127,14 +127,14 @@ export class UpstreamCalls implements UpstreamRecorder {
   }
 
   /** This operation shared the answer of another, which made these calls. */
-  shared(entries: readonly TraceEntry[]): void {
+  shared(entries: readonly UpstreamCallEntry[]): void {
     if (!this.options.keepEntries) return;
     for (const entry of entries)
       this.entries.push({ method: entry.method, path: entry.path, source: 'shared' });
   }
 
   /** What `extensions.upstream` shows; undefined when calls are not kept. */
-  summary(): UpstreamTraceSummary | undefined {
+  summary(): UpstreamCallsSummary | undefined {
     if (!this.options.keepEntries) return undefined;
     const calls = this.entries.filter((e) => e.source === 'upstream').length;
     return { calls, reused: this.entries.length - calls, entries: [...this.entries] };

@@ -4,7 +4,7 @@
 // gateway's), well below the bound of all keys together (subscriptions.documentBytes): one
 // caller filling its share leaves room for the others.
 import type { GraphQLError } from 'graphql';
-import { ErrorCode, gatewayError } from '../errors.js';
+import { ErrorCode, limitError } from '../errors.js';
 
 export class HeldDocuments {
   private held = 0;
@@ -44,17 +44,19 @@ export class HeldDocuments {
   /** Why a stream that would bring the key to `ofKey` and all to `all` bytes is refused, if it is. */
   private refusal(ofKey: number, all: number): GraphQLError | undefined {
     if (ofKey > this.maxBytesPerKey) {
-      return gatewayError(
+      return limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'documentBytesPerKey',
         `This key's subscriptions hold as many document bytes as one key may (${this.maxBytesPerKey}, subscriptions.documentBytesPerKey): end some first, or send shorter documents.`,
-        { limit: 'documentBytesPerKey', max: this.maxBytesPerKey },
+        { max: this.maxBytesPerKey },
       );
     }
     if (all > this.maxBytes) {
-      return gatewayError(
+      return limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'documentBytes',
         `The gateway holds as many subscription documents as it may (${this.maxBytes} bytes); try again later, or with a shorter document.`,
-        { limit: 'documentBytes', max: this.maxBytes },
+        { max: this.maxBytes },
       );
     }
     return undefined;

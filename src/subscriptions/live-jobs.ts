@@ -6,12 +6,12 @@
 // too, and 20,000 subscribers of one list cost one comparison of it per poll.
 //
 // With REDIS_URL, one poller per identity and resource serves the whole fleet (src/fleet/
-// fleet-poller.ts): what a poll reads is worked out from the latest snapshot alone, so an
+// leased-poller.ts): what a poll reads is worked out from the latest snapshot alone, so an
 // instance that takes over carries on from the last one another instance published.
 import type { Logger } from 'pino';
 import { GraphQLError } from 'graphql';
 import type { PollSettings } from '../config.js';
-import { ErrorCode, gatewayError } from '../errors.js';
+import { ErrorCode, gatewayError, limitError } from '../errors.js';
 import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 import { isTerminal } from '../fine-tune-jobs/lifecycle.js';
 import type { FineTuneApiClient } from '../upstream/client.js';
@@ -22,7 +22,7 @@ import {
   type FineTuneMetricEntryRecord,
 } from '../upstream/records.js';
 import { EventChannel } from './event-channel.js';
-import { SharedPoller, type FleetPolling, type PollEvent, type Poller } from './shared-poller.js';
+import { LocalPoller, type FleetPolling, type PollEvent, type Poller } from './poller.js';
 
 /** One job that changed between two polls of the list: how it was, how it is (either may be absent). */
 interface JobChange {
@@ -115,7 +115,10 @@ export interface SubscriptionMetrics {
   watchPollers(count: () => number): void;
 }
 
-/** Every shared poller of the gateway, keyed by credential identity and resource. */
+/**
+ * The gateway's pollers of live jobs, one per credential identity and resource (local, or leased
+ * with REDIS_URL), and the count of each key's open subscriptions.
+ */
 export class LiveJobPollers {
   private readonly pollers = new Map<string, Poller<unknown>>();
   /** Open subscriptions by credential identity, against `perKey`. */
@@ -137,10 +140,11 @@ export class LiveJobPollers {
   open(identity: string): () => void {
     const open = this.openByIdentity.get(identity) ?? 0;
     if (open >= this.settings.perKey) {
-      throw gatewayError(
+      throw limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'perKey',
         `This key has ${this.settings.perKey} subscriptions open already (subscriptions.perKey): end some first.`,
-        { limit: 'perKey', max: this.settings.perKey },
+        { max: this.settings.perKey },
       );
     }
     this.openByIdentity.set(identity, open + 1);
@@ -210,7 +214,7 @@ export class LiveJobPollers {
     };
     const poller: Poller<T> = this.fleet
       ? this.fleet.poller<T>({ ...options, key, errors: this.errorCodec })
-      : new SharedPoller<T>(options);
+      : new LocalPoller<T>(options);
     this.pollers.set(key, poller as Poller<unknown>);
     return poller;
   }
@@ -241,7 +245,7 @@ export class LiveJobPollers {
   }
 }
 
-/** The three live streams for one credential identity. */
+/** One credential identity's three live streams, built on the gateway's pollers. */
 export class LiveJobs {
   constructor(
     private readonly pollers: LiveJobPollers,
@@ -360,10 +364,11 @@ export class LiveJobs {
     // A consumer that falls this far behind (a slow socket) is told so and let go: its queue is
     // bounded, whoever else listens.
     const channel = new EventChannel<LiveEvent<E>>(backlog, () => ({
-      error: gatewayError(
+      error: limitError(
         ErrorCode.SUBSCRIPTION_LIMIT_EXCEEDED,
+        'backlog',
         `This subscription fell more than ${backlog} events behind: subscribe again.`,
-        { limit: 'backlog', max: backlog },
+        { max: backlog },
       ),
     }));
     const end = (error?: Error) => {

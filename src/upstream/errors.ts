@@ -6,6 +6,7 @@ import { HTTPError, TimeoutError } from 'ky';
 import { DescribedFailure, ErrorCode, type DescribedError } from '../errors.js';
 import { redactSecrets } from '../observability/secrets.js';
 import { UnexpectedStatusError } from './buffered-fetch.js';
+import { requestedDelayMs, type FailedAttempt } from './retry-policy.js';
 
 export type UpstreamFailureKind =
   | 'http' // the upstream answered with an error status
@@ -38,8 +39,8 @@ export class UpstreamError extends DescribedFailure {
       operation: string;
       status?: number;
       errors?: UpstreamErrorDetail[];
-      /** Seconds from the upstream's `Retry-After`, or else its body's `retry_after`, when it sent one. */
-      retryAfterSeconds?: number;
+      /** The delay the upstream asked for (`requestedDelayMs`), when it asked for one. */
+      retryAfterMs?: number;
       /** The body, scrubbed of credentials, kept for the log only. */
       rawBody?: string;
       /**
@@ -50,6 +51,13 @@ export class UpstreamError extends DescribedFailure {
     },
   ) {
     super(message);
+  }
+
+  /** This failure as the retry policy reads it; undefined for one that no retry can fix. */
+  get attempt(): FailedAttempt | undefined {
+    if (this.kind === 'timeout' || this.kind === 'network') return this.kind;
+    if (this.kind !== 'http') return undefined;
+    return { status: this.details.status ?? 0, retryAfterMs: this.details.retryAfterMs };
   }
 
   /** The code and client-facing extensions of this failure. */
@@ -119,27 +127,6 @@ function delaySeconds(value: unknown): number | undefined {
     : undefined;
 }
 
-/**
- * The delay the upstream asked for: its `Retry-After` header, or else a `retry_after` in the
- * error body (the older envelope's `details` carries one).
- */
-export function requestedRetryAfter(
-  header: string | null,
-  errors: UpstreamErrorDetail[],
-): number | undefined {
-  return parseRetryAfter(header) ?? errors.find((e) => e.retryAfterSeconds !== undefined)?.retryAfterSeconds;
-}
-
-/** `Retry-After` is either delay-seconds or an HTTP date. */
-export function parseRetryAfter(header: string | null, now = Date.now()): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
-  const date = Date.parse(header);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, Math.ceil((date - now) / 1000));
-}
-
 // undici's own timeouts (connect, headers, body), a backstop behind ky's `timeout`.
 const UNDICI_TIMEOUT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -185,7 +172,7 @@ export async function readUpstreamFailure(
       operation,
       status,
       errors,
-      retryAfterSeconds: requestedRetryAfter(error.response.headers.get('retry-after'), errors),
+      retryAfterMs: requestedDelayMs(error.response.headers.get('retry-after'), errors),
       // Redacted before it is cut: a key across the cut would leave its start in the log.
       rawBody: redact(rawBody).slice(0, 2000),
     });
@@ -222,7 +209,7 @@ function codeForStatus(status: number): ErrorCode {
 }
 
 function describeFailure(error: UpstreamError): DescribedError {
-  const { operation, status, errors = [], retryAfterSeconds } = error.details;
+  const { operation, status, errors = [], retryAfterMs } = error.details;
   switch (error.kind) {
     case 'timeout':
       return {
@@ -256,7 +243,8 @@ function describeFailure(error: UpstreamError): DescribedError {
         message: `The fine-tune API answered ${status} (${operation}): ${error.message}`,
         extensions: {
           code,
-          ...(retryAfterSeconds !== undefined && { retryAfter: retryAfterSeconds }),
+          // Whole seconds, as `Retry-After` says it.
+          ...(retryAfterMs !== undefined && { retryAfter: Math.ceil(retryAfterMs / 1000) }),
           upstream: {
             operation,
             status,

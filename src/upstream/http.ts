@@ -1,8 +1,9 @@
 // The HTTP layer every request's client shares: one ky instance over a keep-alive pool, with the
-// timeout, the retries and Retry-After; for each attempt, a slot of the bound on concurrent
-// requests and a sample of the circuit breaker (cockatiel). Each call carries its caller (key,
-// request id) in ky's `context`, which the hooks read, and tells the caller's recorder of its
-// attempts and its end (src/upstream/recorder.ts): budgets, traces and spans listen from above.
+// timeout and the retries of reads (as src/upstream/retry-policy.ts says); for each attempt, a
+// slot of the bound on concurrent requests and a sample of the circuit breaker (cockatiel). Each
+// call carries its caller (key, request id) in ky's `context`, which the hooks read, and tells the
+// caller's recorder of its attempts and its end (src/upstream/recorder.ts): budgets, traces and
+// spans listen from above.
 import {
   BrokenCircuitError,
   BulkheadRejectedError,
@@ -16,13 +17,14 @@ import {
   type CircuitBreakerPolicy,
   type IBreaker,
 } from 'cockatiel';
-import ky, { HTTPError, type KyInstance, type Options } from 'ky';
+import ky, { HTTPError, type KyInstance, type Options, type RetryOptions } from 'ky';
 import { Agent } from 'undici';
 import type { UpstreamSettings } from '../config.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { BufferedResponse, UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
-import { errorCode, isUpstreamTimeout, parseErrorBody, requestedRetryAfter } from './errors.js';
+import { UnexpectedStatusError, bufferedFetch } from './buffered-fetch.js';
+import { errorCode, isUpstreamTimeout, parseErrorBody } from './errors.js';
 import type { UpstreamCallListener, UpstreamRecorder } from './recorder.js';
+import { RetryPolicy, requestedDelayMs, type FailedAttempt } from './retry-policy.js';
 
 /** The upstream's settings (the file's `upstream` section) and where it is. */
 export interface UpstreamHttpSettings extends UpstreamSettings {
@@ -132,10 +134,6 @@ export class UpstreamClosedError extends Error {
   }
 }
 
-const RETRY_STATUSES = [429, 502, 503, 504];
-// Statuses whose Retry-After is honoured (up to the cap) instead of the backoff.
-const RETRY_AFTER_STATUSES = [429, 503];
-const FIRST_BACKOFF_MS = 300;
 const READINESS_PROBE_MS = 2_000;
 
 // A request undici refused to build (a caller's bad header value): says nothing of the upstream.
@@ -153,44 +151,6 @@ function isUpstreamFailure(error: unknown): boolean {
   if (error instanceof BulkheadRejectedError || error instanceof UpstreamClosedError) return false;
   const code = errorCode(error);
   return code === undefined || !INVALID_REQUEST_CODES.has(code);
-}
-
-// Headers ky reads a delay from when `Retry-After` is missing: the gateway reads only
-// `Retry-After`, so that its cap applies to every delay it waits for.
-const OTHER_DELAY_HEADERS = [
-  'ratelimit-reset',
-  'x-ratelimit-reset',
-  'x-rate-limit-reset',
-  'x-ratelimit-retry-after',
-];
-
-/**
- * The delay a 429 or 503 asks for, as ky reads it: `Retry-After` in seconds or as an HTTP
- * date, or else the older envelope's `details.retry_after` in the body, which is shown to ky as
- * `Retry-After`. Other delay headers are dropped, so ky waits only for what the cap was checked
- * against.
- */
-async function withRetryAfterOnly(response: Response): Promise<Response> {
-  if (!RETRY_AFTER_STATUSES.includes(response.status)) return response;
-  const others = OTHER_DELAY_HEADERS.filter((name) => response.headers.has(name));
-  if (response.headers.has('retry-after') && others.length === 0) return response;
-  const text = await response.text();
-  const headers = new Headers(response.headers);
-  for (const name of others) headers.delete(name);
-  if (!headers.has('retry-after')) {
-    const seconds = requestedRetryAfter(null, parseErrorBody(text));
-    if (seconds !== undefined) headers.set('retry-after', String(seconds));
-  }
-  return new BufferedResponse(text, { status: response.status, statusText: response.statusText, headers });
-}
-
-/** ky's reading of `Retry-After` (ms): seconds, a large number as a timestamp, or an HTTP date. */
-function retryAfterMs(header: string | null): number | undefined {
-  if (header === null || header.trim() === '') return undefined;
-  let after = Number(header) * 1000;
-  if (Number.isNaN(after)) after = Date.parse(header) - Date.now();
-  else if (after >= Date.parse('2024-01-01')) after -= Date.now();
-  return Number.isNaN(after) ? undefined : after;
 }
 
 /** A failed call's type: the last attempt's status or failure, or why none was sent. */
@@ -216,6 +176,8 @@ export class UpstreamHttp {
   /** Each attempt, by the Request ky hands to fetch (ky makes a Request per attempt). */
   private readonly attempts = new WeakMap<Request, Attempt>();
   private closed = false;
+  /** When a call is retried and after how long: reads here, writes in their own loop. */
+  readonly retryPolicy: RetryPolicy;
 
   constructor(
     private readonly settings: UpstreamHttpSettings,
@@ -233,6 +195,7 @@ export class UpstreamHttp {
       connect: { timeout: settings.timeoutMs },
     });
     const send = bufferedFetch(this.dispatcher);
+    this.retryPolicy = new RetryPolicy(settings);
     this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
     this.failedInARow = new ConsecutiveBreaker(settings.breaker.failuresInARow);
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
@@ -265,17 +228,7 @@ export class UpstreamHttp {
       headers: { accept: 'application/json' },
       // Per attempt, from sending it (its slot taken) to the end of its body (buffered-fetch.ts).
       timeout: settings.timeoutMs,
-      retry: {
-        limit: settings.retries,
-        methods: ['get'],
-        statusCodes: RETRY_STATUSES,
-        afterStatusCodes: RETRY_AFTER_STATUSES,
-        maxRetryAfter: settings.maxRetryAfterMs,
-        backoffLimit: settings.backoffLimitMs,
-        delay: (attempt) => FIRST_BACKOFF_MS * 2 ** (attempt - 1),
-        jitter: (delay) => delay * (0.5 + Math.random() / 2),
-        shouldRetry: ({ error }) => this.shouldRetry(error),
-      },
+      // Each call brings its own `retry` (see `send`).
       fetch: async (input) => {
         const request = input as Request;
         const attempt = this.attempts.get(request);
@@ -285,7 +238,7 @@ export class UpstreamHttp {
         try {
           const response = await this.sampled(() => send(request));
           this.attempted(call, String(response.status), started, response.status);
-          return await withRetryAfterOnly(response);
+          return response;
         } catch (error) {
           // The open circuit refused it: nothing was sent, so it is no attempt of the upstream.
           if (error instanceof BrokenCircuitError) {
@@ -345,10 +298,9 @@ export class UpstreamHttp {
   }
 
   /**
-   * Sends one call and returns its body. A GET is retried on 429, 502, 503, 504 and socket
-   * failures (not on timeouts), up to `retryLimit` times, after an exponential backoff with
-   * jitter or the `Retry-After` the upstream asked for (up to `maxRetryAfterMs`; a longer one
-   * fails at once). Throws ky's HTTPError or TimeoutError, undici's error, or the policies'.
+   * Sends one call and returns its body. A GET is retried as the retry policy says (429, 502,
+   * 503, 504 and failed sockets; after the backoff or the delay the upstream asked for). Throws
+   * ky's HTTPError or TimeoutError, undici's error, or the policies'.
    */
   async send(endpoint: string, request: UpstreamRequest, caller: Caller): Promise<string> {
     const search = request.searchParams ? `?${request.searchParams}` : '';
@@ -370,6 +322,7 @@ export class UpstreamHttp {
     const options: Options = {
       method: request.method,
       context: context as unknown as Record<string, unknown>,
+      retry: this.readRetry(),
       ...(request.searchParams && { searchParams: request.searchParams }),
       ...(request.json !== undefined && { json: request.json }),
     };
@@ -393,22 +346,46 @@ export class UpstreamHttp {
   }
 
   /**
-   * false: not worth a retry (a refusal of the bound, a request that cannot be built, a
-   * Retry-After past the cap, an upstream failing every attempt); undefined: ky decides
-   * (statuses, timeouts, Retry-After).
+   * ky's `retry` for one call: the policy decides each retry and its delay, so ky reads no delay
+   * header of its own. Writes are sent once here (job-writes.ts retries them).
    */
-  private shouldRetry(error: Error): false | undefined {
-    if (this.closed || error instanceof BrokenCircuitError) return false;
+  private readRetry(): RetryOptions {
+    let nextDelayMs = 0;
+    return {
+      limit: this.settings.retries,
+      methods: ['get'],
+      shouldRetry: async ({ error, retryCount }) => {
+        const delay = await this.retryDelay(error, retryCount);
+        if (delay === undefined) return false;
+        nextDelayMs = delay;
+        return true;
+      },
+      delay: () => nextDelayMs,
+    };
+  }
+
+  /**
+   * The wait before retry `retry` of a read, or undefined for none: not while stopping or once
+   * the circuit is open, not for a refusal of the bound or a request that cannot be built, and
+   * otherwise as the retry policy says.
+   */
+  private async retryDelay(error: Error, retry: number): Promise<number | undefined> {
+    if (this.closed || error instanceof BrokenCircuitError) return undefined;
     // Once as many attempts in a row have failed as one call may send, across all calls, the
     // upstream is failing: a retry would only add to its load until an attempt succeeds.
-    if (this.failedInARow.state > this.settings.retries) return false;
+    if (this.failedInARow.state > this.settings.retries) return undefined;
+    const policy = this.retryPolicy;
+    let failure: FailedAttempt;
     if (error instanceof HTTPError) {
-      if (!RETRY_AFTER_STATUSES.includes(error.response.status)) return undefined;
-      const asked = retryAfterMs(error.response.headers.get('retry-after'));
-      return asked !== undefined && asked > this.settings.maxRetryAfterMs ? false : undefined;
-    }
-    if (error instanceof UnexpectedStatusError) return false;
-    return isUpstreamFailure(error) ? undefined : false;
+      const { status, headers } = error.response;
+      // The body is read for a delay only when the status may be retried at all.
+      if (!policy.retriesRead({ status })) return undefined;
+      const errors = parseErrorBody(await error.response.text());
+      failure = { status, retryAfterMs: requestedDelayMs(headers.get('retry-after'), errors) };
+    } else if (isUpstreamTimeout(error)) failure = 'timeout';
+    else if (error instanceof UnexpectedStatusError || !isUpstreamFailure(error)) return undefined;
+    else failure = 'network';
+    return policy.retriesRead(failure) ? policy.delayMs(failure, retry) : undefined;
   }
 
   /**

@@ -19,7 +19,7 @@ import type { FormattedExecutionResult } from 'graphql';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../../context.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import type { TraceEntry } from '../../operation/upstream-calls.js';
+import type { UpstreamCallEntry } from '../../operation/upstream-calls.js';
 import type { AnswerSlot, FleetAnswers } from '../../fleet/shared-cache.js';
 import type { ResultSerializer } from '../result-serializer.js';
 
@@ -28,7 +28,7 @@ interface SharedAnswer {
   result: Omit<FormattedExecutionResult, 'extensions'>;
   status: number | undefined;
   /** The upstream calls that made the answer, for the sharers' `extensions.upstream`. */
-  trace: readonly TraceEntry[];
+  trace: readonly UpstreamCallEntry[];
 }
 
 /** Answers the cache holds at most; the least recently used goes first. */

@@ -29,7 +29,7 @@ import {
 } from 'graphql';
 import type { GatewayContext } from '../../context.js';
 import { ErrorCode } from '../../errors.js';
-import type { TrustedDocuments } from '../trusted-documents.js';
+import type { TrustedDocuments } from '../trusted-document-list.js';
 
 /** The code of a refused document (Apollo Router's, for the same refusal). */
 export const PERSISTED_QUERY_NOT_IN_LIST = ErrorCode.PERSISTED_QUERY_NOT_IN_LIST;

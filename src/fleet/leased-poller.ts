@@ -11,13 +11,13 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  SharedPoller,
+  LocalPoller,
   type FleetPollerOptions,
   type FleetPolling,
   type PollEvent,
   type PollListener,
   type Poller,
-} from '../subscriptions/shared-poller.js';
+} from '../subscriptions/poller.js';
 import type { TraceContext } from '../observability/tracing.js';
 import type { FleetRedis } from './redis.js';
 
@@ -35,7 +35,8 @@ interface Message {
 
 type MessageListener = (message: string) => void;
 
-export class RedisPolling implements FleetPolling {
+/** The fleet's FleetPolling over Redis: makes LeasedPollers and keeps what they leave to finish. */
+export class LeasedPolling implements FleetPolling {
   private readonly pending = new Set<Promise<unknown>>();
   /** Listeners of stopped pollers whose UNSUBSCRIBE failed (Redis down): node-redis would subscribe them again. */
   private readonly stale = new Map<string, Set<MessageListener>>();
@@ -73,7 +74,7 @@ export class RedisPolling implements FleetPolling {
   }
 
   poller<T>(options: FleetPollerOptions<T>): Poller<T> {
-    return new FleetPoller<T>(this, options);
+    return new LeasedPoller<T>(this, options);
   }
 
   /** Keeps a command that must finish before the connection closes (a lease given up). */
@@ -88,12 +89,13 @@ export class RedisPolling implements FleetPolling {
   }
 }
 
-class FleetPoller<T> implements Poller<T> {
+/** One fleet-wide poller: polls while this instance holds its Redis lease, else hears the holder. */
+class LeasedPoller<T> implements Poller<T> {
   private readonly listeners = new Map<PollListener<T>, TraceContext | undefined>();
   private latest: T | undefined;
   private mode: Mode = 'idle';
   /** This instance's own poll loop, while leading or alone. */
-  private local: SharedPoller<T> | undefined;
+  private local: LocalPoller<T> | undefined;
   /** Renewal while leading, or the next try while following. */
   private timer: NodeJS.Timeout | undefined;
   private readonly leaseKey: string;
@@ -104,7 +106,7 @@ class FleetPoller<T> implements Poller<T> {
   private readonly onMessage = (message: string) => this.heard(message);
 
   constructor(
-    private readonly fleet: RedisPolling,
+    private readonly fleet: LeasedPolling,
     private readonly options: FleetPollerOptions<T>,
   ) {
     const name = createHash('sha256').update(options.key).digest('hex');
@@ -289,7 +291,7 @@ class FleetPoller<T> implements Poller<T> {
   /** This instance's own loop, started from the latest snapshot known (if not running yet). */
   private pollHere(): void {
     if (this.local) return;
-    const poller = new SharedPoller<T>({
+    const poller = new LocalPoller<T>({
       ...this.options,
       initial: this.latest,
       onStop: () => undefined,

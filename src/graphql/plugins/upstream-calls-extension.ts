@@ -4,7 +4,8 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { GatewayContext } from '../../context.js';
 
-export function upstreamTracePlugin(): ApolloServerPlugin<GatewayContext> {
+/** `extensions.upstream` from the operation's record of upstream calls (UPSTREAM_TRACE). */
+export function upstreamCallsExtensionPlugin(): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {

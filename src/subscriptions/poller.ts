@@ -1,6 +1,9 @@
-// One poll loop shared by every subscriber of the same resource: the upstream sees one request
-// per interval however many clients listen. It starts with the first subscriber, stops when the
-// last one leaves, and waits for each poll to finish before timing the next (never overlapping).
+// Pollers: one poll loop shared by every subscriber of the same resource, so the upstream sees
+// one request per interval however many clients listen. A Poller is what subscribers see; a
+// LocalPoller is one instance's timer loop; FleetPolling makes pollers shared by a fleet (the
+// leased ones of src/fleet/leased-poller.ts). A loop starts with the first subscriber, stops when
+// the last one leaves, and waits for each poll to finish before timing the next (never
+// overlapping).
 import type { Logger } from 'pino';
 import type { GatewayTracing, TraceContext } from '../observability/tracing.js';
 
@@ -36,7 +39,8 @@ export interface PollerOptions<T> {
   tracing?: PollTracing;
 }
 
-export class SharedPoller<T> {
+/** One instance's timer loop, polling for its own subscribers. */
+export class LocalPoller<T> implements Poller<T> {
   /** Each listener, with its subscribing operation's span (tracing on) to link to. */
   private readonly listeners = new Map<PollListener<T>, TraceContext | undefined>();
   private latest: T | undefined;
@@ -159,7 +163,7 @@ export class SharedPoller<T> {
   }
 }
 
-/** What a poller is to its subscribers, alone or in a fleet. */
+/** What subscribers see of a poller, local or leased: subscribe, and stop. */
 export interface Poller<T> {
   readonly subscriberCount: number;
   subscribe(listener: PollListener<T>, operation?: TraceContext): () => void;
@@ -180,8 +184,8 @@ export interface FleetPollerOptions<T> extends PollerOptions<T> {
 }
 
 /**
- * Polling shared by a fleet of instances (REDIS_URL: src/fleet/fleet-poller.ts implements it):
- * one poller per key for the whole fleet instead of one per instance.
+ * The factory of pollers shared by a fleet of instances (REDIS_URL: LeasedPolling in
+ * src/fleet/leased-poller.ts): one poller per key for the whole fleet instead of one per instance.
  */
 export interface FleetPolling {
   poller<T>(options: FleetPollerOptions<T>): Poller<T>;

@@ -1,7 +1,7 @@
 // A DataLoader that tells the operation's record of upstream calls when a load is answered from
-// its cache: `loader`
-// when the value was already there, `coalesced` when an identical load was still in flight; and
-// counts those loads for /metrics. Priming is not a load, so it is never counted.
+// its cache: `loader` when the value was already there, `coalesced` when an identical load was
+// still in flight; and counts those loads for /metrics. Priming is not a load, so it is never
+// counted.
 import DataLoader from 'dataloader';
 import type { UpstreamCall } from '../upstream/recorder.js';
 
@@ -44,27 +44,28 @@ class SettlingCache<V, C> implements DataLoader.CacheMap<C, Promise<V>> {
   }
 }
 
-export interface TracedLoaderOptions<K, V, C> extends Omit<DataLoader.Options<K, V, C>, 'cacheMap'> {
-  trace: ReuseRecorder | undefined;
+export interface RecordingLoaderOptions<K, V, C> extends Omit<DataLoader.Options<K, V, C>, 'cacheMap'> {
+  reuses: ReuseRecorder | undefined;
   /** The upstream read a key stands for, as the record shows it. */
   describe(key: K): UpstreamCall;
   /** Called for each load answered from the cache. */
   onCacheHit?: () => void;
 }
 
-export class TracedDataLoader<K, V, C = K> extends DataLoader<K, V, C> {
+/** A DataLoader that records the loads it answers without a call. */
+export class RecordingDataLoader<K, V, C = K> extends DataLoader<K, V, C> {
   private readonly cache: SettlingCache<V, C>;
-  private readonly trace: ReuseRecorder | undefined;
+  private readonly reuses: ReuseRecorder | undefined;
   private readonly describe: (key: K) => UpstreamCall;
   private readonly keyOf: (key: K) => C;
   private readonly onCacheHit: (() => void) | undefined;
 
-  constructor(batch: DataLoader.BatchLoadFn<K, V>, options: TracedLoaderOptions<K, V, C>) {
-    const { trace, describe, onCacheHit, ...dataLoaderOptions } = options;
+  constructor(batch: DataLoader.BatchLoadFn<K, V>, options: RecordingLoaderOptions<K, V, C>) {
+    const { reuses, describe, onCacheHit, ...dataLoaderOptions } = options;
     const cache = new SettlingCache<V, C>();
     super(batch, { ...dataLoaderOptions, cacheMap: cache });
     this.cache = cache;
-    this.trace = trace;
+    this.reuses = reuses;
     this.describe = describe;
     this.onCacheHit = onCacheHit;
     this.keyOf = options.cacheKeyFn ?? ((key: K) => key as unknown as C);
@@ -74,7 +75,7 @@ export class TracedDataLoader<K, V, C = K> extends DataLoader<K, V, C> {
     const state = this.cache.state(this.keyOf(key));
     if (state !== undefined) {
       this.onCacheHit?.();
-      this.trace?.reuse(this.describe(key), state === 'pending' ? 'coalesced' : 'loader');
+      this.reuses?.reuse(this.describe(key), state === 'pending' ? 'coalesced' : 'loader');
     }
     return super.load(key);
   }
