@@ -15,6 +15,7 @@ import { explorerLandingPage } from '../http/explorer.js';
 import type { queryLimitProtection } from '../limits/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
+import { parsedDocuments, registeredDocuments } from './document-memory.js';
 import { jitExecution } from './jit-executor.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
@@ -74,11 +75,13 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
     logger: options.logger,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
+    // Parsed documents and APQ texts, bounded by the memory they hold (document-memory.ts).
+    documentStore: parsedDocuments(),
     // With only listed documents allowed, nothing may register one (the trusted-documents plugin
     // answers every id itself), as Apollo Router requires APQ off with its safelist.
-    ...(options.trustedDocuments?.only
-      ? { persistedQueries: false as const }
-      : options.persistedQueriesCache && { persistedQueries: { cache: options.persistedQueriesCache } }),
+    persistedQueries: options.trustedDocuments?.only
+      ? false
+      : { cache: options.persistedQueriesCache ?? registeredDocuments() },
     plugins: [
       // First: it decides what document the request runs before anything reads it, and its
       // refusal is the one a refused request gets.

@@ -255,6 +255,12 @@ function costVariables(document: DocumentNode): string[] {
 /** Runs `check` once per distinct value of the cost variables (offsets and filters share one). */
 function rememberedCostCheck(document: DocumentNode, check: CostCheck): CostCheck {
   const names = costVariables(document);
+  // Most documents size their lists with literals: one cost, and no cache of 100 slots (3.7 KB
+  // allocated up front) kept with every parsed document.
+  if (names.length === 0) {
+    let remembered: { cost: number | undefined } | undefined;
+    return (variables) => (remembered ??= { cost: check(variables) }).cost;
+  }
   // By the JSON text of those variables' values; values come from clients, so bounded.
   const known = new LRUCache<string, { cost: number | undefined }>({ max: REMEMBERED_COSTS });
   return (variables) => {
