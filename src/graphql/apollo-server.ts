@@ -13,6 +13,7 @@ import type { GatewayContext } from '../context.js';
 import type { queryLimitProtection } from './query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
+import { parsedDocuments, registeredDocuments } from './document-memory.js';
 import { jitExecution } from './jit-executor.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
@@ -77,11 +78,13 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
     logger: options.logger,
     validationRules: limits.validationRules,
     parseOptions: limits.parseOptions,
+    // Parsed documents and APQ texts, bounded by the memory they hold (document-memory.ts).
+    documentStore: parsedDocuments(),
     // With only listed documents allowed, nothing may register one (the trusted-documents plugin
     // answers every id itself), as Apollo Router requires APQ off with its safelist.
-    ...(options.trustedDocuments?.only
-      ? { persistedQueries: false as const }
-      : options.persistedQueriesCache && { persistedQueries: { cache: options.persistedQueriesCache } }),
+    persistedQueries: options.trustedDocuments?.only
+      ? false
+      : { cache: options.persistedQueriesCache ?? registeredDocuments() },
     plugins: [
       // First: it decides what document the request runs before anything reads it, and its
       // refusal is the one a refused request gets.

@@ -11,21 +11,36 @@ import type {
 } from '@apollo/server-gateway-interface';
 import {
   GraphQLError,
+  Kind,
   execute,
   getOperationAST,
   subscribe,
   printSchema,
   type DocumentNode,
   type ExecutionResult,
+  type FragmentDefinitionNode,
   type GraphQLSchema,
+  type SelectionSetNode,
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery } from 'graphql-jit';
 import { LRUCache } from 'lru-cache';
 import type { GatewayContext } from '../context.js';
 import type { HeldDocuments } from '../subscriptions/held-documents.js';
+import { cacheWeight, documentBytes } from './document-memory.js';
 
-/** Compiled operations kept; the least recently used one is dropped past this. */
-const COMPILED_OPERATIONS = 1000;
+/**
+ * Bytes of compiled operations kept, all together (docs/security.md); the least recently used
+ * goes first. Weighed, not counted: one operation compiles to 8 KB, another to 2 MB (15 aliases
+ * spreading a fragment of every field, within the default limits), and 1,000 of those (the bound
+ * before) would hold 2 GB.
+ */
+export const COMPILED_OPERATION_BYTES = 48 * 1024 * 1024;
+/**
+ * Measured: graphql-jit's code for one field of an operation, in place wherever a fragment is
+ * spread (its resolve info and handlers are functions of their own): 4.4 KB compiled, 5.2 to
+ * 6.1 KB once run.
+ */
+const COMPILED_BYTES_PER_FIELD = 6 * 1024;
 
 type Compiled = CompiledQuery<Record<string, unknown>, Record<string, unknown>>;
 
@@ -41,7 +56,7 @@ export interface ExecutionRequest {
 /** Runs operations compiled by graphql-jit, with graphql-js's exact errors when there are any. */
 export function compiledExecution(schema: GraphQLSchema, heldDocuments?: HeldDocuments) {
   // Keyed by Apollo's hash of the document text and the operation name (documents come from clients).
-  const compiled = new LRUCache<string, Compiled>({ max: COMPILED_OPERATIONS });
+  const compiled = new LRUCache<string, Compiled>({ maxSize: COMPILED_OPERATION_BYTES });
 
   function compiledFor(request: ExecutionRequest): Compiled | ExecutionResult {
     const key = `${request.documentKey}:${request.operationName ?? ''}`;
@@ -50,7 +65,11 @@ export function compiledExecution(schema: GraphQLSchema, heldDocuments?: HeldDoc
     const result = compileQuery(schema, request.document, request.operationName ?? undefined);
     if (!isCompiledQuery(result)) return result;
     const query = result as Compiled;
-    compiled.set(key, query);
+    // A compiled operation holds its document too.
+    const bytes =
+      documentBytes(request.document) +
+      compiledFields(request.document, request.operationName) * COMPILED_BYTES_PER_FIELD;
+    compiled.set(key, query, { size: cacheWeight(bytes, COMPILED_OPERATION_BYTES) });
     return query;
   }
 
@@ -102,6 +121,32 @@ export function compiledExecution(schema: GraphQLSchema, heldDocuments?: HeldDoc
     // Field errors: never run the resolvers twice; give graphql-jit's errors graphql-js's form.
     return { errors: result.errors.map(asGraphQLJsError), data: result.data };
   };
+}
+
+/**
+ * The fields graphql-jit compiles for an operation: its own, and a fragment's once per place it
+ * is spread (counted once per fragment, so nested spreads cannot make the count take long).
+ */
+function compiledFields(document: DocumentNode, operationName: string | null): number {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions)
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  const inFragment = new Map<string, number>();
+  const fieldsIn = (selectionSet: SelectionSetNode | undefined): number => {
+    let fields = 0;
+    for (const selection of selectionSet?.selections ?? []) {
+      if (selection.kind === Kind.FIELD) fields += 1 + fieldsIn(selection.selectionSet);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) fields += fieldsIn(selection.selectionSet);
+      else {
+        const name = selection.name.value;
+        let count = inFragment.get(name);
+        if (count === undefined) inFragment.set(name, (count = fieldsIn(fragments.get(name)?.selectionSet)));
+        fields += count;
+      }
+    }
+    return fields;
+  };
+  return fieldsIn(getOperationAST(document, operationName)?.selectionSet);
 }
 
 /**

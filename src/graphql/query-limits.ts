@@ -345,6 +345,12 @@ function costVariables(document: DocumentNode): string[] {
 /** Runs `check` once per distinct value of the cost variables (offsets and filters share one). */
 function rememberedCostCheck(document: DocumentNode, check: CostCheck): CostCheck {
   const names = costVariables(document);
+  // Most documents size their lists with literals: one estimate, and no cache of 100 slots (3.7 KB
+  // allocated up front) kept with every parsed document.
+  if (names.length === 0) {
+    let remembered: { estimate: Estimate | undefined } | undefined;
+    return (variables) => (remembered ??= { estimate: check(variables) }).estimate;
+  }
   // By the JSON text of those variables' values; values come from clients, so bounded.
   const known = new LRUCache<string, { estimate: Estimate | undefined }>({ max: REMEMBERED_COSTS });
   return (variables) => {
