@@ -201,7 +201,11 @@ async function main(): Promise<number> {
       // Any other gateway setting can be tried from a file of one's own (SOAK_CONFIG), merged over these.
       GATEWAY_CONFIG: writeConfigFile(
         mergeConfig(
-          { upstream: { timeoutMs: UPSTREAM_TIMEOUT_MS, maxRetryAfterMs: 1000, backoffLimitMs: 200 } },
+          {
+            upstream: { timeoutMs: UPSTREAM_TIMEOUT_MS, maxRetryAfterMs: 1000, backoffLimitMs: 200 },
+            // Every client comes from 127.0.0.1: the address needs room for all of them.
+            http: { maxConnectionsPerAddress: Math.max(128, CONNECTIONS) },
+          },
           process.env.SOAK_CONFIG ? readConfigFile(pathToFileURL(resolve(process.env.SOAK_CONFIG))) : {},
         ),
       ),
