@@ -23,7 +23,7 @@ import { buildHttpApp, buildMetricsApp, GRAPHQL_PATH } from './http/app.js';
 import { explorerLandingPage } from './http/explorer.js';
 import { queryLimitProtection } from './graphql/query-limits.js';
 import { GatewayMetrics } from './observability/metrics.js';
-import { startTracing } from './observability/tracing.js';
+import { startTracing } from './observability/start-tracing.js';
 import { HeldDocuments } from './subscriptions/held-documents.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import { serveSubscriptions, type SubscriptionServer } from './http/websocket.js';

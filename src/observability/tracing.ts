@@ -4,7 +4,6 @@
 // pollers call. The SDK and the exporter are in tracing-sdk.ts, imported only once tracing is
 // on; here `@opentelemetry/api` is imported for its types only, which compile away.
 import type { Attributes, Context, Span } from '@opentelemetry/api';
-import type { Logger } from 'pino';
 
 /** A span's context, as the parent of the spans started in it (an OpenTelemetry `Context`). */
 export type TraceContext = Context;
@@ -21,7 +20,10 @@ export interface TraceSpanOptions {
   startTime?: number;
 }
 
-/** What the gateway calls to trace; one per gateway, built by `startTracing` when tracing is on. */
+/**
+ * What the gateway calls to trace; one per gateway, built by `startTracing`
+ * (src/observability/start-tracing.ts) when tracing is on.
+ */
 export interface GatewayTracing {
   startSpan(name: string, options?: TraceSpanOptions): TraceSpan;
   /** The context the children of `span` start in. */
@@ -41,14 +43,4 @@ export interface GatewayTracing {
   ambient(): TraceContext | undefined;
   /** Sends the spans not sent yet, then stops. */
   shutdown(): Promise<void>;
-}
-
-/**
- * Tracing for one gateway, or undefined when off: then neither the SDK nor the exporter is
- * loaded, and no plugin, hook or poller does any tracing work.
- */
-export async function startTracing(on: boolean, logger: Logger): Promise<GatewayTracing | undefined> {
-  if (!on) return undefined;
-  const { createTracing } = await import('./tracing-sdk.js');
-  return createTracing(logger);
 }
