@@ -53,6 +53,24 @@ describe('limits.maxUpstreamCalls (100), estimated before the first call', () =>
     expect(defaults.simulator.requests).toEqual([]);
   });
 
+  it('keeps refusing a document after a request of it whose variables did not coerce', async () => {
+    // The parsed document, and what is remembered of its estimate, are shared by every client: a
+    // bad variable (here one that sizes nothing) must not leave it unchecked for the next request.
+    // One whose lists are sized by literals, one sized by a variable that keeps its value.
+    const literal = `query L($s: [FineTuneJobStatus!]) { fineTuneJobs(statuses: $s) { id ${METRICS} } }`;
+    const sized = `query V($s: [FineTuneJobStatus!], $n: Int) { fineTuneJobs(limit: $n, statuses: $s) { id ${METRICS} } }`;
+    for (const document of [literal, sized]) {
+      const bad = await defaults.query(document, { s: 5, n: -1 });
+      expectErrorCode(bad, 'BAD_USER_INPUT');
+      const good = await defaults.query(document, { s: ['RUNNING'], n: -1 });
+      expect(good.status).toBe(400);
+      expect(expectErrorCode(good, 'QUERY_LIMIT_EXCEEDED').extensions).toMatchObject({
+        limit: 'upstreamCalls',
+      });
+    }
+    expect(defaults.simulator.requests).toEqual([]);
+  });
+
   it("lets the most an operation may make through: 99 jobs and each job's metrics, 100 calls", async () => {
     const data = expectData(
       await defaults.query<{ fineTuneJobs: unknown[] }>(`{ fineTuneJobs(limit: 99) { id ${METRICS} } }`),

@@ -342,25 +342,30 @@ function costVariables(document: DocumentNode): string[] {
   return [...names];
 }
 
-/** Runs `check` once per distinct value of the cost variables (offsets and filters share one). */
+/**
+ * Runs `check` once per distinct value of the cost variables (offsets and filters share one).
+ * Only an estimate is remembered, never its absence: variables that do not coerce (any of them,
+ * sizing or not) say nothing of the document, and the parsed document is shared by every client,
+ * so one bad request must not turn the checks off for the next.
+ */
 function rememberedCostCheck(document: DocumentNode, check: CostCheck): CostCheck {
   const names = costVariables(document);
   // Most documents size their lists with literals: one estimate, and no cache of 100 slots (3.7 KB
   // allocated up front) kept with every parsed document.
   if (names.length === 0) {
-    let remembered: { estimate: Estimate | undefined } | undefined;
-    return (variables) => (remembered ??= { estimate: check(variables) }).estimate;
+    let remembered: Estimate | undefined;
+    return (variables) => (remembered ??= check(variables));
   }
   // By the JSON text of those variables' values; values come from clients, so bounded.
-  const known = new LRUCache<string, { estimate: Estimate | undefined }>({ max: REMEMBERED_COSTS });
+  const known = new LRUCache<string, Estimate>({ max: REMEMBERED_COSTS });
   return (variables) => {
     // JSON text, or `undefined` for an absent variable (its default applies, not null).
     const key = names.map((name) => `${JSON.stringify(variables[name])}`).join('\u0000');
     let remembered = known.get(key);
     if (remembered === undefined) {
-      remembered = { estimate: check(variables) };
-      known.set(key, remembered);
+      remembered = check(variables);
+      if (remembered !== undefined) known.set(key, remembered);
     }
-    return remembered.estimate;
+    return remembered;
   };
 }
