@@ -53,7 +53,9 @@ const upstream = z
       ),
     retries: int(0, 10)
       .default(2)
-      .describe('Retries of a read after 429, 502, 503, 504 or a dropped connection.'),
+      .describe(
+        'Retries of a read after 429, 502, 503, 504 or a dropped connection, and of a create, stop or cancel whose answer was lost; none while the last (this + 1) upstream attempts, of any calls, all failed.',
+      ),
     maxRetryAfterMs: ms(120_000)
       .default(5_000)
       .describe('The longest `Retry-After` the gateway waits for; a longer one is reported at once.'),
@@ -417,7 +419,10 @@ const environment = z.object({
   GATEWAY_CONFIG: z.string().optional(),
   // OpenTelemetry's SDK reads its own variables; these decide whether it is loaded at all.
   OTEL_SDK_DISABLED: z.string().optional(),
-  OTEL_TRACES_EXPORTER: z.string().optional(),
+  // Only the OTLP exporter is installed: another name would still export OTLP, silently.
+  OTEL_TRACES_EXPORTER: z
+    .enum(['otlp', 'none'], { error: 'only otlp (OTLP over HTTP, JSON bodies) or none is supported' })
+    .optional(),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
   // Only the OTLP/HTTP JSON exporter is installed; the SDK would send JSON to a gRPC port.

@@ -222,6 +222,10 @@ describe('the environment', () => {
   it('refuses a bad variable in one line naming it', () => {
     expect(refusal({ PORT: 'eighty' })).toMatch(/^Invalid PORT \(got "eighty"\): /);
     expect(refusal({ LOG_LEVEL: 'loud' })).toMatch(/^Invalid LOG_LEVEL \(got "loud"\): /);
+    // Only the OTLP exporter is installed: another would export OTLP all the same, without a word.
+    expect(refusal({ OTEL_TRACES_EXPORTER: 'zipkin' })).toMatch(
+      /^Invalid OTEL_TRACES_EXPORTER \(got "zipkin"\): /,
+    );
   });
 
   it('production turns introspection, the explorer and suggestions off unless the file turns them on', () => {

@@ -118,6 +118,25 @@ describe('circuit breaker', () => {
     });
   });
 
+  it('does not retry a write either while the recent attempts all failed', async () => {
+    // Three reads fail in a row (one call's attempts): a create whose answer is then lost (503)
+    // is sent once, not three times, and read back (that read answers, and ends the run).
+    const s = (stack = await startStack({ config: atDefaults() }));
+    s.simulator.faults.set('listJobs', { status: 503 });
+    expectErrorCode(await s.query(LIST), 'UPSTREAM_UNAVAILABLE');
+    expect(s.simulator.requestsTo('listJobs')).toHaveLength(3);
+    s.simulator.faults.set('createJob', { status: 503 });
+    const create = `mutation ($input: CreateFineTuneJobInput!) { createFineTuneJob(input: $input) { id } }`;
+    const input = {
+      name: 'one-send',
+      model: 'Newton::c2_4_7b_251215a172f6d7',
+      datasets: [{ name: 'training-set', split: 'train', fileIds: ['file-abc123'] }],
+    };
+    const response = await s.query(create, { input });
+    expectErrorCode(response, 'UPSTREAM_UNAVAILABLE');
+    expect(s.simulator.requestsTo('createJob')).toHaveLength(1);
+  });
+
   it(
     'after a healthy period, opens on a run of failed attempts with no retries, and closes once the upstream is back',
     { timeout: 60_000 },

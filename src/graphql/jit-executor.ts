@@ -94,6 +94,11 @@ export function compiledExecution(schema: GraphQLSchema, heldDocuments?: HeldDoc
     });
     if (!(Symbol.asyncIterator in opened)) return opened;
     const { operation, credentialIdentity } = request.contextValue as GatewayContext;
+    if (operation.transport !== 'websocket') {
+      // Nobody would read it (HTTP refuses subscriptions before this): it must not poll unheard.
+      void opened.return(undefined);
+      throw new Error('a subscription ran without a stream to open (HTTP refuses them first)');
+    }
     // What this stream holds while it runs, against its key's share: the text its parsed
     // document keeps (whether it came as text, by APQ hash or by trusted-document id). Only a
     // caller with a key gets this far: the stream's resolver needs one.

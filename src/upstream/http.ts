@@ -195,9 +195,9 @@ export class UpstreamHttp {
       connect: { timeout: settings.timeoutMs },
     });
     const send = bufferedFetch(this.dispatcher);
-    this.retryPolicy = new RetryPolicy(settings);
-    this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
     this.failedInARow = new ConsecutiveBreaker(settings.breaker.failuresInARow);
+    this.retryPolicy = new RetryPolicy(settings, () => this.failedInARow.state);
+    this.slots = bulkhead(settings.maxConcurrency, settings.maxQueue);
     this.breaker = circuitBreaker(handleWhen(isUpstreamFailure), {
       halfOpenAfter: settings.breaker.halfOpenMs,
       // A run of failed attempts, or the failure rate over the window, whichever comes first: the
@@ -371,9 +371,6 @@ export class UpstreamHttp {
    */
   private async retryDelay(error: Error, retry: number): Promise<number | undefined> {
     if (this.closed || error instanceof BrokenCircuitError) return undefined;
-    // Once as many attempts in a row have failed as one call may send, across all calls, the
-    // upstream is failing: a retry would only add to its load until an attempt succeeds.
-    if (this.failedInARow.state > this.settings.retries) return undefined;
     const policy = this.retryPolicy;
     let failure: FailedAttempt;
     if (error instanceof HTTPError) {

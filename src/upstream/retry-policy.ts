@@ -47,7 +47,11 @@ export function requestedDelayMs(
 }
 
 export class RetryPolicy {
-  constructor(private readonly settings: RetrySettings) {}
+  constructor(
+    private readonly settings: RetrySettings,
+    /** Failed attempts in a row, across all calls, so far (the breaker's run). */
+    private readonly failedInARow: () => number = () => 0,
+  ) {}
 
   /** Attempts of one call at most, the first one included. */
   get attempts(): number {
@@ -73,11 +77,13 @@ export class RetryPolicy {
 
   /**
    * The wait before retry `retry` (1 for the first) after `failure`: the delay a 429 or 503
-   * asked for, or else the backoff. Undefined when there is no retry: past the limit, or a
-   * delay asked for past the cap.
+   * asked for, or else the backoff. Undefined when there is no retry: past the limit, a delay
+   * asked for past the cap, or while the upstream is failing: once as many attempts in a row
+   * have failed as one call may send, across all calls, a retry (a read's or a write's) would
+   * only add to its load until an attempt succeeds.
    */
   delayMs(failure: FailedAttempt, retry: number): number | undefined {
-    if (retry > this.settings.retries) return undefined;
+    if (retry > this.settings.retries || this.failedInARow() > this.settings.retries) return undefined;
     const asked =
       typeof failure === 'object' && RETRY_AFTER_STATUSES.has(failure.status)
         ? failure.retryAfterMs
