@@ -300,7 +300,6 @@ async function main(): Promise<void> {
       ATAI_API_KEY: API_KEY,
       // A page of 500 jobs with every field costs 8,001 against the default limit of 5,000:
       // an operator serving such clients raises it (the all-jobs query is costed differently).
-      // (A baseline built before the configuration file read QUERY_MAX_COST=20000 instead.)
       GATEWAY_CONFIG: writeConfigFile({ limits: { maxCost: 20_000 } }),
     };
     const gateway = await startChild({
@@ -332,7 +331,8 @@ async function main(): Promise<void> {
       const baseline = await startChild({
         name: 'gateway (before)',
         script: resolve(BASELINE_GATEWAY),
-        env: gatewayEnv,
+        // A build from before the configuration file reads its settings from the environment.
+        env: { ...gatewayEnv, QUERY_MAX_COST: '20000' },
         logFile: join(logs, 'gateway-before.log'),
         readyText: 'gateway ready at',
       });
