@@ -1,6 +1,6 @@
 // Apollo Server, the one way every GraphQL operation is run, over HTTP and over WebSocket: the
-// gateway's plugins (limits, the operation log, extensions.upstream, sharing identical queries)
-// and an operator's, graphql-jit behind the executor hook, and the result serializer behind
+// gateway's plugins (limits, the operation log, the audit trail, extensions.upstream, sharing
+// identical queries) and an operator's, graphql-jit behind the executor hook, and the result serializer behind
 // `stringifyResult`.
 import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin } from '@apollo/server';
 import {
@@ -15,6 +15,7 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
 import { parsedDocuments, registeredDocuments } from './document-memory.js';
 import { jitExecution } from './jit-executor.js';
+import { auditTrailPlugin } from './plugins/audit-trail.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
 import { subscriptionsOverHttpPlugin } from './plugins/subscriptions-over-http.js';
@@ -105,6 +106,7 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),
       subscriptionsOverHttpPlugin(),
       operationLogPlugin(options.metrics),
+      auditTrailPlugin(options.metrics),
       upstreamCallsExtensionPlugin(),
       ...options.lifecyclePlugins,
       ...options.plugins,

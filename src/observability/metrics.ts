@@ -137,6 +137,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly jobWrites = new Counter({
+    name: 'gateway_job_writes_total',
+    help: 'Creates, stops and cancels of jobs (each an audit log line), by action and outcome: done, refused by the gateway, failed upstream.',
+    labelNames: ['action', 'outcome'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     this.circuitState.set(0);
@@ -151,6 +158,10 @@ export class GatewayMetrics {
     }
     this.operations.inc({ operation: label, outcome });
     this.operationDuration.observe({ operation: label, outcome }, seconds);
+  }
+
+  jobWrite(action: string, outcome: string): void {
+    this.jobWrites.inc({ action, outcome });
   }
 
   subscriptionPolled(resource: string): void {

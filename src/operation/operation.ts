@@ -26,6 +26,11 @@ export class OperationState {
   span: TraceContext | undefined;
   /** A subscription's stream of event results, once its operation has opened it (WebSocket). */
   liveEvents: AsyncGenerator<ExecutionResult> | undefined;
+  /**
+   * The job each create, stop and cancel of the operation ran for, by the field's response key
+   * (a create's id may be the one the gateway chose): for the audit trail.
+   */
+  readonly jobWrites = new Map<string, string>();
   private budgetOfRun: OperationBudget | undefined;
   private callsOfRun: UpstreamCalls | undefined;
 
