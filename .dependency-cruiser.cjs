@@ -9,6 +9,7 @@ const LAYERS = [
   ['src/graphql/'],
   ['src/resolvers/'],
   ['src/context\\.ts$'],
+  ['src/auth/'],
   ['src/fleet/'],
   ['src/subscriptions/', 'src/loaders/'],
   ['src/fine-tune-jobs/'],

@@ -373,6 +373,60 @@ const simulator = z
     'The built-in simulator (with no ATAI_API_URL or ATAI_API_KEY) and `npm run simulator`, which listens on SIMULATOR_PORT (4010) and SIMULATOR_HOST (127.0.0.1).',
   );
 
+/** Signing algorithms an identity provider's JWKS can hold: asymmetric only (never `none`, never HS*). */
+export const JWT_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+] as const;
+
+const auth = z
+  .strictObject({
+    algorithms: z
+      .array(z.enum(JWT_ALGORITHMS))
+      .min(1)
+      .default(['RS256', 'ES256', 'EdDSA'])
+      .describe('Signing algorithms a token may use (asymmetric only: `none` and HS* are never accepted).'),
+    clockToleranceSeconds: int(0, 300)
+      .default(30)
+      .describe("Clock skew allowed on a token's `exp`, `nbf` and `iat`."),
+    keyPassThrough: z
+      .boolean()
+      .default(true)
+      .describe(
+        'A bearer value that is not a JWT is an Archetype AI API key, as without JWT authentication; off, only tokens are accepted.',
+      ),
+    organizations: z
+      .strictObject({
+        claim: z
+          .string()
+          .min(1)
+          .default('org')
+          .describe('The claim naming the organization (a string, or a list such as groups).'),
+        keys: z
+          .record(z.string().min(1), z.string().trim().min(1))
+          .refine((keys) => Object.keys(keys).length > 0, 'must map at least one claim value to a key')
+          .describe(
+            'Claim value → the API key its people act with; write each as `${env.NAME}`, never the key itself.',
+          ),
+      })
+      .optional()
+      .describe(
+        "Several organizations. Unset: every valid token acts with the gateway's ATAI_API_KEY; set: a token whose claim has no mapping is UNAUTHENTICATED.",
+      ),
+  })
+  .prefault({})
+  .describe(
+    'JWT authentication (docs/security.md#jwt-authentication), on when AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE are set.',
+  );
+
 /** The configuration file: every key, its default and what it sets. */
 export const gatewayConfigSchema = z
   .strictObject({
@@ -383,6 +437,7 @@ export const gatewayConfigSchema = z
     fleet,
     explorer,
     security,
+    auth,
     federation,
     telemetry,
     simulator,
@@ -402,6 +457,8 @@ export type HttpLimits = GatewaySettings['http'];
 export type QueryLimits = GatewaySettings['limits'];
 /** Subscription polling and what each client may hold (src/subscriptions/). */
 export type PollSettings = GatewaySettings['subscriptions'];
+/** JWT authentication's settings from the file (src/auth/). */
+export type AuthSettings = GatewaySettings['auth'];
 /** The explorer a browser gets at /graphql. */
 export type Explorer = GatewaySettings['explorer']['page'];
 
@@ -417,6 +474,10 @@ const environment = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   GATEWAY_CONFIG: z.string().optional(),
+  // JWT authentication: the identity provider's keys, and what its tokens must say.
+  AUTH_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: z.string().min(1).optional(),
   // OpenTelemetry's SDK reads its own variables; these decide whether it is loaded at all.
   OTEL_SDK_DISABLED: z.string().optional(),
   // Only the OTLP exporter is installed: another name would still export OTLP, silently.
@@ -502,6 +563,8 @@ export const MOVED_VARIABLES: Readonly<Record<string, string | { removed: string
 
 /** A file key whose value is never repeated in a message: a manifest URL may carry a token. */
 const SECRET_KEYS = new Set(['security.trustedDocuments.manifest']);
+/** Keys under which every value is a secret (an organization's API key). */
+const SECRET_SECTIONS = ['auth.organizations.keys.'];
 
 /** Where the upstream is: the built-in simulator, or a real API (with the gateway's key, if any). */
 export type UpstreamTarget =
@@ -520,7 +583,14 @@ export interface TrustedDocumentsSettings {
 type Decided<T, K extends keyof T> = Omit<T, K> & { [P in K]-?: Exclude<T[P], undefined> };
 
 /** Everything the gateway runs with: the file's settings, decided, and the environment's. */
-export interface Config extends Omit<GatewaySettings, 'explorer' | 'security' | 'telemetry'> {
+/** Where the identity provider's keys are, and what its tokens must say (AUTH_* variables). */
+export interface IdentityProvider {
+  jwksUrl: URL;
+  issuer: string;
+  audience: string;
+}
+
+export interface Config extends Omit<GatewaySettings, 'explorer' | 'security' | 'telemetry' | 'auth'> {
   production: boolean;
   port: number;
   host: string;
@@ -542,6 +612,8 @@ export interface Config extends Omit<GatewaySettings, 'explorer' | 'security' | 
     /** OpenTelemetry traces, configured by the SDK from OTEL_*; off without an OTLP endpoint. */
     tracing: boolean;
   };
+  /** JWT authentication: off (identityProvider undefined) unless the AUTH_* variables are set. */
+  auth: AuthSettings & { identityProvider: IdentityProvider | undefined };
   /** REDIS_URL: instances share the answers cache, APQ and subscription polling (docs/fleet.md). */
   redis: { url: string; prefix: string } | undefined;
 }
@@ -683,7 +755,10 @@ export function parseSettings(source: ConfigSource | undefined): GatewaySettings
   );
   if (value === undefined && issue.code === 'invalid_type')
     throw new ConfigError(`Missing key ${key} in ${name}`);
-  const secret = SECRET_KEYS.has(key) || source?.expanded.has(key) === true;
+  const secret =
+    SECRET_KEYS.has(key) ||
+    SECRET_SECTIONS.some((section) => key.startsWith(section)) ||
+    source?.expanded.has(key) === true;
   const shown = secret || value === undefined ? '' : ` (got ${JSON.stringify(value)})`;
   throw new ConfigError(`Invalid ${key} in ${name}${shown}: ${issue.message}`);
 }
@@ -731,6 +806,7 @@ export function resolveConfig(env: NodeJS.ProcessEnv, source: ConfigSource | und
   const { explorer, security, telemetry } = settings;
   return {
     ...settings,
+    auth: { ...settings.auth, identityProvider: identityProvider(e) },
     production,
     port: e.PORT,
     host: e.HOST,
@@ -763,6 +839,30 @@ export function resolveConfig(env: NodeJS.ProcessEnv, source: ConfigSource | und
     },
     redis: e.REDIS_URL === undefined ? undefined : { url: e.REDIS_URL, prefix: settings.fleet.redisPrefix },
   };
+}
+
+/** The AUTH_* variables: all three or none; the keys over https unless on this machine. */
+function identityProvider(e: z.output<typeof environment>): IdentityProvider | undefined {
+  const { AUTH_JWKS_URL: jwksUrl, AUTH_ISSUER: issuer, AUTH_AUDIENCE: audience } = e;
+  if (jwksUrl === undefined && issuer === undefined && audience === undefined) return undefined;
+  if (jwksUrl === undefined || issuer === undefined || audience === undefined) {
+    throw new ConfigError(
+      'JWT authentication needs AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE together: a token is checked against all three',
+    );
+  }
+  const url = new URL(jwksUrl);
+  // Keys fetched in the clear could be swapped on the way: anyone could then sign tokens.
+  if (url.protocol !== 'https:' && !isLoopback(url.hostname)) {
+    throw new ConfigError(
+      `Invalid AUTH_JWKS_URL (got ${JSON.stringify(jwksUrl)}): must be https (http only on localhost, 127.0.0.1 or ::1)`,
+    );
+  }
+  return { jwksUrl: url, issuer, audience };
+}
+
+function isLoopback(hostname: string): boolean {
+  const name = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127(\.\d{1,3}){3}$/.test(name);
 }
 
 /**

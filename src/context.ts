@@ -3,12 +3,13 @@
 // the operation's own state (src/operation/operation.ts), built fresh for each request.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import { isJwtShaped, type JwtAuthentication } from './auth/jwt-authentication.js';
 import { ErrorCode, gatewayError } from './errors.js';
 import { FineTuneJobWrites } from './fine-tune-jobs/job-writes.js';
 import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
 import { RequestSpend } from './operation/budget.js';
-import { OperationState, type OperationSettings } from './operation/operation.js';
+import { OperationState, type Caller, type OperationSettings } from './operation/operation.js';
 import { UpstreamCalls } from './operation/upstream-calls.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
@@ -55,6 +56,8 @@ export interface ContextDependencies {
   anonymousWrites: boolean;
   /** Host names whose requests may act with the gateway's key (lower case, no port). */
   allowedHosts: ReadonlySet<string>;
+  /** JWT authentication (AUTH_* set): tokens verified; the gateway's key no longer serves anonymous callers. */
+  jwt?: JwtAuthentication | undefined;
 }
 
 export interface IncomingRequest {
@@ -80,7 +83,7 @@ export function credentialIdentity(apiKey: string): string {
 const BEARER = /^Bearer\s+([A-Za-z0-9\-._~+/]+=*)\s*$/i;
 const MAX_KEY_BYTES = 8 * 1024;
 
-type Credential = { apiKey: string; own: boolean } | { error: string };
+type Credential = { apiKey: string; own: boolean; caller?: Caller } | { error: string };
 
 /** `api.example.com:4000` → `api.example.com`; `[::1]:4000` → `::1`; lower case. */
 export function hostName(host: string | undefined): string | undefined {
@@ -93,29 +96,49 @@ export function hostName(host: string | undefined): string | undefined {
 }
 
 /**
- * The API key for this request: the client's bearer token (its own), else the gateway's key.
- * The gateway's key serves only requests addressed to one of its own host names: a web page
- * under another name that resolves to the gateway (DNS rebinding) is same-origin to the
- * browser, and would otherwise act with the gateway's key.
+ * The API key for this request: the organization's key for a verified token (JWT authentication
+ * on), the client's own bearer key, else the gateway's key. The gateway's key serves anonymous
+ * callers only without JWT authentication, and only on one of its own host names: a web page
+ * under another name that resolves to the gateway (DNS rebinding) is same-origin to the browser,
+ * and would otherwise act with the gateway's key.
  */
-function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Credential {
+async function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencies): Promise<Credential> {
   const header = incoming.authorization?.trim();
+  const { jwt } = deps;
+  const expected = jwt
+    ? `\`Authorization: Bearer <a token from your identity provider${jwt.keyPassThrough ? ', or your Archetype AI API key' : ''}>\``
+    : '`Authorization: Bearer <your Archetype AI API key>`';
   if (header) {
     const match = BEARER.exec(header);
-    if (!match) return { error: 'The Authorization header must be `Bearer <your Archetype AI API key>`.' };
-    if (match[1]!.length > MAX_KEY_BYTES) {
+    if (!match) return { error: `The Authorization header must be ${expected}.` };
+    const bearer = match[1]!;
+    if (bearer.length > MAX_KEY_BYTES) {
       return { error: `The API key is longer than any the gateway accepts (${MAX_KEY_BYTES} bytes).` };
     }
-    return { apiKey: match[1]!, own: true };
+    if (jwt === undefined) return { apiKey: bearer, own: true };
+    // Shaped like a JWT: verified as one, never sent upstream as a key, even when it does not decode.
+    if (isJwtShaped(bearer)) {
+      const verified = await jwt.verify(bearer);
+      if ('error' in verified) return verified;
+      const { apiKey, subject, organization } = verified.person;
+      return {
+        apiKey,
+        own: true,
+        caller: {
+          ...(subject !== undefined && { subject }),
+          ...(organization !== undefined && { organization }),
+        },
+      };
+    }
+    if (!jwt.keyPassThrough) return { error: `API keys are not accepted here: send ${expected}.` };
+    return { apiKey: bearer, own: true };
   }
-  if (deps.serverApiKey === undefined) {
-    return { error: 'No API key: send `Authorization: Bearer <your Archetype AI API key>`.' };
-  }
+  if (jwt !== undefined) return { error: `No credential: send ${expected}.` };
+  if (deps.serverApiKey === undefined) return { error: `No API key: send ${expected}.` };
   const name = hostName(incoming.host);
   if (name === undefined || !deps.allowedHosts.has(name)) {
     return {
-      error:
-        "No API key, and the gateway's own key serves only its own host names (security.allowedHosts): send `Authorization: Bearer <your Archetype AI API key>`.",
+      error: `No API key, and the gateway's own key serves only its own host names (security.allowedHosts): send ${expected}.`,
     };
   }
   return { apiKey: deps.serverApiKey, own: false };
@@ -150,6 +173,7 @@ class RequestContext implements GatewayContext {
       this.deps.operationSettings,
       'apiKey' in this.credential ? [this.credential.apiKey] : [],
       this.spend,
+      'apiKey' in this.credential ? this.credential.caller : undefined,
     );
     return this.operationOfCopy;
   }
@@ -220,12 +244,16 @@ class RequestContext implements GatewayContext {
   }
 }
 
-export function createContext(deps: ContextDependencies, incoming: IncomingRequest): GatewayContext {
+/** Async: a token is verified (its keys perhaps fetched) before the context is built. */
+export async function createContext(
+  deps: ContextDependencies,
+  incoming: IncomingRequest,
+): Promise<GatewayContext> {
   return new RequestContext(
     incoming.requestId,
     incoming.transport,
     incoming.logger ?? deps.logger.child({ requestId: incoming.requestId }),
-    resolveApiKey(incoming, deps),
+    await resolveApiKey(incoming, deps),
     deps,
   );
 }

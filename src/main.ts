@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   } else {
     upstreamBaseUrl = config.upstreamTarget.baseUrl;
     serverApiKey = config.upstreamTarget.serverApiKey;
-    upstreamDescription = `${upstreamBaseUrl}; clients without a key ${serverApiKey ? "use the gateway's ATAI_API_KEY" : 'are refused'}`;
+    upstreamDescription = `${upstreamBaseUrl}; clients without a key ${serverApiKey && !config.auth.identityProvider ? "use the gateway's ATAI_API_KEY" : 'are refused'}`;
   }
 
   let gateway;

@@ -3,6 +3,7 @@
 // `startGateway` listens and returns how to reach and stop it.
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { Logger } from 'pino';
+import { JwtAuthentication } from './auth/jwt-authentication.js';
 import type { Config } from './config.js';
 import {
   createContext,
@@ -99,6 +100,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     liveJobPollers,
     anonymousWrites: config.security.anonymousWrites,
     allowedHosts: new Set(config.security.allowedHosts),
+    jwt:
+      config.auth.identityProvider &&
+      new JwtAuthentication(config.auth.identityProvider, config.auth, options.serverApiKey, logger),
     operationSettings: {
       metrics,
       budgetLimits: {

@@ -228,6 +228,34 @@ describe('the environment', () => {
     );
   });
 
+  it('turns JWT authentication on with AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE together', () => {
+    const idp = { AUTH_ISSUER: 'https://id.example.com', AUTH_AUDIENCE: 'gateway' };
+    expect(configFrom({}, API).auth.identityProvider).toBeUndefined();
+    const on = configFrom({}, { ...API, ...idp, AUTH_JWKS_URL: 'https://id.example.com/jwks' });
+    expect(on.auth.identityProvider?.jwksUrl.href).toBe('https://id.example.com/jwks');
+    expect(on.auth.algorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
+    expect(() => configFrom({}, { ...API, AUTH_JWKS_URL: 'https://id.example.com/jwks' })).toThrow(
+      /needs AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE together/,
+    );
+    // Keys fetched in the clear could be swapped on the way; loopback is this machine.
+    expect(refusal({ ...API, ...idp, AUTH_JWKS_URL: 'http://id.example.com/jwks' })).toMatch(
+      /^Invalid AUTH_JWKS_URL \(got "http:\/\/id.example.com\/jwks"\): must be https/,
+    );
+    for (const loopback of ['http://127.0.0.1:8080/jwks', 'http://localhost/jwks', 'http://[::1]:9/jwks'])
+      expect(configFrom({}, { ...API, ...idp, AUTH_JWKS_URL: loopback }).auth.identityProvider).toBeDefined();
+  });
+
+  it('refuses symmetric and unsigned algorithms, and never shows an organization key', () => {
+    for (const algorithm of ['HS256', 'none'])
+      expect(() => configFrom({ auth: { algorithms: [algorithm] } }, API)).toThrow(
+        /^Invalid auth\.algorithms\.0/,
+      );
+    const path = file('auth:\n  organizations:\n    keys:\n      acme: [sk-live-secret]\n');
+    const message = refusal({ ...API, GATEWAY_CONFIG: path });
+    expect(message).toMatch(/^Invalid auth\.organizations\.keys\.acme in /);
+    expect(message).not.toContain('sk-live-secret');
+  });
+
   it('production turns introspection, the explorer and suggestions off unless the file turns them on', () => {
     const production = { NODE_ENV: 'production', ATAI_API_KEY: 'k' };
     expect(configFrom({}, production)).toMatchObject({

@@ -47,7 +47,7 @@ export interface HttpAppOptions {
   /** Trusted documents are configured: a POSTed `{ documentId }` names a listed operation. */
   documentIds: boolean;
   /** The context of one GraphQL request, from its headers. */
-  createContext(request: FastifyRequest): GatewayContext;
+  createContext(request: FastifyRequest): Promise<GatewayContext>;
   /** The upstream's, and with REDIS_URL whether Redis is reachable (a detail: still ready). */
   readiness(): Promise<Readiness & { redis?: string }>;
   /** True once the gateway is stopping: /readyz says so before the listener closes. */

@@ -54,7 +54,7 @@ export interface SubscriptionServerOptions {
     authorization: string | undefined,
     requestId: string,
     host: string | undefined,
-  ): GatewayContext;
+  ): Promise<GatewayContext>;
   logger: Logger;
 }
 
@@ -183,7 +183,7 @@ export function serveSubscriptions(options: SubscriptionServerOptions): Subscrip
         if (payload.query && Buffer.byteLength(payload.query) > options.maxDocumentBytes) {
           return [documentTooLarge(options.maxDocumentBytes)];
         }
-        const contextValue = options.createContext(
+        const contextValue = await options.createContext(
           authorizationOf(ctx.connectionParams, ctx.extra.request.headers.authorization),
           randomUUID(),
           ctx.extra.request.headers.host,

@@ -19,6 +19,12 @@ export interface OperationSettings {
   tracing?: { tracing: GatewayTracing; baseUrl: URL };
 }
 
+/** Who a token says is calling: its subject and the organization it acts for (never the key). */
+export interface Caller {
+  subject?: string;
+  organization?: string;
+}
+
 export class OperationState {
   /** How the answer came: joined an identical query in flight, or kept from one before. */
   sharedFrom: 'flight' | 'cache' | undefined;
@@ -42,6 +48,8 @@ export class OperationState {
     private readonly secrets: readonly string[],
     /** What the request has spent: this operation's, or a whole batch's (shared by its operations). */
     private spendOfRequest: RequestSpend,
+    /** The person a verified token names (JWT authentication), for the audit trail and limits. */
+    readonly caller: Caller = {},
   ) {}
 
   /** What the request has spent so far (its batch's operations together). */
