@@ -158,6 +158,17 @@ describe('JWT authentication with two organizations', () => {
     );
     expectData(response);
     expect(stack.simulator.requests.map((r) => r.organization)).toContain('acme');
+    // The audit trail says who: the token's subject and organization, never the token or the key.
+    const audit = stack.logLines
+      .map((line) => JSON.parse(line))
+      .find((line) => line.audit === true && line.jobId === job.id);
+    expect(audit).toMatchObject({
+      action: 'cancel',
+      jobId: job.id,
+      outcome: 'done',
+      subject: 'ada@example.com',
+      organization: 'acme',
+    });
   });
 
   const attacks: [string, () => Promise<string>, RegExp][] = [

@@ -43,15 +43,16 @@ const FAILED_CODES: ReadonlySet<string> = new Set([
 const MAX_JOB_ID_LENGTH = 128;
 
 /**
- * Who acted, for the audit line: today the identity of the credential (a hash of the key, never
- * the key); the one place a caller's subject and organization are read from.
+ * Who acted, for the audit line: the identity of the credential (a hash of the key, never the
+ * key) and, for a person signed in with a token, its subject and organization.
  */
 export function auditCaller(context: GatewayContext): {
   credential: string | undefined;
   subject: string | undefined;
   organization: string | undefined;
 } {
-  return { credential: context.credentialIdentity, subject: undefined, organization: undefined };
+  const { subject, organization } = context.operation.caller;
+  return { credential: context.credentialIdentity, subject, organization };
 }
 
 interface WriteField {
