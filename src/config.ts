@@ -403,6 +403,22 @@ const auth = z
       .describe(
         'A bearer value that is not a JWT is an Archetype AI API key, as without JWT authentication; off, only tokens are accepted.',
       ),
+    scopesClaim: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The claim carrying a token's scopes (a space-separated string or a list). Unset: `scope`, else `scp`.",
+      ),
+    requiredScopes: z
+      .record(
+        z.string().regex(/^[A-Za-z_]\w*\.[A-Za-z_]\w*$/, 'must be `Type.field`'),
+        z.array(z.array(z.string().min(1)).min(1)).min(1),
+      )
+      .default({})
+      .describe(
+        'Fields that need scopes besides the schema\'s `@requiresScopes`: `Type.field` → `[[a, b], [c]]` (a and b, or c), e.g. `Query.fineTuneJobs: [["jobs:read"]]`.',
+      ),
     organizations: z
       .strictObject({
         claim: z

@@ -120,13 +120,14 @@ async function resolveApiKey(incoming: IncomingRequest, deps: ContextDependencie
     if (isJwtShaped(bearer)) {
       const verified = await jwt.verify(bearer);
       if ('error' in verified) return verified;
-      const { apiKey, subject, organization } = verified.person;
+      const { apiKey, subject, organization, scopes } = verified.person;
       return {
         apiKey,
         own: true,
         caller: {
           ...(subject !== undefined && { subject }),
           ...(organization !== undefined && { organization }),
+          scopes,
         },
       };
     }

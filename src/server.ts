@@ -134,6 +134,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       only: config.security.trustedDocuments?.only ?? false,
     },
     tracing,
+    requiredScopes: config.auth.identityProvider && config.auth.requiredScopes,
     lifecyclePlugins: [
       {
         async serverWillStart() {

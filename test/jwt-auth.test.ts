@@ -152,9 +152,8 @@ describe('JWT authentication with two organizations', () => {
     const response = await stack.query(
       `mutation { cancelFineTuneJob(id: "${job.id}") { id } }`,
       {},
-      {
-        apiKey: bearer(await token(key)),
-      },
+      // A write needs the `jobs:write` scope (test/scopes.test.ts).
+      { apiKey: bearer(await token(key, { org: 'acme', scope: 'jobs:write' })) },
     );
     expectData(response);
     expect(stack.simulator.requests.map((r) => r.organization)).toContain('acme');

@@ -24,6 +24,8 @@ export interface Person {
   /** The claim value that chose the key (undefined: the gateway's own key). */
   organization: string | undefined;
   apiKey: string;
+  /** The token's scopes, for the schema's `@requiresScopes` (src/graphql/plugins/scope-policies.ts). */
+  scopes: string[];
 }
 
 export type Verified = { person: Person } | { error: string };
@@ -110,8 +112,17 @@ export class JwtAuthentication {
         subject: typeof payload.sub === 'string' ? payload.sub : undefined,
         organization: apiKey.organization,
         apiKey: apiKey.key,
+        scopes: this.scopesOf(payload),
       },
     };
+  }
+
+  /** `scope: "a b"` (OAuth 2) or `scp: ["a", "b"]` (Entra ID, Okta), or the configured claim. */
+  private scopesOf(payload: JWTPayload): string[] {
+    const name = this.settings.scopesClaim ?? (payload.scope !== undefined ? 'scope' : 'scp');
+    const claim = payload[name];
+    if (typeof claim === 'string') return claim.split(/\s+/).filter((s) => s !== '');
+    return Array.isArray(claim) ? claim.filter((s): s is string => typeof s === 'string') : [];
   }
 
   /** The organization's key: from the claim's mapping, or the gateway's own with no mapping. */

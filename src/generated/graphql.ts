@@ -218,7 +218,8 @@ export type FineTuneMetricEntry = {
  * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
  * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
  * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
- * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ * `NOT_FOUND`, `CONFLICT`, `FORBIDDEN` (with JWT authentication, a token without the `jobs:write`
+ * scope), or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
  */
 export type Mutation = {
   __typename?: 'Mutation';
@@ -246,7 +247,8 @@ export type Mutation = {
  * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
  * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
  * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
- * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ * `NOT_FOUND`, `CONFLICT`, `FORBIDDEN` (with JWT authentication, a token without the `jobs:write`
+ * scope), or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
  */
 export type MutationCancelFineTuneJobArgs = {
   id: Scalars['ID']['input'];
@@ -257,7 +259,8 @@ export type MutationCancelFineTuneJobArgs = {
  * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
  * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
  * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
- * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ * `NOT_FOUND`, `CONFLICT`, `FORBIDDEN` (with JWT authentication, a token without the `jobs:write`
+ * scope), or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
  */
 export type MutationCreateFineTuneJobArgs = {
   input: CreateFineTuneJobInput;
@@ -268,7 +271,8 @@ export type MutationCreateFineTuneJobArgs = {
  * Changes to the fine-tune jobs of the organization that owns the API key in use. Each mutation
  * returns the job as the upstream has it after the change. A failure is a GraphQL error with a
  * stable `extensions.code`: `BAD_USER_INPUT` (with `extensions.argument` naming the field),
- * `NOT_FOUND`, `CONFLICT`, or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
+ * `NOT_FOUND`, `CONFLICT`, `FORBIDDEN` (with JWT authentication, a token without the `jobs:write`
+ * scope), or one of the upstream codes (`UPSTREAM_UNAVAILABLE`, …).
  */
 export type MutationStopFineTuneJobArgs = {
   id: Scalars['ID']['input'];
@@ -511,7 +515,6 @@ export type FederationReferenceTypes = ResolversObject<{
 export type ResolversTypes = ResolversObject<{
   CreateFineTuneJobInput: CreateFineTuneJobInput;
   ID: ResolverTypeWrapper<Scalars['ID']['output']>;
-  String: ResolverTypeWrapper<Scalars['String']['output']>;
   DateTime: ResolverTypeWrapper<Scalars['DateTime']['output']>;
   FineTuneDataset: ResolverTypeWrapper<FineTuneDatasetRecord>;
   FineTuneDatasetInput: FineTuneDatasetInput;
@@ -533,13 +536,13 @@ export type ResolversTypes = ResolversObject<{
   PageInfo: ResolverTypeWrapper<PageInfo>;
   Query: ResolverTypeWrapper<Record<PropertyKey, never>>;
   Subscription: ResolverTypeWrapper<Record<PropertyKey, never>>;
+  String: ResolverTypeWrapper<Scalars['String']['output']>;
 }>;
 
 /** Mapping between all available schema types and the resolvers parents */
 export type ResolversParentTypes = ResolversObject<{
   CreateFineTuneJobInput: CreateFineTuneJobInput;
   ID: Scalars['ID']['output'];
-  String: Scalars['String']['output'];
   DateTime: Scalars['DateTime']['output'];
   FineTuneDataset: FineTuneDatasetRecord;
   FineTuneDatasetInput: FineTuneDatasetInput;
@@ -558,7 +561,18 @@ export type ResolversParentTypes = ResolversObject<{
   PageInfo: PageInfo;
   Query: Record<PropertyKey, never>;
   Subscription: Record<PropertyKey, never>;
+  String: Scalars['String']['output'];
 }>;
+
+export type AuthenticatedDirectiveArgs = { };
+
+export type AuthenticatedDirectiveResolver<Result, Parent, ContextType = GatewayContext, Args = AuthenticatedDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
+
+export type RequiresScopesDirectiveArgs = {
+  scopes: Array<Array<Scalars['String']['input']>>;
+};
+
+export type RequiresScopesDirectiveResolver<Result, Parent, ContextType = GatewayContext, Args = RequiresScopesDirectiveArgs> = DirectiveResolverFn<Result, Parent, ContextType, Args>;
 
 export interface DateTimeScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['DateTime'], any> {
   name: 'DateTime';
@@ -667,3 +681,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   Subscription?: SubscriptionResolvers<ContextType>;
 }>;
 
+export type DirectiveResolvers<ContextType = GatewayContext> = ResolversObject<{
+  authenticated?: AuthenticatedDirectiveResolver<any, any, ContextType>;
+  requiresScopes?: RequiresScopesDirectiveResolver<any, any, ContextType>;
+}>;

@@ -17,6 +17,7 @@ import { parsedDocuments, registeredDocuments } from './document-memory.js';
 import { jitExecution } from './jit-executor.js';
 import { auditTrailPlugin } from './plugins/audit-trail.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
+import { scopePolicies, scopePoliciesPlugin } from './plugins/scope-policies.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
 import { subscriptionsOverHttpPlugin } from './plugins/subscriptions-over-http.js';
 import { tracingPlugin } from './plugins/tracing.js';
@@ -55,6 +56,8 @@ export interface GatewayApolloOptions {
   tracing?: GatewayTracing;
   /** The bound on what running subscriptions' documents hold. */
   heldDocuments?: HeldDocuments;
+  /** auth.requiredScopes, beside the schema's `@requiresScopes`; undefined: JWT authentication is off. */
+  requiredScopes: Record<string, string[][]> | undefined;
   /** Server-level plugins of the gateway's own (the drain of its listeners). */
   lifecyclePlugins: ApolloServerPlugin<GatewayContext>[];
   /** An operator's plugins: they see every operation, before the shared answers are looked up. */
@@ -105,6 +108,9 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
       ApolloServerPluginCacheControlDisabled(),
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),
       subscriptionsOverHttpPlugin(),
+      ...(options.requiredScopes
+        ? [scopePoliciesPlugin(options.schema, scopePolicies(options.schema, options.requiredScopes))]
+        : []),
       operationLogPlugin(options.metrics),
       auditTrailPlugin(options.metrics),
       upstreamCallsExtensionPlugin(),

@@ -23,6 +23,8 @@ export interface OperationSettings {
 export interface Caller {
   subject?: string;
   organization?: string;
+  /** The token's scopes; undefined for a key (no token), whose fields no scope policy guards. */
+  scopes?: readonly string[];
 }
 
 export class OperationState {
