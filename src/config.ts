@@ -443,6 +443,28 @@ const auth = z
     'JWT authentication (docs/security.md#jwt-authentication), on when AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE are set.',
   );
 
+const rateLimits = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe('Off: no caller is limited (a gateway behind a router that limits).'),
+    operationsPerMinute: int(1, 1_000_000)
+      .default(600)
+      .describe(
+        "Operations one caller (the token's subject, else the key) may send a minute (introspection is free); 10 a second, more than any person at a keyboard sends.",
+      ),
+    upstreamCallsPerMinute: int(1, 10_000_000)
+      .default(3_000)
+      .describe(
+        "Upstream calls (attempts, retries included) one caller's operations may spend a minute; counted after each operation ran, an operation runs while any are left.",
+      ),
+  })
+  .prefault({})
+  .describe(
+    'Fair use per person (docs/security.md#rate-limits): past a limit, RATE_LIMITED with `retryAfter`, and no upstream call; shared by the fleet with REDIS_URL.',
+  );
+
 /** The configuration file: every key, its default and what it sets. */
 export const gatewayConfigSchema = z
   .strictObject({
@@ -454,6 +476,7 @@ export const gatewayConfigSchema = z
     explorer,
     security,
     auth,
+    rateLimits,
     federation,
     telemetry,
     simulator,
@@ -475,6 +498,8 @@ export type QueryLimits = GatewaySettings['limits'];
 export type PollSettings = GatewaySettings['subscriptions'];
 /** JWT authentication's settings from the file (src/auth/). */
 export type AuthSettings = GatewaySettings['auth'];
+/** Fair use per caller (src/graphql/plugins/rate-limits.ts). */
+export type RateLimitSettings = GatewaySettings['rateLimits'];
 /** The explorer a browser gets at /graphql. */
 export type Explorer = GatewaySettings['explorer']['page'];
 

@@ -18,6 +18,8 @@ export const ErrorCode = {
   CONFLICT: 'CONFLICT',
   /** The upstream is rate limiting this key (429); `extensions.retryAfter` in seconds when known. */
   UPSTREAM_RATE_LIMITED: 'UPSTREAM_RATE_LIMITED',
+  /** This caller (its token's subject, or its key) is past its rateLimits; `extensions.retryAfter` in seconds, and `limit` names which (429). */
+  RATE_LIMITED: 'RATE_LIMITED',
   /** The upstream failed (5xx) or could not be reached. */
   UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
   /** The upstream did not answer within the configured timeout. */

@@ -128,6 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     formatError,
     serializer,
     sharedOperations,
+    rateLimits: { settings: config.rateLimits, redis: fleetRedis },
     ...(fleetRedis && { persistedQueriesCache: new FleetPersistedQueries(fleetRedis, logger) }),
     trustedDocuments: trustedDocuments && {
       documents: trustedDocuments,

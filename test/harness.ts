@@ -99,6 +99,8 @@ export async function startGatewayOn(
     // Tests inject failures on purpose, many in a row; the circuit breaker would carry them over
     // into the next test. test/upstream-protection.test.ts turns it on with its own settings.
     upstream: { backoffLimitMs: 50, breaker: { minCalls: 100_000, failuresInARow: 100_000 } },
+    // Many tests send hundreds of operations with one key; test/rate-limits.test.ts turns it on.
+    rateLimits: { enabled: false },
   };
   const content = mergeConfig(testDefaults, options.config ?? {});
   const config = resolveConfig(env, { name: 'the test configuration', content, expanded: new Set() });

@@ -1,5 +1,5 @@
 // Apollo Server, the one way every GraphQL operation is run, over HTTP and over WebSocket: the
-// gateway's plugins (limits, the operation log, the audit trail, extensions.upstream, sharing
+// gateway's plugins (limits, fair use per caller, the operation log, the audit trail, extensions.upstream, sharing
 // identical queries) and an operator's, graphql-jit behind the executor hook, and the result serializer behind
 // `stringifyResult`.
 import { ApolloServer, type ApolloServerOptions, type ApolloServerPlugin } from '@apollo/server';
@@ -9,7 +9,9 @@ import {
 } from '@apollo/server/plugin/disabled';
 import type { GraphQLFormattedError, GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
+import type { RateLimitSettings } from '../config.js';
 import type { GatewayContext } from '../context.js';
+import type { FleetRedis } from '../fleet/redis.js';
 import type { queryLimitProtection } from './query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayTracing } from '../observability/tracing.js';
@@ -17,6 +19,7 @@ import { parsedDocuments, registeredDocuments } from './document-memory.js';
 import { jitExecution } from './jit-executor.js';
 import { auditTrailPlugin } from './plugins/audit-trail.js';
 import { operationLogPlugin } from './plugins/operation-log.js';
+import { rateLimitsPlugin } from './plugins/rate-limits.js';
 import { scopePolicies, scopePoliciesPlugin } from './plugins/scope-policies.js';
 import type { SharedOperations } from './plugins/shared-operations.js';
 import { subscriptionsOverHttpPlugin } from './plugins/subscriptions-over-http.js';
@@ -52,6 +55,8 @@ export interface GatewayApolloOptions {
   persistedQueriesCache?: PersistedQueriesCache;
   /** security.trustedDocuments: the list, and whether only its operations run. */
   trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
+  /** Fair use per caller (rateLimits), counted in the fleet's Redis when there is one. */
+  rateLimits: { settings: RateLimitSettings; redis: FleetRedis | undefined };
   /** OpenTelemetry spans of every operation (OTEL_*); undefined when tracing is off. */
   tracing?: GatewayTracing;
   /** The bound on what running subscriptions' documents hold. */
@@ -107,6 +112,9 @@ export function createApolloServer(options: GatewayApolloOptions): ApolloServer<
       // No cache hints are used; the plugin would otherwise wrap every field resolver.
       ApolloServerPluginCacheControlDisabled(),
       ...(limits.plugins as ApolloServerPlugin<GatewayContext>[]),
+      ...(options.rateLimits.settings.enabled
+        ? [rateLimitsPlugin(options.rateLimits.settings, options.rateLimits.redis, options.logger)]
+        : []),
       subscriptionsOverHttpPlugin(),
       ...(options.requiredScopes
         ? [scopePoliciesPlugin(options.schema, scopePolicies(options.schema, options.requiredScopes))]
