@@ -4,13 +4,9 @@
 // supergraph with Hive Gateway's CLI and the configuration there (gateway.config.ts). Each is a
 // process of its own; every hop is HTTP or WebSocket on loopback, and what reached the fine-tune
 // API (which key, which calls) is read at the simulator.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEMO_ORGANIZATIONS } from '../src/simulator/seed.js';
 import type { SimulatedOrganization } from '../src/simulator/store.js';
@@ -18,104 +14,11 @@ import { ACME_KEY, GLOBEX_KEY, startStack, type Stack } from './harness.js';
 import { jobRecord } from './jobs.js';
 import { connect } from './live-client.js';
 import { postGraphQL, type WireResponse } from './wire.js';
+import { compose, EXAMPLE, INSTALLED, printed, run, startRouter, type Child } from './router-process.js';
 
-const EXAMPLE = fileURLToPath(new URL('../examples/federation/', import.meta.url));
-const HIVE_GATEWAY = path.join(EXAMPLE, 'node_modules/@graphql-hive/gateway/dist/bin.js');
-const INSTALLED = existsSync(HIVE_GATEWAY);
-if (!INSTALLED) {
-  console.warn(
-    'test/router.test.ts: examples/federation/node_modules is missing, so the tests behind Hive Gateway are SKIPPED: run `npm ci --prefix examples/federation`',
-  );
-}
 // A third organization, whose key only the socket-sharing test uses: the router's socket for it
 // is then new, not one another test left closing.
 const INITECH = { name: 'initech', uuid: 'org_initech', apiKeys: ['sim-initech-key'] };
-
-interface Child {
-  process: ChildProcess;
-  /** Everything it printed so far, stdout and stderr together. */
-  output(): string;
-  /** Resolves with the exit code once it has exited. */
-  exited: Promise<number | null>;
-  stop(): Promise<void>;
-}
-
-/** Runs a script of the example package with this Node, from the package's folder. */
-function run(args: string[]): Child {
-  const child = spawn(process.execPath, args, {
-    cwd: EXAMPLE,
-    env: { ...process.env, NO_COLOR: '1', NODE_ENV: 'development' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    process: child,
-    output: () => output,
-    exited,
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-/** Resolves with the first match of `pattern` in what the child prints; fails if it exits first. */
-function printed(child: Child, pattern: RegExp): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const match = child.output().match(pattern);
-      if (match) {
-        child.process.stdout!.off('data', check);
-        child.process.stderr!.off('data', check);
-        resolve(match);
-      }
-    };
-    child.process.stdout!.on('data', check);
-    child.process.stderr!.on('data', check);
-    void child.exited.then((code) =>
-      reject(new Error(`exited with ${code} before printing ${pattern}:\n${child.output()}`)),
-    );
-    check();
-  });
-}
-
-/** A port free on loopback now (Hive Gateway's CLI does not report the port it got for 0). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Hive Gateway's CLI on a free port, with examples/federation/gateway.config.ts. */
-async function startRouter(supergraphFile: string): Promise<{ child: Child; url: string }> {
-  for (;;) {
-    const port = await freePort();
-    const child = run([
-      HIVE_GATEWAY,
-      'supergraph',
-      supergraphFile,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ]);
-    try {
-      await printed(child, new RegExp(`Listening on http://127\\.0\\.0\\.1:${port}`));
-      return { child, url: `http://127.0.0.1:${port}/graphql` };
-    } catch (error) {
-      // Another process took the port between freePort() and the bind: try another.
-      if (!child.output().includes('EADDRINUSE')) throw error;
-    }
-  }
-}
 
 describe('the router configurations in docs/federation.md', () => {
   it('quote examples/federation/gateway.config.ts as it is, the file the router below runs', async () => {
@@ -180,17 +83,7 @@ describe.skipIf(!INSTALLED)(
 
       workDir = await mkdtemp(path.join(tmpdir(), 'router-test-'));
       const supergraphFile = path.join(workDir, 'supergraph.graphql');
-      const compose = run([
-        'compose.mjs',
-        '--subgraph',
-        `fine-tune-jobs=${stack.gateway.url}`,
-        '--subgraph',
-        `teams=${teamsUrl}`,
-        '--out',
-        supergraphFile,
-      ]);
-      expect(await compose.exited, compose.output()).toBe(0);
-      supergraphSdl = await readFile(supergraphFile, 'utf8');
+      supergraphSdl = await compose({ 'fine-tune-jobs': stack.gateway.url, teams: teamsUrl }, supergraphFile);
 
       ({ child: router, url: routerUrl } = await startRouter(supergraphFile));
     }, 120_000);
