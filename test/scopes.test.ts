@@ -1,16 +1,12 @@
 // Scope policies over the wire (JWT authentication on): the mutations need `jobs:write`, an
 // operator-marked field needs its scope, and a refused operation makes no upstream call, over
-// HTTP, in a batch and over WebSocket. Keys from an identity provider of the test's own (jose).
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+// HTTP, in a batch and over WebSocket. Keys from an identity provider of the test's own (test/identity-provider.ts).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACME_KEY, expectData, expectErrorCode, startStack, type Stack } from './harness.js';
+import { startIdentityProvider } from './identity-provider.js';
 import { jobRecord } from './jobs.js';
 import { connect } from './live-client.js';
 
-const ISSUER = 'https://id.example.com/realms/ml';
-const AUDIENCE = 'fine-tune-gateway';
 const CANCEL = 'mutation ($id: ID!) { cancelFineTuneJob(id: $id) { id status } }';
 // The mutation reached through a fragment: policies see every selected field.
 const CANCEL_IN_FRAGMENT = `mutation ($id: ID!) { ...Cancel }
@@ -18,44 +14,25 @@ fragment Cancel on Mutation { cancelFineTuneJob(id: $id) { id status } }`;
 const LIST = 'query { fineTuneJobs(limit: 1) { id } }';
 const ONE = 'query ($id: ID!) { fineTuneJob(id: $id) { id } }';
 
-let idp: Server;
-let privateKey: CryptoKey;
-let publicJwk: JWK;
+let idp: Awaited<ReturnType<typeof startIdentityProvider>>;
 let stack: Stack;
 
 function token(claims: Record<string, unknown>): Promise<string> {
-  return new SignJWT(claims)
-    .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
-    .setIssuer(ISSUER)
-    .setAudience(AUDIENCE)
-    .setSubject('ada@example.com')
-    .setExpirationTime('5m')
-    .sign(privateKey);
+  return idp.token('ada@example.com', claims);
 }
 
 beforeAll(async () => {
-  const pair = await generateKeyPair('RS256');
-  privateKey = pair.privateKey;
-  publicJwk = { ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
-  idp = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [publicJwk] }));
-  });
-  await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
-  const { port } = idp.address() as AddressInfo;
+  idp = await startIdentityProvider();
   stack = await startStack({
     simulator: { jobsPerOrganization: 0, providerExamples: false },
     serverApiKey: ACME_KEY,
-    env: {
-      AUTH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`,
-      AUTH_ISSUER: ISSUER,
-      AUTH_AUDIENCE: AUDIENCE,
-    },
+    env: idp.env,
     config: { auth: { requiredScopes: { 'Query.fineTuneJobs': [['jobs:read']] } } },
   });
 });
 afterAll(async () => {
   await stack.stop();
-  await new Promise<void>((resolve) => idp.close(() => resolve()));
+  await idp.stop();
 });
 beforeEach(() => stack.simulator.resetRequests());
 
