@@ -146,6 +146,12 @@ export type FineTuneJobMetrics = {
   entries: Array<FineTuneMetricEntry>;
   /** The step of the latest checkpoint; null when the job has none yet (or the upstream omits it). */
   lastCheckpointStep?: Maybe<Scalars['Int']['output']>;
+  /**
+   * The page's entries in a few numbers: the latest step and loss, the best loss, and whether
+   * training is still improving. Computed over the entries of the requested page, with no further
+   * call: ask with the default arguments (`limit: -1`) to summarize the whole run.
+   */
+  summary: FineTuneMetricsSummary;
 };
 
 /**
@@ -212,6 +218,34 @@ export type FineTuneMetricEntry = {
   step?: Maybe<Scalars['Int']['output']>;
   /** Seconds of training up to this checkpoint (`wall_time_sec`). */
   wallTimeSec?: Maybe<Scalars['Float']['output']>;
+};
+
+/**
+ * A summary of a page of training metrics. Values are read as the entries' typed fields are: an
+ * entry whose `loss` is not a number counts as one without a loss.
+ */
+export type FineTuneMetricsSummary = {
+  __typename?: 'FineTuneMetricsSummary';
+  /** The lowest evaluation loss. */
+  bestEvalLoss?: Maybe<Scalars['Float']['output']>;
+  /** The lowest training loss. */
+  bestLoss?: Maybe<Scalars['Float']['output']>;
+  /** Step of the earliest entry with the lowest training loss. */
+  bestLossStep?: Maybe<Scalars['Int']['output']>;
+  /** Checkpoints in the page: its entries, with or without a loss. */
+  checkpoints: Scalars['Int']['output'];
+  /**
+   * Whether training is still improving: true when the lowest training loss was first reached within
+   * the most recent quarter of the entries that have a loss (at least the latest 3 of them), false
+   * when it was reached earlier. Null with fewer than 4 entries that have a loss: too early to tell.
+   */
+  improving?: Maybe<Scalars['Boolean']['output']>;
+  /** Evaluation loss of the latest entry that has one. */
+  latestEvalLoss?: Maybe<Scalars['Float']['output']>;
+  /** Training loss of the latest entry that has one. */
+  latestLoss?: Maybe<Scalars['Float']['output']>;
+  /** Step of the latest entry that has one; `lastCheckpointStep` when none has. */
+  latestStep?: Maybe<Scalars['Int']['output']>;
 };
 
 /**
@@ -531,6 +565,7 @@ export type ResolversTypes = ResolversObject<{
   FineTuneJobsChangeKind: FineTuneJobsChangeKind;
   FineTuneMetricEntry: ResolverTypeWrapper<FineTuneMetricEntryRecord>;
   Float: ResolverTypeWrapper<Scalars['Float']['output']>;
+  FineTuneMetricsSummary: ResolverTypeWrapper<FineTuneMetricsSummary>;
   JSONObject: ResolverTypeWrapper<Scalars['JSONObject']['output']>;
   Mutation: ResolverTypeWrapper<Record<PropertyKey, never>>;
   PageInfo: ResolverTypeWrapper<PageInfo>;
@@ -556,6 +591,7 @@ export type ResolversParentTypes = ResolversObject<{
   FineTuneJobsChange: Omit<FineTuneJobsChange, 'job'> & { job: ResolversParentTypes['FineTuneJob'] };
   FineTuneMetricEntry: FineTuneMetricEntryRecord;
   Float: Scalars['Float']['output'];
+  FineTuneMetricsSummary: FineTuneMetricsSummary;
   JSONObject: Scalars['JSONObject']['output'];
   Mutation: Record<PropertyKey, never>;
   PageInfo: PageInfo;
@@ -619,6 +655,7 @@ export type FineTuneJobEdgeResolvers<ContextType = GatewayContext, ParentType ex
 export type FineTuneJobMetricsResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobMetrics'] = ResolversParentTypes['FineTuneJobMetrics']> = ResolversObject<{
   entries?: Resolver<Array<ResolversTypes['FineTuneMetricEntry']>, ParentType, ContextType>;
   lastCheckpointStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  summary?: Resolver<ResolversTypes['FineTuneMetricsSummary'], ParentType, ContextType>;
 }>;
 
 export type FineTuneJobsChangeResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneJobsChange'] = ResolversParentTypes['FineTuneJobsChange']> = ResolversObject<{
@@ -633,6 +670,17 @@ export type FineTuneMetricEntryResolvers<ContextType = GatewayContext, ParentTyp
   raw?: Resolver<ResolversTypes['JSONObject'], ParentType, ContextType>;
   step?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
   wallTimeSec?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+}>;
+
+export type FineTuneMetricsSummaryResolvers<ContextType = GatewayContext, ParentType extends ResolversParentTypes['FineTuneMetricsSummary'] = ResolversParentTypes['FineTuneMetricsSummary']> = ResolversObject<{
+  bestEvalLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  bestLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  bestLossStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
+  checkpoints?: Resolver<ResolversTypes['Int'], ParentType, ContextType>;
+  improving?: Resolver<Maybe<ResolversTypes['Boolean']>, ParentType, ContextType>;
+  latestEvalLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  latestLoss?: Resolver<Maybe<ResolversTypes['Float']>, ParentType, ContextType>;
+  latestStep?: Resolver<Maybe<ResolversTypes['Int']>, ParentType, ContextType>;
 }>;
 
 export interface JsonObjectScalarConfig extends GraphQLScalarTypeConfig<ResolversTypes['JSONObject'], any> {
@@ -674,6 +722,7 @@ export type Resolvers<ContextType = GatewayContext> = ResolversObject<{
   FineTuneJobMetrics?: FineTuneJobMetricsResolvers<ContextType>;
   FineTuneJobsChange?: FineTuneJobsChangeResolvers<ContextType>;
   FineTuneMetricEntry?: FineTuneMetricEntryResolvers<ContextType>;
+  FineTuneMetricsSummary?: FineTuneMetricsSummaryResolvers<ContextType>;
   JSONObject?: GraphQLScalarType;
   Mutation?: MutationResolvers<ContextType>;
   PageInfo?: PageInfoResolvers<ContextType>;

@@ -1,11 +1,14 @@
 // Metrics keep the upstream's records; typed fields read the usual keys one by one, so a value
 // of an unexpected type is null for that field and the rest of the entry is still shown.
+import { summarizeMetrics } from '../fine-tune-jobs/metrics-summary.js';
 import type { FineTuneJobMetricsResolvers, FineTuneMetricEntryResolvers } from '../generated/graphql.js';
 import { readTypicalMetric } from '../upstream/records.js';
 
 export const FineTuneJobMetrics: FineTuneJobMetricsResolvers = {
   lastCheckpointStep: (metrics) => metrics.last_checkpoint_step ?? null,
   entries: (metrics) => metrics.metrics,
+  // From the page already fetched: no call of its own.
+  summary: (metrics) => summarizeMetrics(metrics.metrics, metrics.last_checkpoint_step ?? null),
 };
 
 export const FineTuneMetricEntry: FineTuneMetricEntryResolvers = {
