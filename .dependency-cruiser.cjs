@@ -4,8 +4,9 @@
 // imports count (tsPreCompilationDeps).
 /** Layers from the top; a file may import its own layer and any layer after it. */
 const LAYERS = [
-  ['src/(main|server)\\.ts$'],
+  ['src/(main|server|mcp-stdio)\\.ts$'],
   ['src/http/'],
+  ['src/mcp/'],
   ['src/graphql/'],
   ['src/resolvers/'],
   ['src/context\\.ts$'],

@@ -331,6 +331,43 @@ const security = z
     'Who may do what: anonymous access, host names, origins, the schema shown, the operations allowed.',
   );
 
+const mcp = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe(
+        "The Model Context Protocol at /mcp on the API port: AI assistants call the tools with the caller's own `Authorization`, through the same pipeline and rights as /graphql.",
+      ),
+    operations: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "A folder of `.graphql` operations, one tool each (the file's name is the tool's). Unset: the gateway's own `mcp-tools/` (list_jobs, get_job, job_metrics_summary, create_job, stop_job, cancel_job).",
+      ),
+    mutations: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Offer the mutation tools (create_job, stop_job, cancel_job, and any mutation of the operations); off, assistants only read.',
+      ),
+    freeFormTools: z
+      .boolean()
+      .optional()
+      .describe(
+        `describe_schema, validate_operation and execute_operation, which take any GraphQL (a mutation only with \`mutations\`). ${ON_OUTSIDE_PRODUCTION}`,
+      ),
+    trustedDocumentTools: z
+      .boolean()
+      .default(false)
+      .describe(
+        "With security.trustedDocuments: each named query of the list is a tool too (snake_case of its operation's name), mutations with `mutations`.",
+      ),
+  })
+  .prefault({})
+  .describe('AI assistants as clients (docs/agents.md).');
+
 const federation = z
   .strictObject({
     subgraph: z
@@ -477,6 +514,7 @@ export const gatewayConfigSchema = z
     security,
     auth,
     rateLimits,
+    mcp,
     federation,
     telemetry,
     simulator,
@@ -500,6 +538,8 @@ export type PollSettings = GatewaySettings['subscriptions'];
 export type AuthSettings = GatewaySettings['auth'];
 /** Fair use per caller (src/graphql/plugins/rate-limits.ts). */
 export type RateLimitSettings = GatewaySettings['rateLimits'];
+/** AI assistants at /mcp (src/mcp/), decided. */
+export type McpSettings = Decided<GatewaySettings['mcp'], 'freeFormTools'>;
 /** The explorer a browser gets at /graphql. */
 export type Explorer = GatewaySettings['explorer']['page'];
 
@@ -631,7 +671,10 @@ export interface IdentityProvider {
   audience: string;
 }
 
-export interface Config extends Omit<GatewaySettings, 'explorer' | 'security' | 'telemetry' | 'auth'> {
+export interface Config extends Omit<
+  GatewaySettings,
+  'explorer' | 'security' | 'telemetry' | 'auth' | 'mcp'
+> {
   production: boolean;
   port: number;
   host: string;
@@ -642,6 +685,7 @@ export interface Config extends Omit<GatewaySettings, 'explorer' | 'security' | 
   logPretty: boolean;
   upstreamTarget: UpstreamTarget;
   explorer: Decided<GatewaySettings['explorer'], 'enabled'>;
+  mcp: McpSettings;
   security: Omit<
     Decided<GatewaySettings['security'], 'introspection' | 'fieldSuggestions' | 'anonymousWrites'>,
     'trustedDocuments'
@@ -844,7 +888,7 @@ export function resolveConfig(env: NodeJS.ProcessEnv, source: ConfigSource | und
     upstreamTarget = { kind: 'simulator' };
   }
 
-  const { explorer, security, telemetry } = settings;
+  const { explorer, security, telemetry, mcp } = settings;
   return {
     ...settings,
     auth: { ...settings.auth, identityProvider: identityProvider(e) },
@@ -857,6 +901,7 @@ export function resolveConfig(env: NodeJS.ProcessEnv, source: ConfigSource | und
     logPretty: !production && process.stdout.isTTY === true,
     upstreamTarget,
     explorer: { ...explorer, enabled: explorer.enabled ?? !production },
+    mcp: { ...mcp, freeFormTools: mcp.freeFormTools ?? !production },
     security: {
       ...security,
       introspection: security.introspection ?? !production,

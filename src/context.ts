@@ -9,7 +9,12 @@ import { FineTuneJobWrites } from './fine-tune-jobs/job-writes.js';
 import { createFineTuneJobLoaders, type FineTuneJobLoaders } from './loaders/fine-tune-jobs.js';
 import type { GatewayMetrics } from './observability/metrics.js';
 import { RequestSpend } from './operation/budget.js';
-import { OperationState, type Caller, type OperationSettings } from './operation/operation.js';
+import {
+  OperationState,
+  type Caller,
+  type OperationSettings,
+  type Transport,
+} from './operation/operation.js';
 import { UpstreamCalls } from './operation/upstream-calls.js';
 import type { LiveJobPollers, LiveJobs } from './subscriptions/live-jobs.js';
 import { FineTuneApiClient } from './upstream/client.js';
@@ -63,7 +68,7 @@ export interface ContextDependencies {
 export interface IncomingRequest {
   authorization: string | undefined;
   requestId: string;
-  transport: 'http' | 'websocket';
+  transport: Transport;
   /** The request's `Host` (HTTP, or the WebSocket upgrade), as the client sent it. */
   host: string | undefined;
   /** The request's logger (Fastify's, bound to the request id); a child of the gateway's otherwise. */
@@ -162,7 +167,7 @@ class RequestContext implements GatewayContext {
 
   constructor(
     readonly requestId: string,
-    private readonly transport: 'http' | 'websocket',
+    private readonly transport: Transport,
     readonly logger: Logger,
     private readonly credential: Credential,
     private readonly deps: ContextDependencies,

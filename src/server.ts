@@ -29,6 +29,8 @@ import { HeldDocuments } from './subscriptions/held-documents.js';
 import { LiveJobPollers } from './subscriptions/live-jobs.js';
 import { serveSubscriptions, type SubscriptionServer } from './http/websocket.js';
 import { UpstreamHttp } from './upstream/http.js';
+import { McpEndpoint } from './mcp/mcp-endpoint.js';
+import { loadOperationTools, SHIPPED_OPERATIONS } from './mcp/tool-operations.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -64,6 +66,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     (await TrustedDocuments.load({ source: config.security.trustedDocuments.source, logger, metrics }));
   const limits = queryLimitProtection(config.limits, config.security.fieldSuggestions);
   const schema = await buildGatewaySchema({ federation: config.federation.subgraph });
+  // Read and checked against the schema before anything opens: a file that is no tool stops the start.
+  const operationTools = config.mcp.enabled
+    ? loadOperationTools(schema, config.mcp.operations ?? SHIPPED_OPERATIONS)
+    : [];
   const formatError = createErrorFormatter({ fieldSuggestions: config.security.fieldSuggestions });
   const serializer = new ResultSerializer();
 
@@ -151,6 +157,30 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
   await apollo.start();
 
+  // AI assistants (mcp.enabled): each tool call runs through `apollo` as a GraphQL operation.
+  const mcp =
+    config.mcp.enabled &&
+    new McpEndpoint({
+      apollo,
+      schema,
+      settings: config.mcp,
+      operationTools,
+      trustedDocuments,
+      limits: {
+        maxBytes: config.limits.maxBytes,
+        parseOptions: limits.parseOptions,
+        validationRules: limits.validationRules,
+      },
+      createContext: (caller) =>
+        createContext(
+          {
+            ...contextDependencies,
+            operationSettings: { ...contextDependencies.operationSettings, keepUpstreamCalls: false },
+          },
+          { ...caller, transport: 'mcp' },
+        ),
+    });
+
   let stopping = false;
   const app = await buildHttpApp({
     apollo,
@@ -179,6 +209,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }),
     stopping: () => stopping,
     encodedBody: (text) => serializer.encodedBody(text),
+    mcp: mcp || undefined,
   });
   const metricsApp = await buildMetricsApp(metrics, logger);
   await app.listen({ port: config.port, host: config.host });

@@ -60,7 +60,14 @@ export interface StackOptions {
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const simulator = await startSimulator({ jobsPerOrganization: 12, ...options.simulator });
-  const stack = await startGatewayOn(simulator, options);
+  let stack: Stack;
+  try {
+    stack = await startGatewayOn(simulator, options);
+  } catch (error) {
+    // A gateway that refused to start (a bad setting under test) leaves nothing running.
+    await simulator.stop();
+    throw error;
+  }
   return {
     ...stack,
     // Getters are not copied by a spread.

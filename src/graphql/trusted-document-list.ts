@@ -53,6 +53,11 @@ export class TrustedDocumentList {
     return this.byId.size;
   }
 
+  /** Every listed document (mcp.trustedDocumentTools offers their operations as tools). */
+  documents(): IterableIterator<TrustedDocument> {
+    return this.byId.values();
+  }
+
   /** The document a client names by id: the manifest's id, or the SHA-256 of its body. */
   byIdOrHash(id: string): TrustedDocument | undefined {
     return this.byId.get(id) ?? this.byHash.get(id);

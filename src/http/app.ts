@@ -15,11 +15,14 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type onSendHookHandler,
+  type preHandlerHookHandler,
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { HttpLimits } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import { documentIdAsPersistedQuery } from '../graphql/plugins/trusted-documents.js';
+import { MCP_PATH, type McpEndpoint } from '../mcp/mcp-endpoint.js';
 import { batchTooLarge, documentTooLarge } from '../graphql/query-limits.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Readiness } from '../upstream/http.js';
@@ -29,7 +32,7 @@ import { registerExplorer } from './explorer.js';
 export const GRAPHQL_PATH = '/graphql';
 /** What a caller's own `x-request-id` may be for the gateway to keep it (and send it upstream). */
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
-const KNOWN_PATHS = new Set([GRAPHQL_PATH, '/healthz', '/readyz']);
+const KNOWN_PATHS = new Set([GRAPHQL_PATH, MCP_PATH, '/healthz', '/readyz']);
 
 export interface HttpAppOptions {
   apollo: ApolloServer<GatewayContext>;
@@ -54,6 +57,27 @@ export interface HttpAppOptions {
   stopping(): boolean;
   /** The bytes of a response body already encoded for an earlier response, if kept. */
   encodedBody(text: string): Buffer | undefined;
+  /** AI assistants' tools at /mcp (mcp.enabled); undefined: not served. */
+  mcp: McpEndpoint | undefined;
+}
+
+/** Headers a `Request` built here must not carry: they describe the connection, not the message. */
+const CONNECTION_HEADERS = new Set([
+  'host',
+  'connection',
+  'content-length',
+  'transfer-encoding',
+  'keep-alive',
+]);
+
+/** The MCP SDK's transport reads web-standard requests: the headers, the body Fastify parsed. */
+function webRequest(request: FastifyRequest): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (value === undefined || CONNECTION_HEADERS.has(name)) continue;
+    headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return new Request(`http://localhost${MCP_PATH}`, { method: request.method, headers });
 }
 
 function errorBody(message: string, code: string) {
@@ -231,35 +255,67 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     // A batch past limits.maxBatch, or a document past limits.maxBytes, is refused before Apollo
     // Server parses anything (its token limit counts neither whitespace nor comments, so a padded
     // document would be parsed, and held).
-    graphql.addHook('preHandler', (request, reply, next) => {
+    const refuseBeforeParsing: preHandlerHookHandler = (request, reply, next) => {
       const error = refusedBeforeParsing(request, options);
       if (error === undefined) return next();
       reply
         .code(400)
         .send({ errors: [{ message: error.message, extensions: { ...error.extensions, http: undefined } }] });
-    });
+    };
     // Apollo Server reads no `documentId`: it is carried in the APQ extension, which the
     // trusted-documents plugin resolves (POST only; a GET names its document by `extensions`).
-    if (options.documentIds) {
-      graphql.addHook('preHandler', (request, _reply, next) => {
-        if (request.method === 'POST') {
-          for (const operation of Array.isArray(request.body) ? request.body : [request.body])
-            documentIdAsPersistedQuery(operation);
-        }
-        next();
-      });
-    }
+    const documentIds: preHandlerHookHandler = (request, _reply, next) => {
+      if (request.method === 'POST') {
+        for (const operation of Array.isArray(request.body) ? request.body : [request.body])
+          documentIdAsPersistedQuery(operation);
+      }
+      next();
+    };
     // A shared answer's body goes out as the bytes already encoded for an earlier response.
-    graphql.addHook('onSend', (_request, _reply, payload, next) => {
+    const encodedBody: onSendHookHandler = (_request, _reply, payload, next) => {
       next(null, typeof payload === 'string' ? (options.encodedBody(payload) ?? payload) : payload);
-    });
+    };
     graphql.route({
       method: ['GET', 'POST'],
       url: GRAPHQL_PATH,
+      preHandler: options.documentIds ? [refuseBeforeParsing, documentIds] : [refuseBeforeParsing],
+      onSend: encodedBody,
       handler: fastifyApolloHandler(options.apollo, {
         context: async (request) => options.createContext(request),
       }),
     });
+    // AI assistants (src/mcp/): the same CORS and Host check, none of GraphQL's own hooks.
+    const { mcp } = options;
+    if (mcp !== undefined) {
+      graphql.post(MCP_PATH, async (request, reply) => {
+        const response = await mcp.handle(webRequest(request), request.body, {
+          authorization: request.headers.authorization,
+          host: request.headers.host,
+          requestId: request.id,
+          logger: request.log as Logger,
+        });
+        response.headers.forEach((value, name) => void reply.header(name, value));
+        return reply.code(response.status).send(Buffer.from(await response.arrayBuffer()));
+      });
+      // Stateless: no session to open a stream on (GET) or to end (DELETE), as the SDK's own
+      // stateless servers answer.
+      graphql.route({
+        method: ['GET', 'DELETE'],
+        url: MCP_PATH,
+        handler: async (_request, reply) =>
+          reply
+            .code(405)
+            .header('allow', 'POST')
+            .send({
+              jsonrpc: '2.0',
+              error: {
+                code: -32000,
+                message: 'Method not allowed: this MCP server is stateless; POST each message.',
+              },
+              id: null,
+            }),
+      });
+    }
   });
   return app;
 }

@@ -27,6 +27,9 @@ export interface Caller {
   scopes?: readonly string[];
 }
 
+/** How an operation reached the pipeline: /graphql over HTTP, graphql-ws, or /mcp (a tool call). */
+export type Transport = 'http' | 'websocket' | 'mcp';
+
 export class OperationState {
   /** How the answer came: joined an identical query in flight, or kept from one before. */
   sharedFrom: 'flight' | 'cache' | undefined;
@@ -43,8 +46,8 @@ export class OperationState {
   private callsOfRun: UpstreamCalls | undefined;
 
   constructor(
-    /** Where the operation came in: HTTP, or a graphql-ws socket. */
-    readonly transport: 'http' | 'websocket',
+    /** Where the operation came in: HTTP, a graphql-ws socket, or an MCP tool call. */
+    readonly transport: Transport,
     private readonly settings: OperationSettings,
     /** The strings its calls' paths never show (the caller's key). */
     private readonly secrets: readonly string[],

@@ -1,0 +1,541 @@
+// The Model Context Protocol at /mcp: an AI assistant lists the tools and calls them; each call is
+// one GraphQL operation run through Apollo Server's request pipeline with the caller's own
+// `Authorization`, as over /graphql, so the limits, sharing, traces, plugins, the audit trail and
+// the team-access policies all apply. The official SDK's Server answers the protocol over its
+// Streamable HTTP transport, stateless (a server and transport per HTTP request, JSON answers):
+// any instance of a fleet answers any request, and nothing is held between them.
+import { readFileSync } from 'node:fs';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js';
+import {
+  CallToolRequestSchema,
+  ErrorCode as McpErrorCode,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
+  type CallToolResult,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { ApolloServer, GraphQLRequest } from '@apollo/server';
+import {
+  buildClientSchema,
+  getIntrospectionQuery,
+  GraphQLError,
+  Kind,
+  OperationTypeNode,
+  parse,
+  printSchema,
+  printType,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type FormattedExecutionResult,
+  type GraphQLFormattedError,
+  type GraphQLSchema,
+  type IntrospectionQuery,
+  type OperationDefinitionNode,
+  type ParseOptions,
+  type ValidationRule,
+} from 'graphql';
+import type { Logger } from 'pino';
+import type { McpSettings } from '../config.js';
+import type { GatewayContext } from '../context.js';
+import { ErrorCode } from '../errors.js';
+import { auditCaller } from '../graphql/plugins/audit-trail.js';
+import type { TrustedDocumentList, TrustedDocuments } from '../graphql/trusted-document-list.js';
+import { operationTool, snakeCase, type OperationTool, type ToolAnnotations } from './tool-operations.js';
+import { JOB_RESOURCE_QUERY, JOB_URI, RECENT_JOBS_QUERY, jobIdOfUri } from './job-resource.js';
+import type { ToolInputSchema } from './input-schema.js';
+
+export const MCP_PATH = '/mcp';
+
+/** The gateway's version, as the server tells MCP clients (package.json, beside `src/` and `dist/`). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
+/** Who is asking, from the HTTP request that carries the MCP message. */
+export interface McpCaller {
+  authorization: string | undefined;
+  host: string | undefined;
+  requestId: string;
+  logger: Logger;
+}
+
+export interface McpEndpointOptions {
+  apollo: ApolloServer<GatewayContext>;
+  schema: GraphQLSchema;
+  settings: McpSettings;
+  /** The tools of mcp.operations, loaded and checked at start. */
+  operationTools: readonly OperationTool[];
+  /** With mcp.trustedDocumentTools: the trusted documents, whose operations are tools too. */
+  trustedDocuments: TrustedDocuments | undefined;
+  /** What the pipeline refuses before parsing and validating (limits.maxBytes, tokens, armor's rules). */
+  limits: { maxBytes: number; parseOptions: ParseOptions; validationRules: readonly ValidationRule[] };
+  /** The context of one operation, as over /graphql (transport `mcp`). */
+  createContext(caller: McpCaller): Promise<GatewayContext>;
+}
+
+/** A free-form tool: not an operation of a file, it takes GraphQL itself. */
+interface FreeFormTool {
+  name: string;
+  description: string;
+  inputSchema: ToolInputSchema;
+  annotations: ToolAnnotations;
+  call(args: Record<string, unknown>, caller: McpCaller): Promise<ToolOutcome>;
+}
+
+/** A tool call's result, and what its log line says of it. */
+interface ToolOutcome {
+  result: CallToolResult;
+  context?: GatewayContext;
+}
+
+const INSTRUCTIONS = `Archetype AI fine-tune jobs, through the fine-tune gateway. Find jobs with list_jobs (filter by status), look at one with get_job, and ask how its training goes with job_metrics_summary (latest and best loss, whether it is still improving). Mutation tools (create_job, stop_job, cancel_job) are listed only where the operator enabled them. Errors carry a GraphQL code: NOT_FOUND, CONFLICT (the job's status does not allow it), BAD_USER_INPUT, UNAUTHENTICATED, FORBIDDEN, QUERY_LIMIT_EXCEEDED, RATE_LIMITED. A job is also a resource: ${JOB_URI}.`;
+
+/** A tool error that carries the GraphQL code and message, as MCP's `isError` result. */
+function toolError(errors: readonly GraphQLFormattedError[], data?: unknown): CallToolResult {
+  return {
+    isError: true,
+    content: [
+      {
+        type: 'text',
+        text: errors
+          .map(
+            (error) =>
+              `${String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR)}: ${error.message}`,
+          )
+          .join('\n'),
+      },
+    ],
+    structuredContent: { errors, ...(data !== undefined && data !== null && { data }) },
+  };
+}
+
+function refusal(code: string, message: string, extensions: Record<string, unknown> = {}): CallToolResult {
+  return toolError([{ message, extensions: { ...extensions, code } }]);
+}
+
+function answer(
+  structured: Record<string, unknown>,
+  text = JSON.stringify(structured, null, 2),
+): CallToolResult {
+  return { content: [{ type: 'text', text }], structuredContent: structured };
+}
+
+/** The codes of a result's errors, for the log line. */
+function codesOf(result: CallToolResult): string[] | undefined {
+  if (!result.isError) return undefined;
+  const errors = (result.structuredContent as { errors?: GraphQLFormattedError[] } | undefined)?.errors;
+  return errors?.map((error) => String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
+}
+
+function operationOf(document: DocumentNode, operationName: string | undefined) {
+  const operations = document.definitions.filter(
+    (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
+  );
+  return operationName === undefined
+    ? operations.length === 1
+      ? operations[0]
+      : undefined
+    : operations.find((operation) => operation.name?.value === operationName);
+}
+
+const QUERY_INPUT: ToolInputSchema = {
+  type: 'object',
+  properties: {
+    query: { type: 'string', description: 'A GraphQL document.' },
+  },
+  required: ['query'],
+  additionalProperties: false,
+};
+
+export class McpEndpoint {
+  private readonly tools = new Map<string, OperationTool>();
+  private readonly freeForm = new Map<string, FreeFormTool>();
+  private readonly trustedTools = new WeakMap<TrustedDocumentList, OperationTool[]>();
+
+  constructor(private readonly options: McpEndpointOptions) {
+    for (const tool of options.operationTools) {
+      if (tool.kind === 'query' || options.settings.mutations) this.tools.set(tool.name, tool);
+    }
+    if (options.settings.freeFormTools) {
+      for (const tool of this.freeFormTools()) this.freeForm.set(tool.name, tool);
+    }
+  }
+
+  /** One HTTP request to /mcp: a JSON-RPC message (or a batch) in, its answer out. */
+  async handle(request: Request, body: unknown, caller: McpCaller): Promise<Response> {
+    const server = this.server(caller);
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+    });
+    await server.connect(transport);
+    try {
+      return await transport.handleRequest(request, { parsedBody: body });
+    } finally {
+      // The answer is complete (JSON, not a stream): nothing outlives the request.
+      await server.close();
+    }
+  }
+
+  /** The operation tools offered now: the files', then the trusted documents' of the list in use. */
+  private operationTools(): OperationTool[] {
+    const list = this.options.settings.trustedDocumentTools
+      ? this.options.trustedDocuments?.current
+      : undefined;
+    if (list === undefined) return [...this.tools.values()];
+    let listed = this.trustedTools.get(list);
+    if (listed === undefined) {
+      listed = [];
+      for (const document of list.documents()) {
+        const name = operationOf(parseOrUndefined(document.body) ?? EMPTY, undefined)?.name?.value;
+        if (name === undefined) continue;
+        const tool = operationTool(
+          this.options.schema,
+          snakeCase(name),
+          document.body,
+          `trusted document ${document.id}`,
+        );
+        // A file's tool keeps its name; a document that is no tool (a subscription) is left out.
+        if ('error' in tool || this.tools.has(tool.name) || this.freeForm.has(tool.name)) continue;
+        if (tool.kind === 'mutation' && !this.options.settings.mutations) continue;
+        listed.push(tool);
+      }
+      this.trustedTools.set(list, listed);
+    }
+    return [...this.tools.values(), ...listed];
+  }
+
+  private server(caller: McpCaller): Server {
+    const server = new Server(
+      { name: 'fine-tune-gateway', title: 'Archetype AI fine-tune jobs', version: VERSION },
+      { capabilities: { tools: {}, resources: {} }, instructions: INSTRUCTIONS },
+    );
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({
+      tools: [...this.operationTools(), ...this.freeForm.values()].map((tool): Tool => ({
+        name: tool.name,
+        description: tool.description,
+        inputSchema: tool.inputSchema,
+        annotations: tool.annotations,
+      })),
+    }));
+    server.setRequestHandler(CallToolRequestSchema, async (request) =>
+      this.callTool(request.params.name, request.params.arguments, caller),
+    );
+    server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
+      resourceTemplates: [
+        {
+          uriTemplate: JOB_URI,
+          name: 'fine-tune-job',
+          title: 'Fine-tune job',
+          description: "A fine-tune job's record and the summary of its training metrics, as JSON.",
+          mimeType: 'application/json',
+        },
+      ],
+    }));
+    server.setRequestHandler(ListResourcesRequestSchema, async () => this.listJobResources(caller));
+    server.setRequestHandler(ReadResourceRequestSchema, async (request) =>
+      this.readJobResource(request.params.uri, caller),
+    );
+    return server;
+  }
+
+  private async callTool(name: string, args: Record<string, unknown> | undefined, caller: McpCaller) {
+    const started = performance.now();
+    const tool = this.operationTools().find((candidate) => candidate.name === name);
+    const freeForm = this.freeForm.get(name);
+    if (tool === undefined && freeForm === undefined) {
+      caller.logger.info({ tool: name, outcome: 'unknown tool' }, 'mcp tool call');
+      // A mutation tool where mutations are off is unknown too: it was never offered.
+      throw new McpError(McpErrorCode.InvalidParams, `Unknown tool: ${name}`);
+    }
+    let outcome: ToolOutcome;
+    const properties = (tool ?? freeForm)!.inputSchema.properties;
+    const unknown = Object.keys(args ?? {}).filter((key) => !(key in properties));
+    if (unknown.length > 0) {
+      const known = Object.keys(properties);
+      outcome = {
+        result: refusal(
+          ErrorCode.BAD_USER_INPUT,
+          `Unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => `\`${key}\``).join(', ')} for ${name}; it takes ${known.length ? known.map((key) => `\`${key}\``).join(', ') : 'none'}.`,
+          { argument: unknown[0] },
+        ),
+      };
+    } else if (tool !== undefined) {
+      outcome = await this.runTool(tool, args ?? {}, caller);
+    } else {
+      outcome = await freeForm!.call(args ?? {}, caller);
+    }
+    const codes = codesOf(outcome.result);
+    caller.logger.info(
+      {
+        tool: name,
+        ...(outcome.context && auditCaller(outcome.context)),
+        outcome: codes ? 'error' : 'ok',
+        ...(codes && { errorCodes: codes }),
+        durationMs: Math.round(performance.now() - started),
+      },
+      'mcp tool call',
+    );
+    return outcome.result;
+  }
+
+  /** One operation through Apollo Server's pipeline, with the caller's credentials. */
+  private async execute(request: GraphQLRequest, caller: McpCaller) {
+    const context = await this.options.createContext(caller);
+    const response = await this.options.apollo.executeOperation(request, { contextValue: context });
+    // Only `@defer`/`@stream` answer incrementally, and the schema offers neither.
+    const result: FormattedExecutionResult =
+      response.body.kind === 'single' ? response.body.singleResult : response.body.initialResult;
+    return { result, context };
+  }
+
+  private async runTool(tool: OperationTool, variables: Record<string, unknown>, caller: McpCaller) {
+    const { result, context } = await this.execute(
+      { query: tool.query, variables, ...(tool.operationName && { operationName: tool.operationName }) },
+      caller,
+    );
+    if (result.errors?.length) return { result: toolError(result.errors, result.data), context };
+    const data = result.data ?? {};
+    // GraphQL answers an unknown id with null; an assistant asked for that one thing.
+    const missing = Object.entries(data).filter(([, value]) => value === null);
+    if (missing.length > 0 && missing.length === Object.keys(data).length) {
+      const [field] = missing[0]!;
+      return {
+        result: refusal(
+          ErrorCode.NOT_FOUND,
+          `Nothing found: \`${field}\` is null for ${JSON.stringify(variables)}.`,
+        ),
+        context,
+      };
+    }
+    return { result: answer(data), context };
+  }
+
+  private freeFormTools(): FreeFormTool[] {
+    const { limits, settings } = this.options;
+    /** The checks Apollo Server runs before anything executes, for a document not run. */
+    const parsed = (query: unknown): { document: DocumentNode } | { result: CallToolResult } => {
+      if (typeof query !== 'string' || query.trim() === '') {
+        return {
+          result: refusal(ErrorCode.BAD_USER_INPUT, '`query` must be a GraphQL document.', {
+            argument: 'query',
+          }),
+        };
+      }
+      if (Buffer.byteLength(query) > limits.maxBytes) {
+        return {
+          result: refusal(
+            ErrorCode.QUERY_LIMIT_EXCEEDED,
+            `The document is larger than ${limits.maxBytes} bytes.`,
+            {
+              limit: 'bytes',
+              max: limits.maxBytes,
+            },
+          ),
+        };
+      }
+      try {
+        return { document: parse(query, limits.parseOptions) };
+      } catch (error) {
+        return { result: refusal('GRAPHQL_PARSE_FAILED', (error as GraphQLError).message) };
+      }
+    };
+    return [
+      {
+        name: 'describe_schema',
+        description:
+          'The GraphQL schema of the fine-tune jobs API, in SDL with its descriptions; give `type` for one type only (e.g. FineTuneJob, Query, Mutation). Read by introspection, so it is refused where introspection is off.',
+        inputSchema: {
+          type: 'object',
+          properties: { type: { type: 'string', description: 'One type to describe, e.g. `FineTuneJob`.' } },
+          additionalProperties: false,
+        },
+        annotations: { readOnlyHint: true, openWorldHint: false },
+        call: async (args, caller) => {
+          const { result, context } = await this.execute(
+            { query: getIntrospectionQuery({ descriptions: true }), operationName: 'IntrospectionQuery' },
+            caller,
+          );
+          if (result.errors?.length) return { result: toolError(result.errors), context };
+          const schema = buildClientSchema(result.data as unknown as IntrospectionQuery);
+          if (args.type === undefined)
+            return { result: answer({ sdl: printSchema(schema) }, printSchema(schema)), context };
+          const type = typeof args.type === 'string' ? schema.getType(args.type) : undefined;
+          if (type === undefined || type === null) {
+            return {
+              result: refusal(ErrorCode.NOT_FOUND, `The schema has no type ${JSON.stringify(args.type)}.`, {
+                argument: 'type',
+              }),
+              context,
+            };
+          }
+          return { result: answer({ sdl: printType(type) }, printType(type)), context };
+        },
+      },
+      {
+        name: 'validate_operation',
+        description:
+          'Checks a GraphQL document against the schema and the gateway limits without running it: the errors it would get, or `valid: true`.',
+        inputSchema: QUERY_INPUT,
+        annotations: { readOnlyHint: true, openWorldHint: false },
+        call: async (args) => {
+          const checked = parsed(args.query);
+          if ('result' in checked) return checked;
+          const errors = validate(this.options.schema, checked.document, [
+            ...specifiedRules,
+            ...limits.validationRules,
+          ]);
+          if (errors.length > 0) {
+            return {
+              result: toolError(
+                errors.map((error) => ({
+                  message: error.message,
+                  extensions: {
+                    ...error.extensions,
+                    code: error.extensions.code ?? 'GRAPHQL_VALIDATION_FAILED',
+                  },
+                })),
+              ),
+            };
+          }
+          return { result: answer({ valid: true }) };
+        },
+      },
+      {
+        name: 'execute_operation',
+        description: `Runs any GraphQL query${settings.mutations ? ' or mutation' : ''} against the fine-tune jobs API (see describe_schema) and returns its data; a failure is a tool error with the GraphQL code.${settings.mutations ? '' : ' Mutations are off here (mcp.mutations).'}`,
+        inputSchema: {
+          type: 'object',
+          properties: {
+            query: { type: 'string', description: 'A GraphQL document.' },
+            variables: { type: 'object', description: "The operation's variables." },
+            operationName: {
+              type: 'string',
+              description: 'Which operation of the document to run, when it holds several.',
+            },
+          },
+          required: ['query'],
+          additionalProperties: false,
+        },
+        annotations: settings.mutations
+          ? { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false }
+          : { readOnlyHint: true, openWorldHint: false },
+        call: async (args, caller) => {
+          const checked = parsed(args.query);
+          if ('result' in checked) return checked;
+          const { variables, operationName } = args;
+          if (
+            variables !== undefined &&
+            (typeof variables !== 'object' || variables === null || Array.isArray(variables))
+          ) {
+            return {
+              result: refusal(ErrorCode.BAD_USER_INPUT, '`variables` must be an object.', {
+                argument: 'variables',
+              }),
+            };
+          }
+          if (operationName !== undefined && typeof operationName !== 'string') {
+            return {
+              result: refusal(ErrorCode.BAD_USER_INPUT, '`operationName` must be a string.', {
+                argument: 'operationName',
+              }),
+            };
+          }
+          const operation = operationOf(checked.document, operationName);
+          if (operation?.operation === OperationTypeNode.MUTATION && !settings.mutations) {
+            return {
+              result: refusal(
+                ErrorCode.FORBIDDEN,
+                'Mutations are not offered to assistants here: the operator has not enabled them (mcp.mutations).',
+              ),
+            };
+          }
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
+            return {
+              result: refusal(
+                'BAD_REQUEST',
+                'A tool answers once: subscriptions are served over WebSocket (graphql-ws) at /graphql.',
+              ),
+            };
+          }
+          const { result, context } = await this.execute(
+            {
+              query: args.query as string,
+              ...(variables !== undefined && { variables: variables as Record<string, unknown> }),
+              ...(operationName !== undefined && { operationName }),
+            },
+            caller,
+          );
+          if (result.errors?.length) return { result: toolError(result.errors, result.data), context };
+          return { result: answer(result.data ?? {}), context };
+        },
+      },
+    ];
+  }
+
+  private async listJobResources(caller: McpCaller) {
+    const { result } = await this.execute({ query: RECENT_JOBS_QUERY }, caller);
+    if (result.errors?.length) throw resourceError(result.errors[0]!);
+    const jobs = (result.data as { fineTuneJobs: { id: string; name: string; status: string }[] })
+      .fineTuneJobs;
+    return {
+      resources: jobs.map((job) => ({
+        uri: JOB_URI.replace('{id}', encodeURIComponent(job.id)),
+        name: job.id,
+        title: `${job.name} (${job.status})`,
+        mimeType: 'application/json',
+      })),
+    };
+  }
+
+  private async readJobResource(uri: string, caller: McpCaller) {
+    const id = jobIdOfUri(uri);
+    if (id === undefined) {
+      throw new McpError(
+        McpErrorCode.InvalidParams,
+        `Not a fine-tune job resource: ${uri} (expected ${JOB_URI}).`,
+      );
+    }
+    const started = performance.now();
+    const { result, context } = await this.execute({ query: JOB_RESOURCE_QUERY, variables: { id } }, caller);
+    const error = result.errors?.[0];
+    caller.logger.info(
+      {
+        resource: JOB_URI,
+        jobId: id,
+        ...auditCaller(context),
+        outcome: error || !result.data?.fineTuneJob ? 'error' : 'ok',
+        ...(error && { errorCodes: [String(error.extensions?.code)] }),
+        durationMs: Math.round(performance.now() - started),
+      },
+      'mcp resource read',
+    );
+    if (error) throw resourceError(error);
+    const job = result.data?.fineTuneJob;
+    // MCP's own code for a resource that is not there.
+    if (!job)
+      throw new McpError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(id)}.`, { uri });
+    return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(job, null, 2) }] };
+  }
+}
+
+const EMPTY: DocumentNode = { kind: Kind.DOCUMENT, definitions: [] };
+
+function parseOrUndefined(text: string): DocumentNode | undefined {
+  try {
+    return parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A resource read that failed in GraphQL: a protocol error carrying the code and message. */
+function resourceError(error: GraphQLFormattedError): McpError {
+  const code = String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
+  return new McpError(McpErrorCode.InvalidRequest, `${code}: ${error.message}`, { code });
+}
