@@ -165,7 +165,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       schema,
       settings: config.mcp,
       operationTools,
-      trustedDocuments,
+      trustedDocuments: trustedDocuments && {
+        documents: trustedDocuments,
+        only: config.security.trustedDocuments?.only ?? false,
+      },
       limits: {
         maxBytes: config.limits.maxBytes,
         parseOptions: limits.parseOptions,

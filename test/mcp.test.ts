@@ -2,6 +2,7 @@
 // gateway and the simulator's demo data. Each tool call is one operation through Apollo Server's
 // pipeline with the caller's credentials: the same answer as the same GraphQL query, the same
 // refusals (limits, credentials, scopes), seen once by every plugin, one log line each.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ const TOOLS = new URL('../mcp-tools/', import.meta.url);
 const READ_TOOLS = ['get_job', 'job_metrics_summary', 'list_jobs'];
 const MUTATION_TOOLS = ['cancel_job', 'create_job', 'stop_job'];
 const FREE_FORM_TOOLS = ['describe_schema', 'execute_operation', 'validate_operation'];
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** The operation a shipped tool runs, as its file has it. */
 function operationOf(tool: string): string {
@@ -551,6 +554,65 @@ describe('configuration', () => {
       await writeFile(join(one, file), text);
       await expect(startStack({ config: { mcp: { operations: one } } })).rejects.toThrow(message);
     }
+  });
+
+  it("offers the trusted documents' operations as tools, and with `only` refuses what is not listed", async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'mcp-trusted-'));
+    const running =
+      '# The jobs training now, by name.\nquery RunningJobNames { fineTuneJobs(statuses: [RUNNING]) { id name } }';
+    const stop = 'mutation StopListedJob($id: ID!) { stopFineTuneJob(id: $id) { id status } }';
+    const manifest = join(folder, 'manifest.json');
+    await writeFile(
+      manifest,
+      JSON.stringify({
+        format: 'apollo-persisted-query-manifest',
+        version: 1,
+        operations: [
+          { id: sha256(running), name: 'RunningJobNames', type: 'query', body: running },
+          { id: sha256(stop), name: 'StopListedJob', type: 'mutation', body: stop },
+        ],
+      }),
+    );
+    await withStack(
+      {
+        config: {
+          mcp: { trustedDocumentTools: true, freeFormTools: true },
+          security: { trustedDocuments: { manifest, only: true } },
+        },
+      },
+      async (stack) => {
+        const client = await connectMcp(stack);
+        const { tools } = await client.listTools();
+        // The listed query is a tool (its mutation needs mcp.mutations); the files' tools are not
+        // listed, would always be refused, and are not offered.
+        expect(tools.map((tool) => tool.name).sort()).toEqual(
+          [...FREE_FORM_TOOLS, 'running_job_names'].sort(),
+        );
+        expect(tools.find((tool) => tool.name === 'running_job_names')!.description).toBe(
+          'The jobs training now, by name.',
+        );
+        const data = toolData(await call(client, 'running_job_names'));
+        expect(data).toEqual((await stack.query(running)).data);
+        // Only listed documents run, for an assistant as for any client.
+        stack.simulator.resetRequests();
+        await expect(call(client, 'list_jobs')).rejects.toThrow(/Unknown tool: list_jobs/);
+        expect(
+          toolError(await call(client, 'execute_operation', { query: '{ fineTuneJobs(limit: 1) { id } }' }))
+            .code,
+        ).toBe('PERSISTED_QUERY_NOT_IN_LIST');
+        expect(stack.simulator.requests).toHaveLength(0);
+      },
+    );
+    // Without `only`, the files' tools are offered beside the list's.
+    await withStack(
+      { config: { mcp: { trustedDocumentTools: true }, security: { trustedDocuments: { manifest } } } },
+      async (stack) => {
+        const { tools } = await (await connectMcp(stack)).listTools();
+        expect(tools.map((tool) => tool.name)).toEqual(
+          expect.arrayContaining([...READ_TOOLS, 'running_job_names']),
+        );
+      },
+    );
   });
 
   it('serves no /mcp with mcp.enabled false', async () => {

@@ -70,8 +70,11 @@ export interface McpEndpointOptions {
   settings: McpSettings;
   /** The tools of mcp.operations, loaded and checked at start. */
   operationTools: readonly OperationTool[];
-  /** With mcp.trustedDocumentTools: the trusted documents, whose operations are tools too. */
-  trustedDocuments: TrustedDocuments | undefined;
+  /**
+   * security.trustedDocuments, and whether only its operations run: with mcp.trustedDocumentTools
+   * its operations are tools too.
+   */
+  trustedDocuments: { documents: TrustedDocuments; only: boolean } | undefined;
   /** What the pipeline refuses before parsing and validating (limits.maxBytes, tokens, armor's rules). */
   limits: { maxBytes: number; parseOptions: ParseOptions; validationRules: readonly ValidationRule[] };
   /** The context of one operation, as over /graphql (transport `mcp`). */
@@ -155,7 +158,8 @@ const QUERY_INPUT: ToolInputSchema = {
 export class McpEndpoint {
   private readonly tools = new Map<string, OperationTool>();
   private readonly freeForm = new Map<string, FreeFormTool>();
-  private readonly trustedTools = new WeakMap<TrustedDocumentList, OperationTool[]>();
+  /** The tools offered with each version of the trusted documents list (a reload makes a new one). */
+  private readonly toolsOfList = new WeakMap<TrustedDocumentList, OperationTool[]>();
 
   constructor(private readonly options: McpEndpointOptions) {
     for (const tool of options.operationTools) {
@@ -182,32 +186,43 @@ export class McpEndpoint {
     }
   }
 
-  /** The operation tools offered now: the files', then the trusted documents' of the list in use. */
+  /**
+   * The operation tools offered now: the files', then the trusted documents' of the list in use.
+   * With only listed documents allowed (security.trustedDocuments.only), a file's tool whose text
+   * is not listed would always be refused: it is not offered.
+   */
   private operationTools(): OperationTool[] {
-    const list = this.options.settings.trustedDocumentTools
-      ? this.options.trustedDocuments?.current
-      : undefined;
+    const trusted = this.options.trustedDocuments;
+    const list = trusted?.documents.current;
     if (list === undefined) return [...this.tools.values()];
-    let listed = this.trustedTools.get(list);
-    if (listed === undefined) {
-      listed = [];
-      for (const document of list.documents()) {
-        const name = operationOf(parseOrUndefined(document.body) ?? EMPTY, undefined)?.name?.value;
-        if (name === undefined) continue;
-        const tool = operationTool(
-          this.options.schema,
-          snakeCase(name),
-          document.body,
-          `trusted document ${document.id}`,
-        );
-        // A file's tool keeps its name; a document that is no tool (a subscription) is left out.
-        if ('error' in tool || this.tools.has(tool.name) || this.freeForm.has(tool.name)) continue;
-        if (tool.kind === 'mutation' && !this.options.settings.mutations) continue;
-        listed.push(tool);
-      }
-      this.trustedTools.set(list, listed);
+    let offered = this.toolsOfList.get(list);
+    if (offered === undefined) {
+      offered = [...this.tools.values()].filter((tool) => !trusted!.only || list.byText(tool.query));
+      if (this.options.settings.trustedDocumentTools) offered.push(...this.listedTools(list));
+      this.toolsOfList.set(list, offered);
     }
-    return [...this.tools.values(), ...listed];
+    return offered;
+  }
+
+  /** The named queries (and, with mcp.mutations, mutations) of a trusted documents list, as tools. */
+  private listedTools(list: TrustedDocumentList): OperationTool[] {
+    const listed: OperationTool[] = [];
+    for (const document of list.documents()) {
+      const name = operationOf(parseOrUndefined(document.body) ?? EMPTY, undefined)?.name?.value;
+      if (name === undefined) continue;
+      const tool = operationTool(
+        this.options.schema,
+        snakeCase(name),
+        document.body,
+        `trusted document ${document.id}`,
+      );
+      // A file's tool keeps its name; a document that is no tool (a subscription) is left out.
+      if ('error' in tool || this.tools.has(tool.name) || this.freeForm.has(tool.name)) continue;
+      if (listed.some((other) => other.name === tool.name)) continue;
+      if (tool.kind === 'mutation' && !this.options.settings.mutations) continue;
+      listed.push(tool);
+    }
+    return listed;
   }
 
   private server(caller: McpCaller): Server {
