@@ -13,7 +13,6 @@ import {
   ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
-  McpError,
   ReadResourceRequestSchema,
   type CallToolResult,
   type Tool,
@@ -266,7 +265,7 @@ export class McpEndpoint {
     if (tool === undefined && freeForm === undefined) {
       caller.logger.info({ tool: name, outcome: 'unknown tool' }, 'mcp tool call');
       // A mutation tool where mutations are off is unknown too: it was never offered.
-      throw new McpError(McpErrorCode.InvalidParams, `Unknown tool: ${name}`);
+      throw protocolError(McpErrorCode.InvalidParams, `Unknown tool: ${name}`);
     }
     let outcome: ToolOutcome;
     const properties = (tool ?? freeForm)!.inputSchema.properties;
@@ -321,10 +320,7 @@ export class McpEndpoint {
     if (missing.length > 0 && missing.length === Object.keys(data).length) {
       const [field] = missing[0]!;
       return {
-        result: refusal(
-          ErrorCode.NOT_FOUND,
-          `Nothing found: \`${field}\` is null for ${JSON.stringify(variables)}.`,
-        ),
+        result: refusal(ErrorCode.NOT_FOUND, `\`${field}\` found nothing for ${JSON.stringify(variables)}.`),
         context,
       };
     }
@@ -511,7 +507,7 @@ export class McpEndpoint {
   private async readJobResource(uri: string, caller: McpCaller) {
     const id = jobIdOfUri(uri);
     if (id === undefined) {
-      throw new McpError(
+      throw protocolError(
         McpErrorCode.InvalidParams,
         `Not a fine-tune job resource: ${uri} (expected ${JOB_URI}).`,
       );
@@ -534,7 +530,7 @@ export class McpEndpoint {
     const job = result.data?.fineTuneJob;
     // MCP's own code for a resource that is not there.
     if (!job)
-      throw new McpError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(id)}.`, { uri });
+      throw protocolError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(id)}.`, { uri });
     return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(job, null, 2) }] };
   }
 }
@@ -550,7 +546,15 @@ function parseOrUndefined(text: string): DocumentNode | undefined {
 }
 
 /** A resource read that failed in GraphQL: a protocol error carrying the code and message. */
-function resourceError(error: GraphQLFormattedError): McpError {
+function resourceError(error: GraphQLFormattedError): Error {
   const code = String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR);
-  return new McpError(McpErrorCode.InvalidRequest, `${code}: ${error.message}`, { code });
+  return protocolError(McpErrorCode.InvalidRequest, `${code}: ${error.message}`, { code });
+}
+
+/**
+ * A JSON-RPC error answer. The SDK answers a handler's thrown error with its `code`, `message`
+ * and `data`; its McpError would repeat "MCP error <code>:" in the message, which clients add again.
+ */
+function protocolError(code: number, message: string, data?: Record<string, unknown>): Error {
+  return Object.assign(new Error(message), { code, ...(data && { data }) });
 }
