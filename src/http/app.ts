@@ -288,6 +288,16 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     const { mcp } = options;
     if (mcp !== undefined) {
       graphql.post(MCP_PATH, async (request, reply) => {
+        // A JSON-RPC batch runs its tool calls at once, each an operation: no more of them than
+        // limits.maxBatch lets a GraphQL batch carry (the SDK alone allows 100).
+        if (Array.isArray(request.body) && request.body.length > options.maxBatch) {
+          const { message, extensions } = batchTooLarge(options.maxBatch);
+          return reply.code(400).send({
+            jsonrpc: '2.0',
+            error: { code: -32600, message, data: { ...extensions, http: undefined } },
+            id: null,
+          });
+        }
         const response = await mcp.handle(webRequest(request), request.body, {
           authorization: request.headers.authorization,
           host: request.headers.host,

@@ -116,6 +116,11 @@ function toolError(errors: readonly GraphQLFormattedError[], data?: unknown): Ca
   };
 }
 
+/** What a message or log line shows of a caller's name, key or URI: the body may be a megabyte. */
+function shown(text: string): string {
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+}
+
 function refusal(code: string, message: string, extensions: Record<string, unknown> = {}): CallToolResult {
   return toolError([{ message, extensions: { ...extensions, code } }]);
 }
@@ -263,20 +268,23 @@ export class McpEndpoint {
     const tool = this.operationTools().find((candidate) => candidate.name === name);
     const freeForm = this.freeForm.get(name);
     if (tool === undefined && freeForm === undefined) {
-      caller.logger.info({ tool: name, outcome: 'unknown tool' }, 'mcp tool call');
+      caller.logger.info({ tool: shown(name), outcome: 'unknown tool' }, 'mcp tool call');
       // A mutation tool where mutations are off is unknown too: it was never offered.
-      throw protocolError(McpErrorCode.InvalidParams, `Unknown tool: ${name}`);
+      throw protocolError(McpErrorCode.InvalidParams, `Unknown tool: ${shown(name)}`);
     }
     let outcome: ToolOutcome;
     const properties = (tool ?? freeForm)!.inputSchema.properties;
     const unknown = Object.keys(args ?? {}).filter((key) => !(key in properties));
     if (unknown.length > 0) {
       const known = Object.keys(properties);
+      // The first few, each cut: the keys are the caller's, any number of any length.
+      const named = unknown.slice(0, 5).map((key) => `\`${shown(key)}\``);
+      if (unknown.length > 5) named.push('…');
       outcome = {
         result: refusal(
           ErrorCode.BAD_USER_INPUT,
-          `Unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.map((key) => `\`${key}\``).join(', ')} for ${name}; it takes ${known.length ? known.map((key) => `\`${key}\``).join(', ') : 'none'}.`,
-          { argument: unknown[0] },
+          `Unknown argument${unknown.length > 1 ? 's' : ''} ${named.join(', ')} for ${name}; it takes ${known.length ? known.map((key) => `\`${key}\``).join(', ') : 'none'}.`,
+          { argument: shown(unknown[0]!) },
         ),
       };
     } else if (tool !== undefined) {
@@ -368,6 +376,11 @@ export class McpEndpoint {
         },
         annotations: { readOnlyHint: true, openWorldHint: false },
         call: async (args, caller) => {
+          if (args.type !== undefined && typeof args.type !== 'string') {
+            return {
+              result: refusal(ErrorCode.BAD_USER_INPUT, '`type` must be a string.', { argument: 'type' }),
+            };
+          }
           const { result, context } = await this.execute(
             { query: getIntrospectionQuery({ descriptions: true }), operationName: 'IntrospectionQuery' },
             caller,
@@ -376,12 +389,16 @@ export class McpEndpoint {
           const schema = buildClientSchema(result.data as unknown as IntrospectionQuery);
           if (args.type === undefined)
             return { result: answer({ sdl: printSchema(schema) }, printSchema(schema)), context };
-          const type = typeof args.type === 'string' ? schema.getType(args.type) : undefined;
+          const type = schema.getType(args.type);
           if (type === undefined || type === null) {
             return {
-              result: refusal(ErrorCode.NOT_FOUND, `The schema has no type ${JSON.stringify(args.type)}.`, {
-                argument: 'type',
-              }),
+              result: refusal(
+                ErrorCode.NOT_FOUND,
+                `The schema has no type ${JSON.stringify(shown(args.type))}.`,
+                {
+                  argument: 'type',
+                },
+              ),
               context,
             };
           }
@@ -509,7 +526,7 @@ export class McpEndpoint {
     if (id === undefined) {
       throw protocolError(
         McpErrorCode.InvalidParams,
-        `Not a fine-tune job resource: ${uri} (expected ${JOB_URI}).`,
+        `Not a fine-tune job resource: ${shown(uri)} (expected ${JOB_URI}).`,
       );
     }
     const started = performance.now();
@@ -518,7 +535,7 @@ export class McpEndpoint {
     caller.logger.info(
       {
         resource: JOB_URI,
-        jobId: id,
+        jobId: shown(id),
         ...auditCaller(context),
         outcome: error || !result.data?.fineTuneJob ? 'error' : 'ok',
         ...(error && { errorCodes: [String(error.extensions?.code)] }),
@@ -530,7 +547,9 @@ export class McpEndpoint {
     const job = result.data?.fineTuneJob;
     // MCP's own code for a resource that is not there.
     if (!job)
-      throw protocolError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(id)}.`, { uri });
+      throw protocolError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(shown(id))}.`, {
+        uri: shown(uri),
+      });
     return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(job, null, 2) }] };
   }
 }
