@@ -51,6 +51,33 @@ describe('at the defaults', () => {
     expect(stack.simulator.requests).toHaveLength(10);
   });
 
+  it('answers JSON that does not parse with a JSON-RPC parse error', async () => {
+    for (const text of ['{"jsonrpc": "2.0", "id": 1, "method": ', '']) {
+      const { status, body } = await post(text);
+      expect(status).toBe(400);
+      expect(body).toMatchObject({
+        jsonrpc: '2.0',
+        id: null,
+        error: { code: -32700, data: { code: 'BAD_REQUEST' } },
+      });
+    }
+  });
+
+  it('answers a malformed tools/call (no params, arguments that are no object) with InvalidParams', async () => {
+    const malformed = [
+      { jsonrpc: '2.0', id: 1, method: 'tools/call' },
+      toolCall('list_jobs', [1, 2]),
+      toolCall('list_jobs', 'limit=2'),
+    ];
+    for (const message of malformed) {
+      const { status, body } = await post(message);
+      expect(status).toBe(200);
+      expect(body).toMatchObject({ jsonrpc: '2.0', id: 1, error: { code: -32602 } });
+      expect((body.error as { message: string }).message).toContain('Invalid tools/call request');
+    }
+    expect(stack.simulator.requests).toHaveLength(0);
+  });
+
   it("refuses a browser's simple POST (text/plain, a form) with 415, running no tool", async () => {
     for (const type of [
       'text/plain',
@@ -113,7 +140,7 @@ describe('at the defaults', () => {
     }
     const { status, body } = await post(toolCall('execute_operation', { query: padded.repeat(11) }));
     expect(status).toBe(413);
-    expect(body).toMatchObject({ errors: [{ extensions: { code: 'BAD_REQUEST' } }] });
+    expect(body).toMatchObject({ jsonrpc: '2.0', error: { code: -32600, data: { code: 'BAD_REQUEST' } } });
     expect(stack.simulator.requests).toHaveLength(0);
   });
 

@@ -84,6 +84,16 @@ function errorBody(message: string, code: string) {
   return { errors: [{ message, extensions: { code } }] };
 }
 
+/** A JSON-RPC error answer to no request in particular (/mcp), with the gateway's code in `data`. */
+function jsonRpcError(
+  code: number,
+  message: string,
+  gatewayCode: string,
+  data: Record<string, unknown> = {},
+) {
+  return { jsonrpc: '2.0', error: { code, message, data: { ...data, code: gatewayCode } }, id: null };
+}
+
 /** What Fastify refused before the handler ran, as the client should read it. */
 function requestError(error: FastifyError, maxRequestBytes: number): { status: number; message: string } {
   switch (error.code) {
@@ -287,16 +297,30 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     // AI assistants (src/mcp/): the same CORS and Host check, none of GraphQL's own hooks.
     const { mcp } = options;
     if (mcp !== undefined) {
-      graphql.post(MCP_PATH, async (request, reply) => {
+      // What Fastify refuses before the handler (JSON that does not parse, a body past
+      // http.maxRequestBytes) is answered in JSON-RPC's shape, which an MCP client reads.
+      const mcpErrorHandler = (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+        if (error.statusCode === undefined || error.statusCode >= 500) {
+          request.log.error({ err: error }, 'request failed outside GraphQL execution');
+          return reply
+            .code(500)
+            .send(jsonRpcError(-32603, 'Internal server error.', 'INTERNAL_SERVER_ERROR'));
+        }
+        const { status, message } = requestError(error, maxRequestBytes);
+        const unparsed = ['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY'].includes(
+          error.code,
+        );
+        const code = unparsed ? -32700 : -32600;
+        return reply.code(status).send(jsonRpcError(code, message, 'BAD_REQUEST'));
+      };
+      graphql.post(MCP_PATH, { errorHandler: mcpErrorHandler }, async (request, reply) => {
         // A JSON-RPC batch runs its tool calls at once, each an operation: no more of them than
         // limits.maxBatch lets a GraphQL batch carry (the SDK alone allows 100).
         if (Array.isArray(request.body) && request.body.length > options.maxBatch) {
           const { message, extensions } = batchTooLarge(options.maxBatch);
-          return reply.code(400).send({
-            jsonrpc: '2.0',
-            error: { code: -32600, message, data: { ...extensions, http: undefined } },
-            id: null,
-          });
+          return reply
+            .code(400)
+            .send(jsonRpcError(-32600, message, String(extensions.code), { ...extensions, http: undefined }));
         }
         const response = await mcp.handle(webRequest(request), request.body, {
           authorization: request.headers.authorization,
@@ -316,14 +340,13 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
           reply
             .code(405)
             .header('allow', 'POST')
-            .send({
-              jsonrpc: '2.0',
-              error: {
-                code: -32000,
-                message: 'Method not allowed: this MCP server is stateless; POST each message.',
-              },
-              id: null,
-            }),
+            .send(
+              jsonRpcError(
+                -32000,
+                'Method not allowed: this MCP server is stateless; POST each message.',
+                'BAD_REQUEST',
+              ),
+            ),
       });
     }
   });

@@ -39,6 +39,7 @@ import {
   type ValidationRule,
 } from 'graphql';
 import type { Logger } from 'pino';
+import * as z from 'zod/v4';
 import type { McpSettings } from '../config.js';
 import type { GatewayContext } from '../context.js';
 import { ErrorCode } from '../errors.js';
@@ -49,6 +50,9 @@ import { JOB_RESOURCE_QUERY, JOB_URI, RECENT_JOBS_QUERY, jobIdOfUri } from './jo
 import type { ToolInputSchema } from './input-schema.js';
 
 export const MCP_PATH = '/mcp';
+
+/** `tools/call` with any `params`: the SDK's Server checks them itself, answering InvalidParams. */
+const LOOSE_CALL_TOOL_REQUEST = CallToolRequestSchema.extend({ params: z.unknown().optional() });
 
 /** The gateway's version, as the server tells MCP clients (package.json, beside `src/` and `dist/`). */
 const VERSION = (
@@ -242,9 +246,12 @@ export class McpEndpoint {
         annotations: tool.annotations,
       })),
     }));
-    server.setRequestHandler(CallToolRequestSchema, async (request) =>
-      this.callTool(request.params.name, request.params.arguments, caller),
-    );
+    // Parsed loosely, then by the SDK's own check for tools/call: a malformed call (no `params`,
+    // `arguments` that are no object) is the protocol's InvalidParams (-32602), not an internal error.
+    server.setRequestHandler(LOOSE_CALL_TOOL_REQUEST, async (request) => {
+      const { params } = CallToolRequestSchema.parse(request);
+      return this.callTool(params.name, params.arguments, caller);
+    });
     server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
       resourceTemplates: [
         {
