@@ -14,27 +14,16 @@ import {
   ListResourceTemplatesRequestSchema,
   ListToolsRequestSchema,
   ReadResourceRequestSchema,
-  type CallToolResult,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ApolloServer, GraphQLRequest } from '@apollo/server';
 import {
-  buildClientSchema,
-  getIntrospectionQuery,
-  GraphQLError,
   Kind,
-  OperationTypeNode,
   parse,
-  printSchema,
-  printType,
-  specifiedRules,
-  validate,
   type DocumentNode,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
-  type IntrospectionQuery,
-  type OperationDefinitionNode,
   type ParseOptions,
   type ValidationRule,
 } from 'graphql';
@@ -45,9 +34,10 @@ import type { GatewayContext } from '../context.js';
 import { ErrorCode } from '../errors.js';
 import { auditCaller } from '../graphql/plugins/audit-trail.js';
 import type { TrustedDocumentList, TrustedDocuments } from '../graphql/trusted-document-list.js';
-import { operationTool, snakeCase, type OperationTool, type ToolAnnotations } from './tool-operations.js';
+import { freeFormTools, type FreeFormTool } from './free-form-tools.js';
+import { operationOf, operationTool, snakeCase, type OperationTool } from './tool-operations.js';
+import { answer, codesOf, refusal, shown, toolError, type ToolOutcome } from './tool-results.js';
 import { JOB_RESOURCE_QUERY, JOB_URI, RECENT_JOBS_QUERY, jobIdOfUri } from './job-resource.js';
-import type { ToolInputSchema } from './input-schema.js';
 
 export const MCP_PATH = '/mcp';
 
@@ -84,84 +74,7 @@ export interface McpEndpointOptions {
   createContext(caller: McpCaller): Promise<GatewayContext>;
 }
 
-/** A free-form tool: not an operation of a file, it takes GraphQL itself. */
-interface FreeFormTool {
-  name: string;
-  description: string;
-  inputSchema: ToolInputSchema;
-  annotations: ToolAnnotations;
-  call(args: Record<string, unknown>, caller: McpCaller): Promise<ToolOutcome>;
-}
-
-/** A tool call's result, and what its log line says of it. */
-interface ToolOutcome {
-  result: CallToolResult;
-  context?: GatewayContext;
-}
-
 const INSTRUCTIONS = `Archetype AI fine-tune jobs, through the fine-tune gateway. Find jobs with list_jobs (filter by status), look at one with get_job, and ask how its training goes with job_metrics_summary (latest and best loss, whether it is still improving). Mutation tools (create_job, stop_job, cancel_job) are listed only where the operator enabled them. Errors carry a GraphQL code: NOT_FOUND, CONFLICT (the job's status does not allow it), BAD_USER_INPUT, UNAUTHENTICATED, FORBIDDEN, QUERY_LIMIT_EXCEEDED, RATE_LIMITED. A job is also a resource: ${JOB_URI}.`;
-
-/** A tool error that carries the GraphQL code and message, as MCP's `isError` result. */
-function toolError(errors: readonly GraphQLFormattedError[], data?: unknown): CallToolResult {
-  return {
-    isError: true,
-    content: [
-      {
-        type: 'text',
-        text: errors
-          .map(
-            (error) =>
-              `${String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR)}: ${error.message}`,
-          )
-          .join('\n'),
-      },
-    ],
-    structuredContent: { errors, ...(data !== undefined && data !== null && { data }) },
-  };
-}
-
-/** What a message or log line shows of a caller's name, key or URI: the body may be a megabyte. */
-function shown(text: string): string {
-  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
-}
-
-function refusal(code: string, message: string, extensions: Record<string, unknown> = {}): CallToolResult {
-  return toolError([{ message, extensions: { ...extensions, code } }]);
-}
-
-function answer(
-  structured: Record<string, unknown>,
-  text = JSON.stringify(structured, null, 2),
-): CallToolResult {
-  return { content: [{ type: 'text', text }], structuredContent: structured };
-}
-
-/** The codes of a result's errors, for the log line. */
-function codesOf(result: CallToolResult): string[] | undefined {
-  if (!result.isError) return undefined;
-  const errors = (result.structuredContent as { errors?: GraphQLFormattedError[] } | undefined)?.errors;
-  return errors?.map((error) => String(error.extensions?.code ?? ErrorCode.INTERNAL_SERVER_ERROR));
-}
-
-function operationOf(document: DocumentNode, operationName: string | undefined) {
-  const operations = document.definitions.filter(
-    (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
-  );
-  return operationName === undefined
-    ? operations.length === 1
-      ? operations[0]
-      : undefined
-    : operations.find((operation) => operation.name?.value === operationName);
-}
-
-const QUERY_INPUT: ToolInputSchema = {
-  type: 'object',
-  properties: {
-    query: { type: 'string', description: 'A GraphQL document.' },
-  },
-  required: ['query'],
-  additionalProperties: false,
-};
 
 export class McpEndpoint {
   private readonly tools = new Map<string, OperationTool>();
@@ -174,7 +87,8 @@ export class McpEndpoint {
       if (tool.kind === 'query' || options.settings.mutations) this.tools.set(tool.name, tool);
     }
     if (options.settings.freeFormTools) {
-      for (const tool of this.freeFormTools()) this.freeForm.set(tool.name, tool);
+      const tools = freeFormTools({ ...options, mutations: options.settings.mutations });
+      for (const tool of tools) this.freeForm.set(tool.name, tool);
     }
   }
 
@@ -297,7 +211,7 @@ export class McpEndpoint {
     } else if (tool !== undefined) {
       outcome = await this.runTool(tool, args ?? {}, caller);
     } else {
-      outcome = await freeForm!.call(args ?? {}, caller);
+      outcome = await freeForm!.call(args ?? {}, (request) => this.execute(request, caller));
     }
     const codes = codesOf(outcome.result);
     caller.logger.info(
@@ -335,182 +249,14 @@ export class McpEndpoint {
     if (missing.length > 0 && missing.length === Object.keys(data).length) {
       const [field] = missing[0]!;
       return {
-        result: refusal(ErrorCode.NOT_FOUND, `\`${field}\` found nothing for ${JSON.stringify(variables)}.`),
+        result: refusal(
+          ErrorCode.NOT_FOUND,
+          `\`${field}\` found nothing for ${shown(JSON.stringify(variables))}.`,
+        ),
         context,
       };
     }
     return { result: answer(data), context };
-  }
-
-  private freeFormTools(): FreeFormTool[] {
-    const { limits, settings } = this.options;
-    /** The checks Apollo Server runs before anything executes, for a document not run. */
-    const parsed = (query: unknown): { document: DocumentNode } | { result: CallToolResult } => {
-      if (typeof query !== 'string' || query.trim() === '') {
-        return {
-          result: refusal(ErrorCode.BAD_USER_INPUT, '`query` must be a GraphQL document.', {
-            argument: 'query',
-          }),
-        };
-      }
-      if (Buffer.byteLength(query) > limits.maxBytes) {
-        return {
-          result: refusal(
-            ErrorCode.QUERY_LIMIT_EXCEEDED,
-            `The document is larger than ${limits.maxBytes} bytes.`,
-            {
-              limit: 'bytes',
-              max: limits.maxBytes,
-            },
-          ),
-        };
-      }
-      try {
-        return { document: parse(query, limits.parseOptions) };
-      } catch (error) {
-        return { result: refusal('GRAPHQL_PARSE_FAILED', (error as GraphQLError).message) };
-      }
-    };
-    return [
-      {
-        name: 'describe_schema',
-        description:
-          'The GraphQL schema of the fine-tune jobs API, in SDL with its descriptions; give `type` for one type only (e.g. FineTuneJob, Query, Mutation). Read by introspection, so it is refused where introspection is off.',
-        inputSchema: {
-          type: 'object',
-          properties: { type: { type: 'string', description: 'One type to describe, e.g. `FineTuneJob`.' } },
-          additionalProperties: false,
-        },
-        annotations: { readOnlyHint: true, openWorldHint: false },
-        call: async (args, caller) => {
-          if (args.type !== undefined && typeof args.type !== 'string') {
-            return {
-              result: refusal(ErrorCode.BAD_USER_INPUT, '`type` must be a string.', { argument: 'type' }),
-            };
-          }
-          const { result, context } = await this.execute(
-            { query: getIntrospectionQuery({ descriptions: true }), operationName: 'IntrospectionQuery' },
-            caller,
-          );
-          if (result.errors?.length) return { result: toolError(result.errors), context };
-          const schema = buildClientSchema(result.data as unknown as IntrospectionQuery);
-          if (args.type === undefined)
-            return { result: answer({ sdl: printSchema(schema) }, printSchema(schema)), context };
-          const type = schema.getType(args.type);
-          if (type === undefined || type === null) {
-            return {
-              result: refusal(
-                ErrorCode.NOT_FOUND,
-                `The schema has no type ${JSON.stringify(shown(args.type))}.`,
-                {
-                  argument: 'type',
-                },
-              ),
-              context,
-            };
-          }
-          return { result: answer({ sdl: printType(type) }, printType(type)), context };
-        },
-      },
-      {
-        name: 'validate_operation',
-        description:
-          'Checks a GraphQL document against the schema and the gateway limits without running it: the errors it would get, or `valid: true`.',
-        inputSchema: QUERY_INPUT,
-        annotations: { readOnlyHint: true, openWorldHint: false },
-        call: async (args) => {
-          const checked = parsed(args.query);
-          if ('result' in checked) return checked;
-          const errors = validate(this.options.schema, checked.document, [
-            ...specifiedRules,
-            ...limits.validationRules,
-          ]);
-          if (errors.length > 0) {
-            return {
-              result: toolError(
-                errors.map((error) => ({
-                  message: error.message,
-                  extensions: {
-                    ...error.extensions,
-                    code: error.extensions.code ?? 'GRAPHQL_VALIDATION_FAILED',
-                  },
-                })),
-              ),
-            };
-          }
-          return { result: answer({ valid: true }) };
-        },
-      },
-      {
-        name: 'execute_operation',
-        description: `Runs any GraphQL query${settings.mutations ? ' or mutation' : ''} against the fine-tune jobs API (see describe_schema) and returns its data; a failure is a tool error with the GraphQL code.${settings.mutations ? '' : ' Mutations are off here (mcp.mutations).'}`,
-        inputSchema: {
-          type: 'object',
-          properties: {
-            query: { type: 'string', description: 'A GraphQL document.' },
-            variables: { type: 'object', description: "The operation's variables." },
-            operationName: {
-              type: 'string',
-              description: 'Which operation of the document to run, when it holds several.',
-            },
-          },
-          required: ['query'],
-          additionalProperties: false,
-        },
-        annotations: settings.mutations
-          ? { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false }
-          : { readOnlyHint: true, openWorldHint: false },
-        call: async (args, caller) => {
-          const checked = parsed(args.query);
-          if ('result' in checked) return checked;
-          const { variables, operationName } = args;
-          if (
-            variables !== undefined &&
-            (typeof variables !== 'object' || variables === null || Array.isArray(variables))
-          ) {
-            return {
-              result: refusal(ErrorCode.BAD_USER_INPUT, '`variables` must be an object.', {
-                argument: 'variables',
-              }),
-            };
-          }
-          if (operationName !== undefined && typeof operationName !== 'string') {
-            return {
-              result: refusal(ErrorCode.BAD_USER_INPUT, '`operationName` must be a string.', {
-                argument: 'operationName',
-              }),
-            };
-          }
-          const operation = operationOf(checked.document, operationName);
-          if (operation?.operation === OperationTypeNode.MUTATION && !settings.mutations) {
-            return {
-              result: refusal(
-                ErrorCode.FORBIDDEN,
-                'Mutations are not offered to assistants here: the operator has not enabled them (mcp.mutations).',
-              ),
-            };
-          }
-          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
-            return {
-              result: refusal(
-                'BAD_REQUEST',
-                'A tool answers once: subscriptions are served over WebSocket (graphql-ws) at /graphql.',
-              ),
-            };
-          }
-          const { result, context } = await this.execute(
-            {
-              query: args.query as string,
-              ...(variables !== undefined && { variables: variables as Record<string, unknown> }),
-              ...(operationName !== undefined && { operationName }),
-            },
-            caller,
-          );
-          if (result.errors?.length) return { result: toolError(result.errors, result.data), context };
-          return { result: answer(result.data ?? {}), context };
-        },
-      },
-    ];
   }
 
   private async listJobResources(caller: McpCaller) {

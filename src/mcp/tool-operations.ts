@@ -164,6 +164,18 @@ export function loadOperationTools(schema: GraphQLSchema, folder: string): Opera
   });
 }
 
+/** The operation a request runs: the one named, or the document's only one. */
+export function operationOf(document: DocumentNode, operationName: string | undefined) {
+  const operations = document.definitions.filter(
+    (definition): definition is OperationDefinitionNode => definition.kind === Kind.OPERATION_DEFINITION,
+  );
+  return operationName === undefined
+    ? operations.length === 1
+      ? operations[0]
+      : undefined
+    : operations.find((operation) => operation.name?.value === operationName);
+}
+
 /** `RecentJobs` → `recent_jobs`: a trusted document's tool name, from its operation's name. */
 export function snakeCase(operationName: string): string {
   return operationName
