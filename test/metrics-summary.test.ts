@@ -189,7 +189,7 @@ describe('metrics summary', () => {
     const response = await stack.query<{ fineTuneJob: { status: string; metrics: { summary: Summary } } }>(
       `query { fineTuneJob(id: "${id}") { id name status metrics { lastCheckpointStep summary { ${SUMMARY} } } } }`,
     );
-    // Within the default limits (it costs 1,023 of 5,000), and the job and its metrics: two calls.
+    // Within the default limits, and the job and its metrics: two calls.
     expect(expectData(response).fineTuneJob.metrics.summary).toMatchObject({
       latestStep: 400,
       latestLoss: 1.1,
@@ -201,5 +201,27 @@ describe('metrics summary', () => {
     stack.simulator.resetRequests();
     await metricsOf(id);
     expect(stack.simulator.requestsTo('getJobMetrics')).toHaveLength(1);
+  });
+});
+
+describe('the cost of a summary', () => {
+  it("is the page's: twenty jobs with their summaries fit the default limits, one metrics call each", async () => {
+    const response = await stack.query<{ fineTuneJobs: { metrics: { summary: Summary } }[] }>(
+      `query { fineTuneJobs(limit: 20) { id metrics { summary { ${SUMMARY} } } } }`,
+    );
+    const jobs = expectData(response).fineTuneJobs;
+    expect(jobs.length).toBeGreaterThan(1);
+    expect(stack.simulator.requestsTo('getJobMetrics')).toHaveLength(jobs.length);
+    // Selecting the summary's fields costs nothing beyond the page they are computed from.
+    const priced = await startStack({ config: { limits: { maxCost: 1 } } });
+    try {
+      const costOf = async (selection: string) => {
+        const refused = await priced.query(`query { fineTuneJob(id: "x") { metrics { ${selection} } } }`);
+        return refused.errors![0]!.extensions!.cost;
+      };
+      expect(await costOf(`summary { ${SUMMARY} }`)).toBe(await costOf('lastCheckpointStep'));
+    } finally {
+      await priced.stop();
+    }
   });
 });

@@ -107,6 +107,15 @@ const CALLING_FIELDS: Record<string, ReadonlySet<string>> = {
 };
 
 /**
+ * Fields computed from the page of metrics their parent fetched (the summary): reading the page
+ * is what they cost, and the parent counts it once per entry it may hold; their own selection
+ * adds nothing, however many of their fields are asked for.
+ */
+const COMPUTED_FROM_PAGE: Record<string, ReadonlySet<string>> = {
+  FineTuneJobMetrics: new Set(['summary']),
+};
+
+/**
  * The list size the cost estimate assumes for `limit: -1` (every job): a typical organization's
  * list. An operator who wants such lists cheaper or dearer turns limits.maxCost; the upstream
  * calls such a list may make are estimated at limits.maxJobs.
@@ -124,6 +133,7 @@ function sizeOf(requested: unknown, unbounded: number): number {
  */
 function sizedListEstimator(): ComplexityEstimator {
   return ({ type, field, args, childComplexity }) => {
+    if (COMPUTED_FROM_PAGE[type.name]?.has(field.name)) return 0;
     if (CALLING_FIELDS[type.name]?.has(field.name)) return UPSTREAM_CALL_COST + Math.max(childComplexity, 1);
     const sizeArgument = SIZED_LISTS[type.name]?.[field.name];
     if (sizeArgument === undefined) return undefined;
