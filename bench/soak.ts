@@ -205,6 +205,8 @@ async function main(): Promise<number> {
             upstream: { timeoutMs: UPSTREAM_TIMEOUT_MS, maxRetryAfterMs: 1000, backoffLimitMs: 200 },
             // Every client comes from 127.0.0.1: the address needs room for all of them.
             http: { maxConnectionsPerAddress: Math.max(128, CONNECTIONS) },
+            // And from a few keys, each far past a person's fair share a minute.
+            rateLimits: { operationsPerMinute: 1_000_000, upstreamCallsPerMinute: 10_000_000 },
           },
           process.env.SOAK_CONFIG ? readConfigFile(pathToFileURL(resolve(process.env.SOAK_CONFIG))) : {},
         ),
