@@ -158,31 +158,31 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   await apollo.start();
 
   // AI assistants (mcp.enabled): each tool call runs through `apollo` as a GraphQL operation.
-  const mcp =
-    config.mcp.enabled &&
-    new McpEndpoint({
-      apollo,
-      schema,
-      settings: config.mcp,
-      operationTools,
-      trustedDocuments: trustedDocuments && {
-        documents: trustedDocuments,
-        only: config.security.trustedDocuments?.only ?? false,
-      },
-      limits: {
-        maxBytes: config.limits.maxBytes,
-        parseOptions: limits.parseOptions,
-        validationRules: limits.validationRules,
-      },
-      createContext: (caller) =>
-        createContext(
-          {
-            ...contextDependencies,
-            operationSettings: { ...contextDependencies.operationSettings, keepUpstreamCalls: false },
-          },
-          { ...caller, transport: 'mcp' },
-        ),
-    });
+  const mcp = config.mcp.enabled
+    ? new McpEndpoint({
+        apollo,
+        schema,
+        settings: config.mcp,
+        operationTools,
+        trustedDocuments: trustedDocuments && {
+          documents: trustedDocuments,
+          only: config.security.trustedDocuments?.only ?? false,
+        },
+        limits: {
+          maxBytes: config.limits.maxBytes,
+          parseOptions: limits.parseOptions,
+          validationRules: limits.validationRules,
+        },
+        createContext: (caller) =>
+          createContext(
+            {
+              ...contextDependencies,
+              operationSettings: { ...contextDependencies.operationSettings, keepUpstreamCalls: false },
+            },
+            { ...caller, transport: 'mcp' },
+          ),
+      })
+    : undefined;
 
   let stopping = false;
   const app = await buildHttpApp({
@@ -212,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }),
     stopping: () => stopping,
     encodedBody: (text) => serializer.encodedBody(text),
-    mcp: mcp || undefined,
+    mcp,
   });
   const metricsApp = await buildMetricsApp(metrics, logger);
   await app.listen({ port: config.port, host: config.host });

@@ -285,19 +285,20 @@ export class McpEndpoint {
     const started = performance.now();
     const { result, context } = await this.execute({ query: JOB_RESOURCE_QUERY, variables: { id } }, caller);
     const error = result.errors?.[0];
+    const job = result.data?.fineTuneJob;
+    const code = error ? String(error.extensions?.code) : job ? undefined : ErrorCode.NOT_FOUND;
     caller.logger.info(
       {
         resource: JOB_URI,
         jobId: shown(id),
         ...auditCaller(context),
-        outcome: error || !result.data?.fineTuneJob ? 'error' : 'ok',
-        ...(error && { errorCodes: [String(error.extensions?.code)] }),
+        outcome: code ? 'error' : 'ok',
+        ...(code && { errorCodes: [code] }),
         durationMs: Math.round(performance.now() - started),
       },
       'mcp resource read',
     );
     if (error) throw resourceError(error);
-    const job = result.data?.fineTuneJob;
     // MCP's own code for a resource that is not there.
     if (!job)
       throw protocolError(-32002, `Resource not found: no fine-tune job ${JSON.stringify(shown(id))}.`, {
