@@ -240,6 +240,7 @@ describe('at the defaults (outside production)', () => {
       ['list_jobs', { limit: 'ten' }],
       ['list_jobs', { statuses: ['SLEEPING'] }],
       ['list_jobs', { limt: 3 }],
+      ['list_jobs', { constructor: 3 }],
       ['get_job', {}],
       ['get_job', { id: 42.5 }],
     ];
@@ -284,6 +285,13 @@ describe('at the defaults (outside production)', () => {
     );
     expect(error.code).toBe('FORBIDDEN');
     expect(error.message).toContain('mcp.mutations');
+    // Refused before any operation, the attempt is still logged with who made it.
+    expect(toolLines(stack).at(-1)).toMatchObject({
+      tool: 'execute_operation',
+      outcome: 'error',
+      errorCodes: ['FORBIDDEN'],
+      credential: expect.any(String),
+    });
     expect(stack.simulator.requests).toHaveLength(0);
     expect(started).toHaveLength(0);
   });

@@ -195,7 +195,8 @@ export class McpEndpoint {
     }
     let outcome: ToolOutcome;
     const properties = (tool ?? freeForm)!.inputSchema.properties;
-    const unknown = Object.keys(args ?? {}).filter((key) => !(key in properties));
+    // Own keys only: `constructor` or `toString` is no argument of any tool.
+    const unknown = Object.keys(args ?? {}).filter((key) => !Object.hasOwn(properties, key));
     if (unknown.length > 0) {
       const known = Object.keys(properties);
       // The first few, each cut: the keys are the caller's, any number of any length.
@@ -214,10 +215,13 @@ export class McpEndpoint {
       outcome = await freeForm!.call(args ?? {}, (request) => this.execute(request, caller));
     }
     const codes = codesOf(outcome.result);
+    // A call refused before any operation (an unknown argument, a mutation with mutations off,
+    // validate_operation) is logged with its caller too: the audit asks who tried.
+    const context = outcome.context ?? (await this.options.createContext(caller));
     caller.logger.info(
       {
         tool: name,
-        ...(outcome.context && auditCaller(outcome.context)),
+        ...auditCaller(context),
         outcome: codes ? 'error' : 'ok',
         ...(codes && { errorCodes: codes }),
         durationMs: Math.round(performance.now() - started),
