@@ -65,6 +65,24 @@ describe('relaying to a gateway', () => {
     const graphql = await stack.query(readFileSync('mcp-tools/get_job.graphql', 'utf8'), args);
     expect(result.structuredContent).toEqual(graphql.data);
 
+    const summary = (await client.callTool({
+      name: 'job_metrics_summary',
+      arguments: args,
+    })) as CallToolResult;
+    const summaryOverGraphql = await stack.query(
+      readFileSync('mcp-tools/job_metrics_summary.graphql', 'utf8'),
+      args,
+    );
+    expect(summary.structuredContent).toEqual(summaryOverGraphql.data);
+
+    // A limit's refusal comes back as the tool error the gateway made.
+    const limited = (await client.callTool({
+      name: 'list_jobs',
+      arguments: { limit: 100_000 },
+    })) as CallToolResult;
+    expect(limited.isError).toBe(true);
+    expect(textOf(limited)).toMatch(/^QUERY_LIMIT_EXCEEDED: /);
+
     const missing = (await client.callTool({
       name: 'get_job',
       arguments: { id: 'ftj-nope' },
@@ -100,9 +118,10 @@ describe('when the gateway cannot be reached', () => {
   it('says so on stderr and exits for a URL that is no URL', async () => {
     const transport = relay({}, ['--url', 'not a url']);
     let stderr = '';
+    // The transport's stderr exists before the process does: nothing it writes is missed.
+    transport.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<void>((resolve) => (transport.onclose = resolve));
     await transport.start();
-    transport.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     await exited;
     expect(stderr).toContain('fine-tune-gateway-mcp: not a URL: "not a url"');
   });
