@@ -124,7 +124,7 @@ export function freeFormTools({ schema, limits, mutations }: FreeFormToolsOption
     {
       name: 'validate_operation',
       description:
-        'Checks a GraphQL document against the schema and the gateway limits without running it: the errors it would get, or `valid: true`.',
+        'Checks a GraphQL document without running it: parsing and validation against the schema, with the limits checked there (size, tokens, depth, aliases, directives); the errors it would get, or `valid: true`. The cost and upstream-call estimates, which depend on the variables, are checked when it runs.',
       inputSchema: QUERY_INPUT,
       annotations: { readOnlyHint: true, openWorldHint: false },
       call: async (args) => {

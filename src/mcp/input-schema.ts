@@ -63,7 +63,7 @@ function withDescription(schema: JsonSchema, description: string | null | undefi
 }
 
 /** The JSON Schema of a GraphQL input type; input objects nest (a cycle stops at its second visit). */
-export function inputTypeSchema(type: GraphQLInputType, seen: ReadonlySet<string> = new Set()): JsonSchema {
+function inputTypeSchema(type: GraphQLInputType, seen: ReadonlySet<string> = new Set()): JsonSchema {
   if (type instanceof GraphQLNonNull) return inputTypeSchema(type.ofType, seen);
   if (type instanceof GraphQLList) return { type: 'array', items: inputTypeSchema(type.ofType, seen) };
   if (type instanceof GraphQLEnumType) return enumSchema(type);

@@ -18,9 +18,6 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { ApolloServer, GraphQLRequest } from '@apollo/server';
 import {
-  Kind,
-  parse,
-  type DocumentNode,
   type FormattedExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
@@ -35,7 +32,7 @@ import { ErrorCode } from '../errors.js';
 import { auditCaller } from '../graphql/plugins/audit-trail.js';
 import type { TrustedDocumentList, TrustedDocuments } from '../graphql/trusted-document-list.js';
 import { freeFormTools, type FreeFormTool } from './free-form-tools.js';
-import { operationOf, operationTool, snakeCase, type OperationTool } from './tool-operations.js';
+import { operationTool, snakeCase, type OperationTool } from './tool-operations.js';
 import { answer, codesOf, refusal, shown, toolError, type ToolOutcome } from './tool-results.js';
 import { JOB_RESOURCE_QUERY, JOB_URI, RECENT_JOBS_QUERY, jobIdOfUri } from './job-resource.js';
 
@@ -130,16 +127,12 @@ export class McpEndpoint {
   private listedTools(list: TrustedDocumentList): OperationTool[] {
     const listed: OperationTool[] = [];
     for (const document of list.documents()) {
-      const name = operationOf(parseOrUndefined(document.body) ?? EMPTY, undefined)?.name?.value;
-      if (name === undefined) continue;
-      const tool = operationTool(
-        this.options.schema,
-        snakeCase(name),
-        document.body,
-        `trusted document ${document.id}`,
-      );
-      // A file's tool keeps its name; a document that is no tool (a subscription) is left out.
-      if ('error' in tool || this.tools.has(tool.name) || this.freeForm.has(tool.name)) continue;
+      const parsed = operationTool(this.options.schema, '', document.body, `trusted document ${document.id}`);
+      // A document that is no tool (a subscription) is left out; a tool is named after its
+      // operation, so an anonymous one is left out too, and a file's tool keeps its name.
+      if ('error' in parsed || parsed.operationName === undefined) continue;
+      const tool = { ...parsed, name: snakeCase(parsed.operationName) };
+      if (this.tools.has(tool.name) || this.freeForm.has(tool.name)) continue;
       if (listed.some((other) => other.name === tool.name)) continue;
       if (tool.kind === 'mutation' && !this.options.settings.mutations) continue;
       listed.push(tool);
@@ -309,16 +302,6 @@ export class McpEndpoint {
         uri: shown(uri),
       });
     return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify(job, null, 2) }] };
-  }
-}
-
-const EMPTY: DocumentNode = { kind: Kind.DOCUMENT, definitions: [] };
-
-function parseOrUndefined(text: string): DocumentNode | undefined {
-  try {
-    return parse(text);
-  } catch {
-    return undefined;
   }
 }
 

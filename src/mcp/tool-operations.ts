@@ -48,7 +48,7 @@ export interface OperationTool {
   source: string;
 }
 
-export const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
+const TOOL_NAME = /^[a-z][a-z0-9_]{0,63}$/;
 
 const annotationsLine = /^annotations:\s*(\{.*\})\s*$/;
 const annotationsSchema = z.strictObject({
